@@ -1,0 +1,558 @@
+// Package ghpolltest is a fake GitHub: an httptest server that speaks the parts of the
+// REST API the tool uses (workflow runs and jobs, org repositories, self-hosted runners,
+// JIT configuration), with state a test sets up and inspects. Its answers are built
+// from GitHub's own example objects (testdata/), so their shape is GitHub's.
+//
+// The API is served under /api/v3/, as GitHub Enterprise Server does, which catches
+// absolute-URL mistakes.
+package ghpolltest
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+//go:embed testdata/*.json
+var examples embed.FS
+
+// APIPrefix is the path under which the API is served.
+const APIPrefix = "/api/v3/"
+
+// Run is a workflow run.
+type Run struct {
+	ID        int64
+	Repo      string // owner/name
+	Status    string // queued, in_progress, completed
+	Event     string
+	CreatedAt time.Time
+}
+
+// Job is a workflow job.
+type Job struct {
+	ID         int64
+	RunID      int64
+	Name       string
+	Status     string // queued, in_progress, completed
+	Labels     []string
+	CreatedAt  time.Time
+	RunnerName string
+}
+
+// Runner is a self-hosted runner registration.
+type Runner struct {
+	ID     int64
+	Scope  string // owner/name, or an org
+	Name   string
+	Status string // online, offline
+	Busy   bool
+	Labels []string
+	// JITConfig is the configuration generate-jitconfig returned for it.
+	JITConfig string
+}
+
+// Request is one request the server received.
+type Request struct {
+	Method string
+	Path   string // below APIPrefix, without the query
+	Query  url.Values
+}
+
+type repo struct {
+	owner, name string
+	archived    bool
+	disabled    bool
+}
+
+type failure struct {
+	method, contains string
+	status           int
+	times            int
+}
+
+// Server is the fake. Its methods are safe for concurrent use.
+type Server struct {
+	*httptest.Server
+	// APIURL is the root a client is configured with.
+	APIURL string
+
+	mu       sync.Mutex
+	now      func() time.Time
+	nextID   int64
+	repos    []repo
+	runs     map[int64]*Run
+	jobs     map[int64]*Job
+	runners  map[int64]*Runner
+	requests []Request
+	failures []failure
+	jits     int
+}
+
+// NewServer starts a fake GitHub; it is closed when the test ends.
+func NewServer(t interface {
+	Cleanup(func())
+}) *Server {
+	s := &Server{now: time.Now, nextID: 1000, runs: map[int64]*Run{}, jobs: map[int64]*Job{}, runners: map[int64]*Runner{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.APIURL = s.Server.URL + APIPrefix
+	t.Cleanup(s.Server.Close)
+	return s
+}
+
+// SetClock makes the server stamp new objects with now().
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+func (s *Server) id() int64 {
+	s.nextID++
+	return s.nextID
+}
+
+// AddRepo adds a repository of an organisation (or user).
+func (s *Server) AddRepo(fullName string, archived, disabled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	owner, name, _ := strings.Cut(fullName, "/")
+	s.repos = append(s.repos, repo{owner: owner, name: name, archived: archived, disabled: disabled})
+}
+
+// AddRun adds a workflow run and returns its id.
+func (s *Server) AddRun(repo, status string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.id()
+	s.runs[id] = &Run{ID: id, Repo: repo, Status: status, Event: "push", CreatedAt: s.now()}
+	return id
+}
+
+// AddJob adds a job to a run and returns its id.
+func (s *Server) AddJob(runID int64, status string, labels ...string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.id()
+	s.jobs[id] = &Job{ID: id, RunID: runID, Name: fmt.Sprintf("job-%d", id), Status: status, Labels: labels, CreatedAt: s.now()}
+	return id
+}
+
+// QueueJob adds a queued run holding one queued job, and returns the job's id.
+func (s *Server) QueueJob(repo string, labels ...string) int64 {
+	return s.AddJob(s.AddRun(repo, "queued"), "queued", labels...)
+}
+
+// SetJobStatus changes a job's status; a job that starts takes runnerName.
+func (s *Server) SetJobStatus(id int64, status, runnerName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j, ok := s.jobs[id]; ok {
+		j.Status, j.RunnerName = status, runnerName
+	}
+}
+
+// SetRunStatus changes a run's status.
+func (s *Server) SetRunStatus(id int64, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.runs[id]; ok {
+		r.Status = status
+	}
+}
+
+// AddRunner registers a runner directly (not through JIT) and returns its id.
+func (s *Server) AddRunner(scope, name string, online, busy bool, labels ...string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.id()
+	s.runners[id] = &Runner{ID: id, Scope: scope, Name: name, Status: onlineStatus(online), Busy: busy, Labels: labels}
+	return id
+}
+
+// SetRunner changes a registration's status, by name; false if there is none.
+func (s *Server) SetRunner(name string, online, busy bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.runners {
+		if r.Name == name {
+			r.Status, r.Busy = onlineStatus(online), busy
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveRunner deletes a registration by name, as GitHub does when an ephemeral runner
+// has run its job.
+func (s *Server) RemoveRunner(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.runners {
+		if r.Name == name {
+			delete(s.runners, id)
+		}
+	}
+}
+
+func onlineStatus(online bool) string {
+	if online {
+		return "online"
+	}
+	return "offline"
+}
+
+// Runners returns the registrations, sorted by name.
+func (s *Server) Runners() []Runner {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Runner, 0, len(s.runners))
+	for _, r := range s.runners {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b Runner) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// JITCount returns how many JIT configurations were generated.
+func (s *Server) JITCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jits
+}
+
+// Requests returns the requests received, in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// Mutations returns the requests that change something (anything but GET), as
+// "METHOD path".
+func (s *Server) Mutations() []string {
+	var out []string
+	for _, r := range s.Requests() {
+		if r.Method != http.MethodGet {
+			out = append(out, r.Method+" "+r.Path)
+		}
+	}
+	return out
+}
+
+// Fail makes the next n requests whose method is method and whose path (below the API
+// prefix, query included) contains substr answer with status.
+func (s *Server) Fail(method, substr string, status, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, failure{method: method, contains: substr, status: status, times: n})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path, ok := strings.CutPrefix(r.URL.Path, APIPrefix)
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	s.requests = append(s.requests, Request{Method: r.Method, Path: path, Query: r.URL.Query()})
+	if a := r.Header.Get("Authorization"); !strings.HasPrefix(a, "Bearer ") && !strings.HasPrefix(a, "token ") {
+		writeError(w, http.StatusUnauthorized, "Requires authentication")
+		return
+	}
+	full := path
+	if r.URL.RawQuery != "" {
+		full += "?" + r.URL.RawQuery
+	}
+	for i := range s.failures {
+		f := &s.failures[i]
+		if f.times > 0 && f.method == r.Method && strings.Contains(full, f.contains) {
+			f.times--
+			writeError(w, f.status, http.StatusText(f.status))
+			return
+		}
+	}
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case match(parts, "repos", "*", "*", "actions", "runs") && r.Method == http.MethodGet:
+		s.listRuns(w, r, parts[1]+"/"+parts[2])
+	case match(parts, "repos", "*", "*", "actions", "runs", "*", "jobs") && r.Method == http.MethodGet:
+		s.listJobs(w, r, parts[1]+"/"+parts[2], parts[5])
+	case match(parts, "orgs", "*", "repos") && r.Method == http.MethodGet:
+		s.listOrgRepos(w, r, parts[1])
+	case match(parts, "repos", "*", "*", "actions", "runners"):
+		s.runnersEndpoint(w, r, parts[1]+"/"+parts[2], "")
+	case match(parts, "repos", "*", "*", "actions", "runners", "*"):
+		s.runnersEndpoint(w, r, parts[1]+"/"+parts[2], parts[5])
+	case match(parts, "orgs", "*", "actions", "runners"):
+		s.runnersEndpoint(w, r, parts[1], "")
+	case match(parts, "orgs", "*", "actions", "runners", "*"):
+		s.runnersEndpoint(w, r, parts[1], parts[4])
+	default:
+		writeError(w, http.StatusNotFound, "Not Found")
+	}
+}
+
+func match(parts []string, pattern ...string) bool {
+	if len(parts) != len(pattern) {
+		return false
+	}
+	for i, p := range pattern {
+		if p != "*" && p != parts[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) runnersEndpoint(w http.ResponseWriter, r *http.Request, scope, tail string) {
+	switch {
+	case tail == "" && r.Method == http.MethodGet:
+		s.listRunners(w, r, scope)
+	case tail == "generate-jitconfig" && r.Method == http.MethodPost:
+		s.generateJIT(w, r, scope)
+	case tail != "" && r.Method == http.MethodDelete:
+		s.deleteRunner(w, scope, tail)
+	default:
+		writeError(w, http.StatusNotFound, "Not Found")
+	}
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, repo string) {
+	status := r.URL.Query().Get("status")
+	var runs []*Run
+	for _, run := range s.runs {
+		if strings.EqualFold(run.Repo, repo) && (status == "" || run.Status == status) {
+			runs = append(runs, run)
+		}
+	}
+	slices.SortFunc(runs, func(a, b *Run) int { return int(b.ID - a.ID) }) // newest first, as GitHub
+	page, total := paginate(w, r, len(runs))
+	items := []any{}
+	for _, run := range runs[page[0]:page[1]] {
+		items = append(items, s.runJSON(run))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": total, "workflow_runs": items})
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, repo, runID string) {
+	id, _ := strconv.ParseInt(runID, 10, 64)
+	run, ok := s.runs[id]
+	if !ok || !strings.EqualFold(run.Repo, repo) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	var jobs []*Job
+	for _, j := range s.jobs {
+		if j.RunID == id {
+			jobs = append(jobs, j)
+		}
+	}
+	slices.SortFunc(jobs, func(a, b *Job) int { return int(a.ID - b.ID) })
+	page, total := paginate(w, r, len(jobs))
+	items := []any{}
+	for _, j := range jobs[page[0]:page[1]] {
+		items = append(items, s.jobJSON(run, j))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": total, "jobs": items})
+}
+
+func (s *Server) listOrgRepos(w http.ResponseWriter, r *http.Request, org string) {
+	var repos []repo
+	for _, rp := range s.repos {
+		if strings.EqualFold(rp.owner, org) {
+			repos = append(repos, rp)
+		}
+	}
+	if len(repos) == 0 {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	page, _ := paginate(w, r, len(repos))
+	items := []any{}
+	for i, rp := range repos[page[0]:page[1]] {
+		m := example("example_repo.json")
+		m["id"] = page[0] + i + 1
+		m["name"] = rp.name
+		m["full_name"] = rp.owner + "/" + rp.name
+		m["owner"].(map[string]any)["login"] = rp.owner
+		m["archived"] = rp.archived
+		m["disabled"] = rp.disabled
+		items = append(items, m)
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+func (s *Server) listRunners(w http.ResponseWriter, r *http.Request, scope string) {
+	name := r.URL.Query().Get("name")
+	var runners []*Runner
+	for _, rn := range s.runners {
+		if strings.EqualFold(rn.Scope, scope) && (name == "" || rn.Name == name) {
+			runners = append(runners, rn)
+		}
+	}
+	slices.SortFunc(runners, func(a, b *Runner) int { return int(a.ID - b.ID) })
+	page, total := paginate(w, r, len(runners))
+	items := []any{}
+	for _, rn := range runners[page[0]:page[1]] {
+		items = append(items, runnerJSON(rn))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": total, "runners": items})
+}
+
+func (s *Server) generateJIT(w http.ResponseWriter, r *http.Request, scope string) {
+	var req struct {
+		Name          string   `json:"name"`
+		RunnerGroupID *int64   `json:"runner_group_id"`
+		Labels        []string `json:"labels"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Name == "" || req.RunnerGroupID == nil || len(req.Labels) == 0 || len(req.Labels) > 100 {
+		writeError(w, http.StatusUnprocessableEntity, "Invalid request: name, runner_group_id and 1 to 100 labels are required")
+		return
+	}
+	for _, rn := range s.runners {
+		if strings.EqualFold(rn.Scope, scope) && rn.Name == req.Name {
+			writeError(w, http.StatusConflict, "Already exists - A runner with the name "+req.Name+" already exists.")
+			return
+		}
+	}
+	s.jits++
+	id := s.id()
+	rn := &Runner{ID: id, Scope: scope, Name: req.Name, Status: "offline", Labels: req.Labels,
+		JITConfig: fmt.Sprintf("jit-secret-%d-%s", id, req.Name)}
+	s.runners[id] = rn
+	m := example("example_jitconfig_response.json")
+	m["runner"] = runnerJSON(rn)
+	m["encoded_jit_config"] = rn.JITConfig
+	writeJSON(w, http.StatusCreated, m)
+}
+
+func (s *Server) deleteRunner(w http.ResponseWriter, scope, idText string) {
+	id, _ := strconv.ParseInt(idText, 10, 64)
+	rn, ok := s.runners[id]
+	if !ok || !strings.EqualFold(rn.Scope, scope) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if rn.Busy {
+		writeError(w, http.StatusUnprocessableEntity, "Bad request - Runner \""+rn.Name+"\" is still running a job\"")
+		return
+	}
+	delete(s.runners, id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) runJSON(run *Run) map[string]any {
+	m := example("example_workflow_run.json")
+	m["id"] = run.ID
+	m["status"] = run.Status
+	m["conclusion"] = nil
+	m["event"] = run.Event
+	m["created_at"] = run.CreatedAt.UTC().Format(time.RFC3339)
+	m["updated_at"] = run.CreatedAt.UTC().Format(time.RFC3339)
+	if repo, ok := m["repository"].(map[string]any); ok {
+		repo["full_name"] = run.Repo
+		repo["name"] = run.Repo[strings.Index(run.Repo, "/")+1:]
+	}
+	return m
+}
+
+func (s *Server) jobJSON(run *Run, j *Job) map[string]any {
+	m := example("example_job.json")
+	m["id"] = j.ID
+	m["run_id"] = run.ID
+	m["name"] = j.Name
+	m["status"] = j.Status
+	m["conclusion"] = nil
+	m["labels"] = j.Labels
+	m["created_at"] = j.CreatedAt.UTC().Format(time.RFC3339)
+	m["started_at"] = j.CreatedAt.UTC().Format(time.RFC3339)
+	m["completed_at"] = nil
+	m["steps"] = []any{}
+	m["runner_name"] = j.RunnerName
+	return m
+}
+
+func runnerJSON(rn *Runner) map[string]any {
+	m := example("example_runner.json")
+	m["id"] = rn.ID
+	m["name"] = rn.Name
+	m["status"] = rn.Status
+	m["busy"] = rn.Busy
+	m["ephemeral"] = true
+	labels := []any{}
+	for i, l := range rn.Labels {
+		labels = append(labels, map[string]any{"id": i + 1, "name": l, "type": "custom"})
+	}
+	m["labels"] = labels
+	return m
+}
+
+// example returns a fresh copy of one of GitHub's example objects.
+func example(name string) map[string]any {
+	b, err := examples.ReadFile("testdata/" + name)
+	if err != nil {
+		panic(err) // embedded at build time: cannot happen
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// paginate reads per_page and page as GitHub does (default 30, at most 100), sets the
+// Link header, and returns the slice bounds of the page and the total.
+func paginate(w http.ResponseWriter, r *http.Request, n int) ([2]int, int) {
+	q := r.URL.Query()
+	per, err := strconv.Atoi(q.Get("per_page"))
+	if err != nil || per <= 0 {
+		per = 30
+	}
+	per = min(per, 100)
+	page, err := strconv.Atoi(q.Get("page"))
+	if err != nil || page <= 0 {
+		page = 1
+	}
+	last := max(1, (n+per-1)/per)
+	link := func(p int, rel string) string {
+		u := *r.URL
+		u.Scheme, u.Host = "http", r.Host
+		v := u.Query()
+		v.Set("page", strconv.Itoa(p))
+		v.Set("per_page", strconv.Itoa(per))
+		u.RawQuery = v.Encode()
+		return fmt.Sprintf("<%s>; rel=%q", u.String(), rel)
+	}
+	var links []string
+	if page < last {
+		links = append(links, link(page+1, "next"), link(last, "last"))
+	}
+	if page > 1 {
+		links = append(links, link(1, "first"), link(page-1, "prev"))
+	}
+	if len(links) > 0 {
+		w.Header().Set("Link", strings.Join(links, ", "))
+	}
+	lo := min((page-1)*per, n)
+	hi := min(lo+per, n)
+	return [2]int{lo, hi}, n
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"message": msg, "documentation_url": "https://docs.github.com/rest", "status": strconv.Itoa(status)})
+}

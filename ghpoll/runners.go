@@ -1,0 +1,121 @@
+package ghpoll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-github/v66/github"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Registrations returns every self-hosted runner registered in the repository or
+// organisation, from every page.
+func (c *Client) Registrations(ctx context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {
+	return c.listRunners(ctx, scope, nil)
+}
+
+// FindRegistration returns the registration of that name in scope, if there is one.
+func (c *Client) FindRegistration(ctx context.Context, scope reconcile.Scope, name string) (reconcile.Registration, bool, error) {
+	regs, err := c.listRunners(ctx, scope, &name)
+	if err != nil {
+		return reconcile.Registration{}, false, err
+	}
+	for _, r := range regs {
+		if r.Name == name {
+			return r, true, nil
+		}
+	}
+	return reconcile.Registration{}, false, nil
+}
+
+func (c *Client) listRunners(ctx context.Context, scope reconcile.Scope, name *string) ([]reconcile.Registration, error) {
+	runners, err := listAll(ctx, c, func(lo github.ListOptions) ([]*github.Runner, *github.Response, error) {
+		opts := &github.ListRunnersOptions{Name: name, ListOptions: lo}
+		var page *github.Runners
+		var resp *github.Response
+		var err error
+		if scope.IsOrg() {
+			page, resp, err = c.gh.Actions.ListOrganizationRunners(ctx, scope.Owner, opts)
+		} else {
+			page, resp, err = c.gh.Actions.ListRunners(ctx, scope.Owner, scope.Repo, opts)
+		}
+		if page == nil {
+			return nil, resp, err
+		}
+		return page.Runners, resp, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reconcile.Registration, 0, len(runners))
+	for _, r := range runners {
+		out = append(out, registration(scope, r))
+	}
+	return out, nil
+}
+
+func registration(scope reconcile.Scope, r *github.Runner) reconcile.Registration {
+	reg := reconcile.Registration{
+		ID:     r.GetID(),
+		Name:   r.GetName(),
+		Scope:  scope,
+		Online: r.GetStatus() == "online",
+		Busy:   r.GetBusy(),
+	}
+	for _, l := range r.Labels {
+		reg.Labels = append(reg.Labels, l.GetName())
+	}
+	return reg
+}
+
+// GenerateJITConfig registers an ephemeral just-in-time runner in scope and returns its
+// registration and its encoded configuration. reconcile.ErrNameTaken if the name is
+// registered already (GitHub answers 409).
+func (c *Client) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
+	if err := c.preflight(); err != nil {
+		return reconcile.Registration{}, "", err
+	}
+	req := &github.GenerateJITConfigRequest{Name: name, RunnerGroupID: c.RunnerGroupID, Labels: labels}
+	var jit *github.JITRunnerConfig
+	var err error
+	if scope.IsOrg() {
+		jit, _, err = c.gh.Actions.GenerateOrgJITConfig(ctx, scope.Owner, req)
+	} else {
+		jit, _, err = c.gh.Actions.GenerateRepoJITConfig(ctx, scope.Owner, scope.Repo, req)
+	}
+	if status(err) == http.StatusConflict {
+		return reconcile.Registration{}, "", fmt.Errorf("%w: %s in %s", reconcile.ErrNameTaken, name, scope)
+	}
+	if err != nil {
+		return reconcile.Registration{}, "", c.check(err)
+	}
+	if jit.GetEncodedJITConfig() == "" || jit.Runner == nil {
+		return reconcile.Registration{}, "", errors.New("generate-jitconfig answered without a runner or a configuration")
+	}
+	return registration(scope, jit.Runner), reconcile.Secret(jit.GetEncodedJITConfig()), nil
+}
+
+// RemoveRegistration removes a runner registration: nil if it is already gone,
+// reconcile.ErrRunnerBusy if GitHub refuses because the runner is running a job
+// (GitHub answers 422).
+func (c *Client) RemoveRegistration(ctx context.Context, scope reconcile.Scope, id int64) error {
+	if err := c.preflight(); err != nil {
+		return err
+	}
+	var err error
+	if scope.IsOrg() {
+		_, err = c.gh.Actions.RemoveOrganizationRunner(ctx, scope.Owner, id)
+	} else {
+		_, err = c.gh.Actions.RemoveRunner(ctx, scope.Owner, scope.Repo, id)
+	}
+	switch status(err) {
+	case http.StatusNotFound:
+		return nil
+	case http.StatusUnprocessableEntity:
+		return fmt.Errorf("%w: runner %d in %s: %v", reconcile.ErrRunnerBusy, id, scope, err)
+	}
+	return c.check(err)
+}

@@ -1,0 +1,267 @@
+// Command reconcile runs ephemeral, JIT-configured self-hosted GitHub Actions runners
+// without webhooks: each pass lists queued jobs through the GitHub REST API, compares
+// them with the runners it owns, creates what is missing and removes what is finished.
+//
+// This file is wiring only: flags, configuration, clients, exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/oauth2"
+
+	"github.com/reconcile-dev/reconcile/ghpoll"
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the pass failed, wholly or partly
+	exitUsage  = 2 // bad flags, environment or configuration; nothing was called
+)
+
+// sweepInterval is how often a long-running process lists registrations in every
+// polled repository to find ghosts; a --once process does it every pass.
+const sweepInterval = 5 * time.Minute
+
+// usageError is a mistake in flags, environment or configuration: exit 2, one line.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, args)
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "reconcile: %v\n", ue.err)
+		return exitUsage
+	case errors.Is(err, errPassFailed):
+		return exitFailed
+	default:
+		fmt.Fprintf(stderr, "reconcile: %v\n", err)
+		return exitFailed
+	}
+}
+
+// errPassFailed: the pass logged its own errors; only the exit code is left to set.
+var errPassFailed = errors.New("pass failed")
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "reconcile",
+		Usage: "run ephemeral self-hosted GitHub Actions runners without webhooks",
+		Description: "Each pass lists queued workflow jobs through the GitHub REST API, compares them with the\n" +
+			"runners this tool owns, creates JIT-configured runners for missing capacity and removes\n" +
+			"finished ones. GITHUB_TOKEN (environment only, never a flag) authenticates to GitHub.",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "YAML configuration `FILE`", EnvVars: []string{"RECONCILE_CONFIG"}},
+			&cli.BoolFlag{Name: "once", Usage: "run one pass and exit", EnvVars: []string{"RECONCILE_ONCE"}},
+			&cli.BoolFlag{Name: "dry-run", Usage: "observe and plan, print every planned action, change nothing", EnvVars: []string{"RECONCILE_DRY_RUN"}},
+			&cli.DurationFlag{Name: "interval", Value: 30 * time.Second, Usage: "time between passes without --once", EnvVars: []string{"RECONCILE_INTERVAL"}},
+			&cli.StringSliceFlag{Name: "repo", Usage: "poll repository `OWNER/NAME` too (repeatable)", EnvVars: []string{"RECONCILE_REPOS"}},
+			&cli.StringSliceFlag{Name: "org", Usage: "poll every repository of organisation `NAME` too (repeatable)", EnvVars: []string{"RECONCILE_ORGS"}},
+			&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
+			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "auto, json or console (auto: console on a terminal)", EnvVars: []string{"RECONCILE_LOG_FORMAT"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RECONCILE_LOG_LEVEL"}},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unexpected argument %q", c.Args().First())
+			}
+			return serve(c, stdout, stderr)
+		},
+	}
+}
+
+// serve checks everything it was given before it calls anything, then runs passes.
+func serve(c *cli.Context, stdout, stderr io.Writer) error {
+	log, console, err := newLogger(c.String("log-format"), c.String("log-level"), stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	dryRun := c.Bool("dry-run")
+	backends, err := buildBackends(cfg, dryRun)
+	if err != nil {
+		return err
+	}
+	token := os.Getenv("GITHUB_TOKEN")
+	if strings.TrimSpace(token) == "" {
+		return usagef("GITHUB_TOKEN is not set: export a token that may read Actions and administer runners")
+	}
+	interval := c.Duration("interval")
+	if !c.Bool("once") && interval <= 0 {
+		return usagef("--interval must be positive")
+	}
+	hc := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: http.DefaultTransport},
+	}
+	gh, err := ghpoll.New(hc, cfg.GitHub.APIURL)
+	if err != nil {
+		return usagef("github.api_url: %v", err)
+	}
+	rc := &reconcile.Reconciler{
+		Config:        cfg,
+		GitHub:        gh,
+		Backends:      backends,
+		DryRun:        dryRun,
+		ConflictWait:  5 * time.Second,
+		SweepInterval: sweepInterval,
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx = log.WithContext(ctx)
+	pass := func() error {
+		sum, err := rc.RunOnce(ctx)
+		if console {
+			reconcile.WriteTable(stdout, sum)
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("pass failed")
+			return errPassFailed
+		}
+		return nil
+	}
+	if c.Bool("once") {
+		return pass()
+	}
+	log.Info().Dur("interval", interval).Bool("dry_run", dryRun).Msg("starting")
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		_ = pass() // logged; the loop goes on
+		select {
+		case <-ctx.Done():
+			log.Info().Msg("stopping")
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func newLogger(format, level string, stderr io.Writer) (zerolog.Logger, bool, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, false, usagef("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	var console bool
+	switch format {
+	case "console":
+		console = true
+	case "json":
+	case "auto":
+		f, ok := stderr.(*os.File)
+		console = ok && isatty.IsTerminal(f.Fd())
+	default:
+		return zerolog.Logger{}, false, usagef("--log-format: %q is not one of auto, json, console", format)
+	}
+	var w io.Writer = stderr
+	if console {
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05"}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), console, nil
+}
+
+// loadConfig reads the file, merges the command line into it and validates the result.
+func loadConfig(c *cli.Context) (*reconcile.Config, error) {
+	var data []byte
+	path := c.String("config")
+	if path != "" {
+		var err error
+		if data, err = readConfig(path); err != nil {
+			return nil, usagef("--config: %v", err)
+		}
+	}
+	cfg, err := reconcile.Load(data)
+	if err != nil {
+		if path != "" {
+			return nil, usagef("%s: %v", path, err)
+		}
+		return nil, usageError{err}
+	}
+	cfg.GitHub.Repos = append(cfg.GitHub.Repos, c.StringSlice("repo")...)
+	cfg.GitHub.Orgs = append(cfg.GitHub.Orgs, c.StringSlice("org")...)
+	if u := c.String("github-url"); u != "" {
+		cfg.GitHub.APIURL = u
+	}
+	if path == "" && len(cfg.Pools) == 0 {
+		if !c.Bool("dry-run") {
+			return nil, usagef("--config: no pools: a real run needs a configuration file; try --dry-run to see what would happen")
+		}
+		cfg.Pools = []reconcile.Pool{reconcile.DefaultPool()}
+	}
+	if err := cfg.Validate(); err != nil {
+		if path != "" {
+			return nil, usagef("%s: %v", path, err)
+		}
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+// readConfig reads at most a little more than a configuration may hold, so that a
+// huge file is refused without reading all of it.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 2<<20))
+}
+
+// buildBackends makes each pool's backend from its configuration section.
+func buildBackends(cfg *reconcile.Config, dryRun bool) (map[string]reconcile.Backend, error) {
+	backends := map[string]reconcile.Backend{}
+	for i, p := range cfg.Pools {
+		key := fmt.Sprintf("pools[%d]", i)
+		switch {
+		case p.GCE != nil && p.Kubernetes != nil:
+			return nil, usagef("%s: gce and kubernetes are exclusive: a pool has one backend", key)
+		case p.GCE != nil:
+			return nil, usagef("%s.gce: the GCE backend is not available in this version", key)
+		case p.Kubernetes != nil:
+			return nil, usagef("%s.kubernetes: the Kubernetes backend is not available in this version", key)
+		case !dryRun:
+			return nil, usagef("%s: no backend: add a gce or kubernetes section", key)
+		}
+	}
+	return backends, nil
+}

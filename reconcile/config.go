@@ -1,0 +1,344 @@
+package reconcile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the tool's configuration file. Credentials never live in it.
+type Config struct {
+	GitHub GitHubConfig `json:"github"`
+	// NamePrefix starts every runner, instance and Job name, and is the value of the
+	// owner label that marks what this tool manages.
+	NamePrefix string `json:"name_prefix,omitempty"`
+	Pools      []Pool `json:"pools,omitempty"`
+}
+
+// GitHubConfig says which GitHub to talk to and what to poll.
+type GitHubConfig struct {
+	APIURL string   `json:"api_url,omitempty"`
+	Repos  []string `json:"repos,omitempty"`
+	Orgs   []string `json:"orgs,omitempty"`
+}
+
+// Pool is a set of interchangeable runners: same labels, same backend.
+type Pool struct {
+	Name        string   `json:"name"`
+	Labels      []string `json:"labels"`
+	MaxRunners  int      `json:"max_runners"`
+	BootTimeout Duration `json:"boot_timeout,omitempty"`
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	MaxLifetime Duration `json:"max_lifetime,omitempty"`
+	// GCE and Kubernetes are the backend sections; the backend that owns each one
+	// decodes and validates it.
+	GCE        json.RawMessage `json:"gce,omitempty"`
+	Kubernetes json.RawMessage `json:"kubernetes,omitempty"`
+}
+
+// Defaults for what a pool leaves unset.
+const (
+	DefaultAPIURL      = "https://api.github.com/"
+	DefaultNamePrefix  = "gha"
+	DefaultBootTimeout = 10 * time.Minute
+	DefaultIdleTimeout = 5 * time.Minute
+	DefaultMaxLifetime = 24 * time.Hour
+	// maxConfigSize bounds the configuration file; real ones are a few KiB.
+	maxConfigSize = 1 << 20
+	// maxNameBase is how long name_prefix and a pool name may be together, so that
+	// "<prefix>-<pool>-<job id>-r9" stays within the 63 characters of a DNS label.
+	maxNameBase = 63 - 2 - 19 - 3
+)
+
+// DefaultPool is the pool a dry run uses when no configuration file is given: it
+// serves every job that asks for a self-hosted runner.
+func DefaultPool() Pool {
+	return Pool{
+		Name:        "default",
+		Labels:      []string{"self-hosted"},
+		MaxRunners:  20,
+		BootTimeout: Duration(DefaultBootTimeout),
+		IdleTimeout: Duration(DefaultIdleTimeout),
+		MaxLifetime: Duration(DefaultMaxLifetime),
+	}
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s", "10m").
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("want a duration such as \"10m\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"10m\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Load parses a YAML configuration, fills in defaults and validates the parts that do
+// not depend on how the tool runs. Every error names the key at fault.
+func Load(data []byte) (*Config, error) {
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("config is %d bytes, more than the %d a configuration may have", len(data), maxConfigSize)
+	}
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("config is not valid YAML: %s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: yaml: "))
+	}
+	var generic any
+	if err := json.Unmarshal(j, &generic); err != nil {
+		return nil, fmt.Errorf("config is not valid YAML: %v", err)
+	}
+	if generic == nil {
+		generic = map[string]any{}
+	}
+	if err := checkShape(reflect.TypeFor[Config](), generic, ""); err != nil {
+		return nil, err
+	}
+	cfg := &Config{}
+	if err := json.Unmarshal(j, cfg); err != nil {
+		// checkShape has vetted every key and JSON type; what is left is a value
+		// a field's own decoder refused (a malformed duration).
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return nil, fmt.Errorf("%s: %v", ute.Field, err)
+		}
+		return nil, fmt.Errorf("config: %v", err)
+	}
+	cfg.applyDefaults()
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.GitHub.APIURL == "" {
+		c.GitHub.APIURL = DefaultAPIURL
+	}
+	if c.NamePrefix == "" {
+		c.NamePrefix = DefaultNamePrefix
+	}
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		if p.BootTimeout == 0 {
+			p.BootTimeout = Duration(DefaultBootTimeout)
+		}
+		if p.IdleTimeout == 0 {
+			p.IdleTimeout = Duration(DefaultIdleTimeout)
+		}
+		if p.MaxLifetime == 0 {
+			p.MaxLifetime = Duration(DefaultMaxLifetime)
+		}
+	}
+}
+
+// dnsLabel is the rule for instance names, Job names and label values alike.
+var dnsLabel = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+// Validate checks a loaded configuration, with the command line's additions merged in.
+// Its first error names the key at fault.
+func (c *Config) Validate() error {
+	if u, err := url.Parse(c.GitHub.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("github.api_url: %q is not an http(s) URL", c.GitHub.APIURL)
+	}
+	if len(c.GitHub.Repos) == 0 && len(c.GitHub.Orgs) == 0 {
+		return errors.New("github.repos: nothing to poll: set github.repos or github.orgs (or --repo, --org)")
+	}
+	for i, r := range c.GitHub.Repos {
+		if _, err := ParseRepo(r); err != nil {
+			return fmt.Errorf("github.repos[%d]: %v", i, err)
+		}
+	}
+	for i, o := range c.GitHub.Orgs {
+		if _, err := ParseOrg(o); err != nil {
+			return fmt.Errorf("github.orgs[%d]: %v", i, err)
+		}
+	}
+	if !dnsLabel.MatchString(c.NamePrefix) {
+		return fmt.Errorf("name_prefix: %q must be lowercase letters, digits and '-', start with a letter and not end with '-'", c.NamePrefix)
+	}
+	if len(c.Pools) == 0 {
+		return errors.New("pools: no pool is configured")
+	}
+	seen := map[string]int{}
+	for i, p := range c.Pools {
+		key := fmt.Sprintf("pools[%d]", i)
+		if p.Name == "" {
+			return fmt.Errorf("%s.name is missing", key)
+		}
+		if !dnsLabel.MatchString(p.Name) {
+			return fmt.Errorf("%s.name: %q must be lowercase letters, digits and '-', start with a letter and not end with '-'", key, p.Name)
+		}
+		if len(c.NamePrefix)+len(p.Name) > maxNameBase {
+			return fmt.Errorf("%s.name: %q with name_prefix %q makes runner names longer than 63 characters: the two may have %d characters together", key, p.Name, c.NamePrefix, maxNameBase)
+		}
+		if j, dup := seen[p.Name]; dup {
+			return fmt.Errorf("%s.name: %q is also the name of pools[%d]", key, p.Name, j)
+		}
+		seen[p.Name] = i
+		if len(p.Labels) == 0 {
+			return fmt.Errorf("%s.labels: a pool needs at least one label", key)
+		}
+		if len(p.Labels) > 100 {
+			return fmt.Errorf("%s.labels: %d labels, GitHub accepts at most 100", key, len(p.Labels))
+		}
+		for j, l := range p.Labels {
+			if strings.TrimSpace(l) == "" || len(l) > 256 {
+				return fmt.Errorf("%s.labels[%d]: %q is not a label", key, j, l)
+			}
+		}
+		if p.MaxRunners <= 0 {
+			return fmt.Errorf("%s.max_runners must be positive", key)
+		}
+		for _, d := range []struct {
+			name string
+			v    Duration
+		}{{"boot_timeout", p.BootTimeout}, {"idle_timeout", p.IdleTimeout}, {"max_lifetime", p.MaxLifetime}} {
+			if d.v <= 0 {
+				return fmt.Errorf("%s.%s must be positive", key, d.name)
+			}
+		}
+		if p.MaxLifetime <= p.BootTimeout {
+			return fmt.Errorf("%s.max_lifetime (%v) must be longer than boot_timeout (%v)", key, time.Duration(p.MaxLifetime), time.Duration(p.BootTimeout))
+		}
+	}
+	return nil
+}
+
+// Repos returns the configured repositories, parsed. Validate has checked them.
+func (c *Config) Repos() []Scope {
+	out := make([]Scope, 0, len(c.GitHub.Repos))
+	for _, r := range c.GitHub.Repos {
+		if s, err := ParseRepo(r); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Pool returns the pool of that name, or nil.
+func (c *Config) Pool(name string) *Pool {
+	for i := range c.Pools {
+		if c.Pools[i].Name == name {
+			return &c.Pools[i]
+		}
+	}
+	return nil
+}
+
+var (
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	durationType   = reflect.TypeFor[Duration]()
+)
+
+// checkShape walks a decoded JSON document against the Go type it will be decoded
+// into and reports the first unknown key or wrongly typed value, by its path
+// ("pools[1].labelz"). encoding/json alone names neither.
+func checkShape(t reflect.Type, v any, path string) error {
+	if v == nil {
+		return nil
+	}
+	join := func(key string) string {
+		if path == "" {
+			return key
+		}
+		return path + "." + key
+	}
+	switch {
+	case t == rawMessageType:
+		return nil // a backend section: its backend checks it
+	case t == durationType:
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("%s: want a duration such as \"10m\"", path)
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: want a mapping", orTop(path))
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				fields[name] = f.Type
+			}
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				return fmt.Errorf("%s: unknown key", join(k))
+			}
+			if err := checkShape(ft, m[k], join(k)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		a, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("%s: want a list", path)
+		}
+		for i, e := range a {
+			if err := checkShape(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("%s: want a string", path)
+		}
+	case reflect.Int:
+		f, ok := v.(float64)
+		if !ok || f != float64(int64(f)) || f > 1e9 || f < -1e9 {
+			return fmt.Errorf("%s: want a whole number", path)
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("%s: want true or false", path)
+		}
+	}
+	return nil
+}
+
+func orTop(path string) string {
+	if path == "" {
+		return "config"
+	}
+	return path
+}
+
+// String renders the configuration as YAML for debugging. It holds no credential.
+func (c *Config) String() string {
+	j, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Sprintf("config: %v", err)
+	}
+	y, err := yaml.JSONToYAML(j)
+	if err != nil {
+		return string(j)
+	}
+	return string(bytes.TrimSpace(y))
+}

@@ -1,0 +1,492 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// GitHub is what a pass needs of GitHub's REST API. ghpoll implements it.
+type GitHub interface {
+	// OrgRepos returns the organisation's repositories that can run workflows (not
+	// archived, not disabled). A list that fails part-way is an error, never a partial list.
+	OrgRepos(ctx context.Context, org string) ([]Scope, error)
+	// QueuedJobs returns every queued job of the repository: those of queued runs and
+	// those waiting inside in-progress runs, from every page.
+	QueuedJobs(ctx context.Context, repo Scope) ([]Job, error)
+	// Registrations returns every self-hosted runner registered in scope.
+	Registrations(ctx context.Context, scope Scope) ([]Registration, error)
+	// FindRegistration returns the registration of that name in scope, if any.
+	FindRegistration(ctx context.Context, scope Scope, name string) (Registration, bool, error)
+	// GenerateJITConfig registers an ephemeral runner (offline until it starts) and
+	// returns its registration and the configuration it starts with. ErrNameTaken if a
+	// runner of that name is registered already.
+	GenerateJITConfig(ctx context.Context, scope Scope, name string, labels []string) (Registration, Secret, error)
+	// RemoveRegistration removes a registration: nil if it is already gone,
+	// ErrRunnerBusy if its runner is running a job.
+	RemoveRegistration(ctx context.Context, scope Scope, id int64) error
+}
+
+// Backend runs ephemeral runners on one platform.
+type Backend interface {
+	// List returns the runners that carry this tool's owner label, and only those,
+	// from every page: a list that fails part-way is an error.
+	List(ctx context.Context) ([]Runner, error)
+	// Create starts a runner; nil if one of that name already exists.
+	Create(ctx context.Context, spec RunnerSpec) error
+	// Delete removes a runner; nil if it is already gone.
+	Delete(ctx context.Context, r Runner) error
+}
+
+// Reconciler runs passes. It keeps nothing between passes that matters for
+// correctness: GitHub and the backends hold all the state.
+type Reconciler struct {
+	Config *Config
+	GitHub GitHub
+	// Backends maps a pool name to its backend; pools may share one. A pool with no
+	// backend (a dry run without a configuration) owns no runners.
+	Backends map[string]Backend
+	// DryRun observes and plans, and changes nothing.
+	DryRun bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Concurrency bounds the calls a pass makes at once. Zero means 4.
+	Concurrency int
+	// ConflictWait is how long to wait, when a runner name is already registered,
+	// before deciding whether another pass is creating that runner right now.
+	ConflictWait time.Duration
+	// SweepInterval is how often registrations are listed in every polled repository,
+	// not only where this tool has runners or demand, so that ghosts are found.
+	// The first pass of a process always sweeps.
+	SweepInterval time.Duration
+
+	lastSweep time.Time
+}
+
+// Summary is what one pass saw and did.
+type Summary struct {
+	DryRun       bool
+	Started      time.Time
+	Duration     time.Duration
+	Repos        int
+	Jobs         int // queued jobs seen, whether a pool serves them or not
+	Runners      int
+	Plan         Plan
+	Created      int
+	Deleted      int
+	Deregistered int
+	Errors       int
+}
+
+// RunOnce runs one pass: observe, plan, apply. It keeps going past errors and returns
+// them joined; the summary says what was done regardless.
+func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
+	now := rc.now()
+	sum := Summary{DryRun: rc.DryRun, Started: now}
+	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}}
+	obs := p.observe(ctx)
+	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
+	sum.Plan = Compute(obs, *rc.Config, now)
+	p.apply(ctx, sum.Plan, &sum)
+	sum.Duration = rc.now().Sub(now)
+	sum.Errors = len(p.errs)
+	err := errors.Join(p.errs...)
+	p.log.Info().
+		Bool("dry_run", rc.DryRun).
+		Int("repos", sum.Repos).
+		Int("jobs_queued", sum.Jobs).
+		Int("runners", sum.Runners).
+		Int("created", sum.Created).
+		Int("deleted", sum.Deleted).
+		Int("deregistered", sum.Deregistered).
+		Int("errors", sum.Errors).
+		Dur("duration", sum.Duration).
+		Msg("pass done")
+	return sum, err
+}
+
+func (rc *Reconciler) now() time.Time {
+	if rc.Now != nil {
+		return rc.Now()
+	}
+	return time.Now()
+}
+
+func (rc *Reconciler) concurrency() int {
+	if rc.Concurrency > 0 {
+		return rc.Concurrency
+	}
+	return 4
+}
+
+// pass is the state of one pass.
+type pass struct {
+	rc    *Reconciler
+	log   *zerolog.Logger
+	now   time.Time
+	repos int
+	owner map[string]Backend // runner name → the backend that listed it
+
+	mu   sync.Mutex
+	errs []error
+}
+
+func (p *pass) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.errs = append(p.errs, err)
+}
+
+// each runs fn for every item, at most n at once, and starts none once ctx is done.
+func each[T any](ctx context.Context, n int, items []T, fn func(T)) {
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(it)
+		})
+	}
+	wg.Wait()
+}
+
+// observe lists what the planner needs, recording what it could not see in Blind.
+func (p *pass) observe(ctx context.Context) Observed {
+	cfg := p.rc.Config
+	obs := Observed{Blind: Blind{Jobs: map[Scope]bool{}, Regs: map[Scope]bool{}, Pools: map[string]bool{}}}
+	var mu sync.Mutex
+	n := p.rc.concurrency()
+
+	// The repositories to poll: the configured ones and those of the configured orgs.
+	repos := cfg.Repos()
+	failedOrgs := map[string]bool{}
+	var orgs []string
+	for _, o := range cfg.GitHub.Orgs {
+		orgs = append(orgs, strings.ToLower(o))
+	}
+	each(ctx, n, orgs, func(org string) {
+		rs, err := p.rc.GitHub.OrgRepos(ctx, org)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failedOrgs[org] = true
+			p.fail(fmt.Errorf("listing repositories of org %s: %w", org, err))
+			return
+		}
+		repos = append(repos, rs...)
+	})
+	slices.SortFunc(repos, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
+	repos = slices.Compact(repos)
+	p.repos = len(repos)
+
+	each(ctx, n, repos, func(repo Scope) {
+		jobs, err := p.rc.GitHub.QueuedJobs(ctx, repo)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			obs.Blind.Jobs[repo] = true
+			p.fail(fmt.Errorf("listing queued jobs of %s: %w", repo, err))
+			return
+		}
+		obs.Jobs = append(obs.Jobs, jobs...)
+	})
+
+	// Our runners, from each distinct backend once.
+	var backends []Backend
+	pools := map[Backend][]string{}
+	for _, pool := range cfg.Pools {
+		if b, ok := p.rc.Backends[pool.Name]; ok {
+			if _, seen := pools[b]; !seen {
+				backends = append(backends, b)
+			}
+			pools[b] = append(pools[b], pool.Name)
+		}
+	}
+	each(ctx, n, backends, func(b Backend) {
+		rs, err := b.List(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			for _, name := range pools[b] {
+				obs.Blind.Pools[name] = true
+			}
+			p.fail(fmt.Errorf("listing runners of pools %s: %w", strings.Join(pools[b], ", "), err))
+			return
+		}
+		for _, r := range rs {
+			if _, dup := p.owner[r.Name]; dup {
+				continue // two pools' backends that see the same runners
+			}
+			p.owner[r.Name] = b
+			obs.Runners = append(obs.Runners, r)
+		}
+	})
+	if ctx.Err() != nil {
+		// A cancelled pass saw only part of the world; plan nothing from it.
+		for _, pool := range cfg.Pools {
+			obs.Blind.Pools[pool.Name] = true
+		}
+		p.fail(fmt.Errorf("observing: %w", ctx.Err()))
+	}
+
+	// Registrations: where we have runners or demand, and everywhere now and then,
+	// since ghosts are left exactly where demand has gone.
+	want := map[Scope]bool{}
+	for _, r := range obs.Runners {
+		want[r.Scope] = true
+	}
+	for _, j := range obs.Jobs {
+		if MatchPool(cfg.Pools, j.Labels) != nil {
+			want[j.Repo] = true
+		}
+	}
+	sweep := p.rc.lastSweep.IsZero() || p.now.Sub(p.rc.lastSweep) >= p.rc.SweepInterval
+	if sweep {
+		for _, r := range repos {
+			want[r] = true
+		}
+	}
+	for s := range want {
+		if failedOrgs[s.Owner] && !slices.Contains(repos, s) {
+			obs.Blind.Jobs[s] = true // its org could not be listed, so neither could its jobs
+		}
+	}
+	scopes := make([]Scope, 0, len(want))
+	for s := range want {
+		scopes = append(scopes, s)
+	}
+	slices.SortFunc(scopes, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
+	swept := sweep
+	each(ctx, n, scopes, func(s Scope) {
+		regs, err := p.rc.GitHub.Registrations(ctx, s)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			obs.Blind.Regs[s] = true
+			swept = false
+			p.fail(fmt.Errorf("listing runner registrations of %s: %w", s, err))
+			return
+		}
+		for _, r := range regs {
+			if _, ours := ParseRunnerName(cfg.NamePrefix, r.Name); ours {
+				obs.Regs = append(obs.Regs, r)
+			}
+		}
+	})
+	if swept && ctx.Err() == nil {
+		p.rc.lastSweep = p.now
+	}
+	return obs
+}
+
+// apply carries out a plan: deletions first, to free capacity and names, then creates.
+func (p *pass) apply(ctx context.Context, plan Plan, sum *Summary) {
+	if p.rc.DryRun {
+		for _, d := range plan.Delete {
+			p.deleteEvent(zerolog.InfoLevel, d).Msg("would delete runner")
+		}
+		for _, d := range plan.Deregister {
+			p.deregisterEvent(zerolog.InfoLevel, d).Msg("would remove registration")
+		}
+		for _, c := range plan.Create {
+			p.createEvent(zerolog.InfoLevel, c).Msg("would create runner")
+		}
+		return
+	}
+	var mu sync.Mutex
+	count := func(n *int) {
+		mu.Lock()
+		*n++
+		mu.Unlock()
+	}
+	n := p.rc.concurrency()
+	each(ctx, n, plan.Delete, func(d Delete) {
+		if p.delete(ctx, d) {
+			count(&sum.Deleted)
+		}
+	})
+	each(ctx, n, plan.Deregister, func(d Deregister) {
+		if p.deregister(ctx, d) {
+			count(&sum.Deregistered)
+		}
+	})
+	each(ctx, n, plan.Create, func(c Create) {
+		if p.create(ctx, c) {
+			count(&sum.Created)
+		}
+	})
+}
+
+func (p *pass) deleteEvent(level zerolog.Level, d Delete) *zerolog.Event {
+	return p.log.WithLevel(level).
+		Str("action", "delete").
+		Str("runner", d.Runner.Name).
+		Str("pool", d.Runner.Pool).
+		Str("repo", d.Runner.Repo.String()).
+		Int64("job_id", d.Runner.JobID).
+		Str("reason", string(d.Reason)).
+		Bool("dry_run", p.rc.DryRun)
+}
+
+func (p *pass) deregisterEvent(level zerolog.Level, d Deregister) *zerolog.Event {
+	jobID, _ := ParseRunnerName(p.rc.Config.NamePrefix, d.Reg.Name)
+	return p.log.WithLevel(level).
+		Str("action", "deregister").
+		Str("runner", d.Reg.Name).
+		Str("repo", d.Reg.Scope.String()).
+		Int64("job_id", jobID).
+		Str("reason", string(d.Reason)).
+		Bool("dry_run", p.rc.DryRun)
+}
+
+func (p *pass) createEvent(level zerolog.Level, c Create) *zerolog.Event {
+	return p.log.WithLevel(level).
+		Str("action", "create").
+		Str("runner", c.Name).
+		Str("pool", c.Pool).
+		Str("repo", c.Repo.String()).
+		Int64("job_id", c.JobID).
+		Str("reason", string(c.Reason)).
+		Bool("dry_run", p.rc.DryRun)
+}
+
+// mustGo reports whether a runner is deleted even when its registration cannot be
+// removed first: it is dead, or past its lifetime.
+func mustGo(r Reason) bool { return r == ReasonFinished || r == ReasonExpired || r == ReasonGone }
+
+// delete removes a runner, and first its registration, so that a runner thought idle
+// cannot take a job while its machine goes away.
+func (p *pass) delete(ctx context.Context, d Delete) bool {
+	if d.Reg != nil {
+		err := p.rc.GitHub.RemoveRegistration(ctx, d.Reg.Scope, d.Reg.ID)
+		switch {
+		case errors.Is(err, ErrRunnerBusy) && !mustGo(d.Reason):
+			p.deleteEvent(zerolog.InfoLevel, d).Msg("runner took a job meanwhile; kept")
+			return false
+		case err != nil && !mustGo(d.Reason):
+			p.deleteEvent(zerolog.WarnLevel, d).Err(err).Msg("could not remove registration; runner kept")
+			p.fail(fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
+			return false
+		case err != nil:
+			p.fail(fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
+		}
+	}
+	b, ok := p.owner[d.Runner.Name]
+	if !ok {
+		p.fail(fmt.Errorf("deleting runner %s: no backend listed it", d.Runner.Name))
+		return false
+	}
+	if err := b.Delete(ctx, d.Runner); err != nil {
+		p.deleteEvent(zerolog.ErrorLevel, d).Err(err).Msg("delete failed")
+		p.fail(fmt.Errorf("deleting runner %s: %w", d.Runner.Name, err))
+		return false
+	}
+	p.deleteEvent(zerolog.InfoLevel, d).Msg("deleted runner")
+	return true
+}
+
+func (p *pass) deregister(ctx context.Context, d Deregister) bool {
+	err := p.rc.GitHub.RemoveRegistration(ctx, d.Reg.Scope, d.Reg.ID)
+	switch {
+	case errors.Is(err, ErrRunnerBusy):
+		p.deregisterEvent(zerolog.InfoLevel, d).Msg("registration took a job meanwhile; kept")
+		return false
+	case err != nil:
+		p.deregisterEvent(zerolog.ErrorLevel, d).Err(err).Msg("removing registration failed")
+		p.fail(fmt.Errorf("removing registration %s in %s: %w", d.Reg.Name, d.Reg.Scope, err))
+		return false
+	}
+	p.deregisterEvent(zerolog.InfoLevel, d).Msg("removed registration")
+	return true
+}
+
+// create registers a JIT runner and starts it. A registration whose runner could not
+// be started is removed at once, so that nothing is left waiting for it.
+func (p *pass) create(ctx context.Context, c Create) bool {
+	b, ok := p.rc.Backends[c.Pool]
+	if !ok {
+		p.fail(fmt.Errorf("creating runner %s: pool %s has no backend", c.Name, c.Pool))
+		return false
+	}
+	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, c.Labels)
+	if errors.Is(err, ErrNameTaken) {
+		var retry bool
+		retry, err = p.resolveConflict(ctx, b, c)
+		if err == nil && !retry {
+			p.createEvent(zerolog.InfoLevel, c).Msg("another pass created this runner; skipped")
+			return false
+		}
+		if err == nil {
+			reg, jit, err = p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, c.Labels)
+		}
+	}
+	if err != nil {
+		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("registering runner failed")
+		p.fail(fmt.Errorf("registering runner %s: %w", c.Name, err))
+		return false
+	}
+	pool := p.rc.Config.Pool(c.Pool)
+	spec := RunnerSpec{Name: c.Name, Pool: c.Pool, Scope: c.Scope, Repo: c.Repo, JobID: c.JobID,
+		Labels: c.Labels, JITConfig: jit, MaxLifetime: time.Duration(pool.MaxLifetime)}
+	if err := b.Create(ctx, spec); err != nil {
+		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("creating runner failed; removing its registration")
+		p.fail(fmt.Errorf("creating runner %s: %w", c.Name, err))
+		// The pass's context may be what failed; the undo must still happen.
+		undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if rerr := p.rc.GitHub.RemoveRegistration(undo, c.Scope, reg.ID); rerr != nil {
+			p.fail(fmt.Errorf("removing registration of runner %s that could not be created: %w", c.Name, rerr))
+		}
+		return false
+	}
+	p.createEvent(zerolog.InfoLevel, c).Msg("created runner")
+	return true
+}
+
+// resolveConflict decides what to do when GitHub already has a registration of the
+// name a create wants. Either another pass is creating that very runner (leave it
+// alone), or a pass died between registering and creating it (remove the stale
+// registration and register again). It reports whether to register again.
+func (p *pass) resolveConflict(ctx context.Context, b Backend, c Create) (bool, error) {
+	if p.rc.ConflictWait > 0 {
+		t := time.NewTimer(p.rc.ConflictWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
+	runners, err := b.List(ctx)
+	if err != nil {
+		return false, fmt.Errorf("looking for runner %s after a name conflict: %w", c.Name, err)
+	}
+	if slices.ContainsFunc(runners, func(r Runner) bool { return r.Name == c.Name }) {
+		return false, nil
+	}
+	reg, found, err := p.rc.GitHub.FindRegistration(ctx, c.Scope, c.Name)
+	if err != nil {
+		return false, fmt.Errorf("looking up registration %s after a name conflict: %w", c.Name, err)
+	}
+	if !found {
+		return true, nil
+	}
+	if reg.Online || reg.Busy {
+		return false, fmt.Errorf("registration %s is live but no runner of ours has that name", c.Name)
+	}
+	p.createEvent(zerolog.InfoLevel, c).Msg("removing stale registration of the same name")
+	if err := p.rc.GitHub.RemoveRegistration(ctx, c.Scope, reg.ID); err != nil {
+		return false, fmt.Errorf("removing stale registration %s: %w", c.Name, err)
+	}
+	return true, nil
+}

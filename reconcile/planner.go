@@ -1,0 +1,498 @@
+package reconcile
+
+import (
+	"cmp"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reason says why the planner chose an action.
+type Reason string
+
+// The reasons an action can have.
+const (
+	ReasonDemand      Reason = "demand"       // a queued job no runner serves
+	ReasonFinished    Reason = "finished"     // the machine stopped: job done, preempted or crashed
+	ReasonSurplus     Reason = "surplus"      // more idle or booting runners than queued jobs
+	ReasonBootTimeout Reason = "boot_timeout" // never came online
+	ReasonGone        Reason = "gone"         // GitHub removed its registration: it ran its job
+	ReasonExpired     Reason = "expired"      // older than max_lifetime
+	ReasonGhost       Reason = "ghost"        // a registration of ours with no runner and no job waiting for it
+)
+
+// GoneGrace is how long a runner may go without a registration before it counts as
+// gone. It covers a pass that lists registrations just before another pass registers
+// and creates a runner.
+const GoneGrace = 2 * time.Minute
+
+// maxNameRetries is how many "-rN" names a job may get when runners of its plain name
+// still exist (one made for it that took another job, one being deleted).
+const maxNameRetries = 9
+
+// Observed is everything one pass saw before planning.
+type Observed struct {
+	Jobs    []Job          // queued, from every polled repository
+	Runners []Runner       // ours, from the backends
+	Regs    []Registration // GitHub's registrations in the scopes the pass listed
+	// Blind says what could not be listed completely this pass. The planner never
+	// deletes or deregisters on evidence it does not have.
+	Blind Blind
+}
+
+// Blind records the parts of the world a pass failed to list.
+type Blind struct {
+	Jobs  map[Scope]bool  // runner scopes whose queued jobs are not all known
+	Regs  map[Scope]bool  // scopes whose registrations are not known
+	Pools map[string]bool // pools whose backend failed to list its runners
+}
+
+// Create starts a runner for demand in a pool.
+type Create struct {
+	Name   string
+	Pool   string
+	Scope  Scope
+	Repo   Scope
+	JobID  int64
+	Labels []string
+	Reason Reason
+}
+
+// Delete removes a runner. When Reg is set, the registration is removed first so that
+// an idle runner cannot take a job while it is being deleted.
+type Delete struct {
+	Runner Runner
+	Reg    *Registration
+	Reason Reason
+}
+
+// Deregister removes a registration that has no runner.
+type Deregister struct {
+	Reg    Registration
+	Reason Reason
+}
+
+// PoolStatus is what one pass saw and decided for a pool.
+type PoolStatus struct {
+	Pool    string
+	Queued  int
+	Booting int
+	Idle    int
+	Busy    int
+	Create  int
+	Delete  int
+}
+
+// Plan is the outcome of Compute: sorted, so that equal worlds give equal plans.
+type Plan struct {
+	Create     []Create
+	Delete     []Delete
+	Deregister []Deregister
+	Pools      []PoolStatus
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Create)+len(p.Delete)+len(p.Deregister) == 0 }
+
+// state is what a runner is, by what GitHub and its backend say.
+type state int
+
+const (
+	stateBooting  state = iota // registered, offline, younger than boot_timeout
+	stateIdle                  // online, not busy
+	stateBusy                  // running a job
+	stateStarting              // no registration yet, younger than GoneGrace
+	stateUnknown               // its registrations could not be listed
+	stateDoomed                // planned for deletion
+)
+
+type regKey struct {
+	scope Scope
+	name  string
+}
+
+type poolScope struct {
+	pool  string
+	scope Scope
+}
+
+// RunnerName returns the name of the runner made for a job: "<prefix>-<pool>-<job id>",
+// or with "-r<n>" appended for the n-th retry when that name is still in use.
+func RunnerName(prefix, pool string, jobID int64, retry int) string {
+	name := prefix + "-" + pool + "-" + strconv.FormatInt(jobID, 10)
+	if retry > 0 {
+		name += "-r" + strconv.Itoa(retry)
+	}
+	return name
+}
+
+var nameTail = regexp.MustCompile(`^[a-z0-9-]*[a-z0-9]-([0-9]{1,19})(?:-r[1-9])?$`)
+
+// ParseRunnerName reports whether name is one this tool gives under prefix, and the
+// job id in it.
+func ParseRunnerName(prefix, name string) (jobID int64, ok bool) {
+	rest, ok := strings.CutPrefix(name, prefix+"-")
+	if !ok {
+		return 0, false
+	}
+	m := nameTail.FindStringSubmatch(rest)
+	if m == nil {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return id, true
+}
+
+// MatchPool returns the first pool, in configuration order, whose labels include
+// every label of the job, compared case-insensitively; nil if none can serve it.
+func MatchPool(pools []Pool, jobLabels []string) *Pool {
+	if len(jobLabels) == 0 {
+		return nil
+	}
+	for i := range pools {
+		if coversLabels(pools[i].Labels, jobLabels) {
+			return &pools[i]
+		}
+	}
+	return nil
+}
+
+func coversLabels(have, want []string) bool {
+	for _, w := range want {
+		if !slices.ContainsFunc(have, func(h string) bool { return strings.EqualFold(h, w) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// Compute returns the actions that move obs toward the desired state: per pool and
+// scope, as many booting or idle runners as queued jobs, within max_runners, and
+// nothing left behind. It does no I/O.
+func Compute(obs Observed, cfg Config, now time.Time) Plan {
+	pl := planner{cfg: cfg, obs: obs, now: now,
+		regs:    map[regKey]Registration{},
+		states:  map[string]state{},
+		taken:   map[string]bool{},
+		supply:  map[poolScope][]Runner{},
+		demand:  map[poolScope][]Job{},
+		queued:  map[int64]bool{},
+		status:  map[string]*PoolStatus{},
+		runners: slices.Clone(obs.Runners),
+	}
+	return pl.compute()
+}
+
+type planner struct {
+	cfg     Config
+	obs     Observed
+	now     time.Time
+	runners []Runner
+	regs    map[regKey]Registration
+	states  map[string]state
+	taken   map[string]bool // names of runners of any state, and of planned creates
+	supply  map[poolScope][]Runner
+	demand  map[poolScope][]Job
+	queued  map[int64]bool
+	status  map[string]*PoolStatus
+	plan    Plan
+}
+
+func (pl *planner) poolStatus(name string) *PoolStatus {
+	s, ok := pl.status[name]
+	if !ok {
+		s = &PoolStatus{Pool: name}
+		pl.status[name] = s
+	}
+	return s
+}
+
+// timeouts returns the pool's timeouts; runners of a pool no longer configured get
+// the defaults, so they are still cleaned up.
+func (pl *planner) timeouts(pool string) (boot, idle, life time.Duration) {
+	if p := pl.cfg.Pool(pool); p != nil {
+		return time.Duration(p.BootTimeout), time.Duration(p.IdleTimeout), time.Duration(p.MaxLifetime)
+	}
+	return DefaultBootTimeout, DefaultIdleTimeout, DefaultMaxLifetime
+}
+
+func (pl *planner) compute() Plan {
+	for _, p := range pl.cfg.Pools {
+		pl.poolStatus(p.Name)
+	}
+	for _, r := range pl.obs.Regs {
+		if _, ours := ParseRunnerName(pl.cfg.NamePrefix, r.Name); ours {
+			pl.regs[regKey{r.Scope, r.Name}] = r
+		}
+	}
+	slices.SortFunc(pl.runners, func(a, b Runner) int { return strings.Compare(a.Name, b.Name) })
+	for _, r := range pl.runners {
+		pl.taken[r.Name] = true
+		pl.classify(r)
+	}
+	pl.collectDemand()
+	keys := make([]poolScope, 0, len(pl.demand)+len(pl.supply))
+	for k := range pl.demand {
+		keys = append(keys, k)
+	}
+	for k := range pl.supply {
+		if _, dup := pl.demand[k]; !dup {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b poolScope) int {
+		return cmp.Or(strings.Compare(a.pool, b.pool), strings.Compare(a.scope.String(), b.scope.String()))
+	})
+	wanted := map[string][]Create{}
+	for _, k := range keys {
+		wanted[k.pool] = append(wanted[k.pool], pl.balance(k)...)
+	}
+	for _, p := range pl.cfg.Pools {
+		pl.capCreates(p, wanted[p.Name])
+	}
+	pl.sweepGhosts()
+	return pl.finish()
+}
+
+// classify decides what one runner is and plans its deletion when a lifecycle rule says so.
+func (pl *planner) classify(r Runner) {
+	boot, _, life := pl.timeouts(r.Pool)
+	age := pl.now.Sub(r.CreatedAt)
+	reg, hasReg := pl.regs[regKey{r.Scope, r.Name}]
+	var regp *Registration
+	if hasReg && !reg.Busy {
+		regp = &reg
+	}
+	st := pl.poolStatus(r.Pool)
+	switch {
+	case r.Phase == PhaseFinished:
+		pl.doom(r, regp, ReasonFinished)
+	case age >= life:
+		pl.doom(r, regp, ReasonExpired)
+	case pl.obs.Blind.Regs[r.Scope]:
+		// Without its registration we cannot tell booting from busy: keep it, and
+		// count it as supply so that no duplicate is made meanwhile.
+		pl.states[r.Name] = stateUnknown
+		pl.addSupply(r)
+		st.Booting++
+	case !hasReg && age < GoneGrace:
+		pl.states[r.Name] = stateStarting
+		st.Booting++
+	case !hasReg:
+		pl.doom(r, nil, ReasonGone)
+	case reg.Busy:
+		pl.states[r.Name] = stateBusy
+		st.Busy++
+	case reg.Online:
+		pl.states[r.Name] = stateIdle
+		pl.addSupply(r)
+		st.Idle++
+	case age < boot:
+		pl.states[r.Name] = stateBooting
+		pl.addSupply(r)
+		st.Booting++
+	default:
+		pl.doom(r, regp, ReasonBootTimeout)
+	}
+}
+
+func (pl *planner) addSupply(r Runner) {
+	k := poolScope{r.Pool, r.Scope}
+	pl.supply[k] = append(pl.supply[k], r)
+}
+
+func (pl *planner) doom(r Runner, reg *Registration, why Reason) {
+	pl.states[r.Name] = stateDoomed
+	pl.plan.Delete = append(pl.plan.Delete, Delete{Runner: r, Reg: reg, Reason: why})
+	pl.poolStatus(r.Pool).Delete++
+}
+
+// collectDemand matches every queued job to its pool, oldest job first.
+func (pl *planner) collectDemand() {
+	jobs := slices.Clone(pl.obs.Jobs)
+	slices.SortFunc(jobs, func(a, b Job) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	for _, j := range jobs {
+		if pl.queued[j.ID] {
+			continue // listed twice: its run changed status between two lists
+		}
+		pl.queued[j.ID] = true
+		p := MatchPool(pl.cfg.Pools, j.Labels)
+		if p == nil {
+			continue // not ours to serve: GitHub-hosted, or labels no pool has
+		}
+		k := poolScope{p.Name, pl.scopeOf(j)}
+		pl.demand[k] = append(pl.demand[k], j)
+		pl.poolStatus(p.Name).Queued++
+	}
+}
+
+// scopeOf is where a runner for the job registers.
+func (pl *planner) scopeOf(j Job) Scope { return j.Repo }
+
+// balance compares demand with supply for one pool in one scope. It returns the creates
+// the demand wants (capped later, per pool) and plans the surplus deletions.
+func (pl *planner) balance(k poolScope) []Create {
+	jobs, supply := pl.demand[k], pl.supply[k]
+	if pl.obs.Blind.Pools[k.pool] {
+		return nil // its runners are unknown: creating could duplicate, deleting could kill
+	}
+	switch {
+	case len(jobs) > len(supply):
+		return pl.want(k, jobs, supply, len(jobs)-len(supply))
+	case len(supply) > len(jobs) && !pl.obs.Blind.Jobs[k.scope]:
+		pl.trim(k, supply, len(supply)-len(jobs))
+	}
+	return nil
+}
+
+// want names n new runners after the oldest queued jobs that no booting or idle
+// runner was made for.
+func (pl *planner) want(k poolScope, jobs []Job, supply []Runner, n int) []Create {
+	served := map[int64]bool{}
+	for _, r := range supply {
+		served[r.JobID] = true
+	}
+	p := pl.cfg.Pool(k.pool)
+	var out []Create
+	for _, j := range jobs {
+		if len(out) == n {
+			break
+		}
+		if served[j.ID] {
+			continue
+		}
+		name, ok := pl.freeName(k.pool, j.ID)
+		if !ok {
+			continue
+		}
+		pl.taken[name] = true
+		out = append(out, Create{Name: name, Pool: k.pool, Scope: k.scope, Repo: j.Repo, JobID: j.ID,
+			Labels: slices.Clone(p.Labels), Reason: ReasonDemand})
+	}
+	return out
+}
+
+// freeName returns the first name for the job that no runner holds: the plain one, or
+// a retry when a runner made for the job took another one, or is being deleted.
+func (pl *planner) freeName(pool string, jobID int64) (string, bool) {
+	for retry := 0; retry <= maxNameRetries; retry++ {
+		if name := RunnerName(pl.cfg.NamePrefix, pool, jobID, retry); !pl.taken[name] {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// trim deletes n surplus runners older than idle_timeout: idle ones before booting
+// ones, oldest first.
+func (pl *planner) trim(k poolScope, supply []Runner, n int) {
+	_, idle, _ := pl.timeouts(k.pool)
+	cands := slices.Clone(supply)
+	slices.SortFunc(cands, func(a, b Runner) int {
+		return cmp.Or(
+			cmp.Compare(b2i(pl.states[b.Name] == stateIdle), b2i(pl.states[a.Name] == stateIdle)),
+			a.CreatedAt.Compare(b.CreatedAt),
+			strings.Compare(a.Name, b.Name))
+	})
+	for _, r := range cands {
+		if n == 0 {
+			return
+		}
+		if pl.states[r.Name] == stateUnknown || pl.now.Sub(r.CreatedAt) < idle {
+			continue
+		}
+		var regp *Registration
+		if reg, ok := pl.regs[regKey{r.Scope, r.Name}]; ok {
+			regp = &reg
+		}
+		st := pl.poolStatus(r.Pool)
+		if pl.states[r.Name] == stateIdle {
+			st.Idle--
+		} else {
+			st.Booting--
+		}
+		pl.doom(r, regp, ReasonSurplus)
+		n--
+	}
+}
+
+// capCreates keeps, across the pool's scopes, the creates for the oldest jobs that fit
+// under max_runners.
+func (pl *planner) capCreates(p Pool, wanted []Create) {
+	active := 0
+	for _, r := range pl.runners {
+		if r.Pool == p.Name && pl.states[r.Name] != stateDoomed {
+			active++
+		}
+	}
+	room := p.MaxRunners - active
+	if room <= 0 || len(wanted) == 0 {
+		return
+	}
+	created := map[int64]time.Time{}
+	for _, js := range pl.demand {
+		for _, j := range js {
+			created[j.ID] = j.CreatedAt
+		}
+	}
+	slices.SortStableFunc(wanted, func(a, b Create) int {
+		return cmp.Or(created[a.JobID].Compare(created[b.JobID]), cmp.Compare(a.JobID, b.JobID))
+	})
+	if len(wanted) > room {
+		wanted = wanted[:room]
+	}
+	pl.plan.Create = append(pl.plan.Create, wanted...)
+	pl.poolStatus(p.Name).Create += len(wanted)
+}
+
+// sweepGhosts removes registrations of ours that have no runner, are offline and idle,
+// and whose job no longer waits: what is left when a pass died between registering a
+// runner and creating it, and another runner took the job.
+func (pl *planner) sweepGhosts() {
+	if len(pl.obs.Blind.Pools) > 0 {
+		return // a runner we cannot see may own any of them
+	}
+	for _, r := range pl.obs.Regs {
+		jobID, ours := ParseRunnerName(pl.cfg.NamePrefix, r.Name)
+		if !ours || pl.taken[r.Name] || r.Online || r.Busy || pl.queued[jobID] || pl.obs.Blind.Jobs[r.Scope] {
+			continue
+		}
+		pl.plan.Deregister = append(pl.plan.Deregister, Deregister{Reg: r, Reason: ReasonGhost})
+	}
+}
+
+func (pl *planner) finish() Plan {
+	p := pl.plan
+	slices.SortFunc(p.Create, func(a, b Create) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(p.Delete, func(a, b Delete) int { return strings.Compare(a.Runner.Name, b.Runner.Name) })
+	slices.SortFunc(p.Deregister, func(a, b Deregister) int {
+		return cmp.Or(strings.Compare(a.Reg.Scope.String(), b.Reg.Scope.String()), strings.Compare(a.Reg.Name, b.Reg.Name))
+	})
+	for _, s := range pl.status {
+		p.Pools = append(p.Pools, *s)
+	}
+	order := map[string]int{}
+	for i, cp := range pl.cfg.Pools {
+		order[cp.Name] = i
+	}
+	slices.SortFunc(p.Pools, func(a, b PoolStatus) int {
+		ai, aok := order[a.Pool]
+		bi, bok := order[b.Pool]
+		return cmp.Or(cmp.Compare(b2i(!aok), b2i(!bok)), cmp.Compare(ai, bi), strings.Compare(a.Pool, b.Pool))
+	})
+	return p
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

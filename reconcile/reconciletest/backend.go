@@ -1,0 +1,149 @@
+// Package reconciletest provides an in-memory reconcile.Backend for tests of the pass
+// and of anything built on it. It records every call and can fail the next one.
+package reconciletest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Backend keeps runners in memory. The zero value is not usable; call NewBackend.
+type Backend struct {
+	now func() time.Time
+
+	mu       sync.Mutex
+	runners  map[string]reconcile.Runner
+	specs    map[string]reconcile.RunnerSpec
+	calls    []string
+	failNext map[string]error
+}
+
+var _ reconcile.Backend = (*Backend)(nil)
+
+// NewBackend returns an empty backend whose runners are stamped with now().
+func NewBackend(now func() time.Time) *Backend {
+	return &Backend{now: now, runners: map[string]reconcile.Runner{}, specs: map[string]reconcile.RunnerSpec{}, failNext: map[string]error{}}
+}
+
+// FailNext makes the next call of op ("list", "create" or "delete") return err.
+func (b *Backend) FailNext(op string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failNext[op] = err
+}
+
+func (b *Backend) record(op, name string) error {
+	b.calls = append(b.calls, strings.TrimSpace(op+" "+name))
+	if err, ok := b.failNext[op]; ok {
+		delete(b.failNext, op)
+		return err
+	}
+	return nil
+}
+
+// List implements reconcile.Backend.
+func (b *Backend) List(_ context.Context) ([]reconcile.Runner, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.record("list", ""); err != nil {
+		return nil, err
+	}
+	return b.sorted(), nil
+}
+
+// Create implements reconcile.Backend: nil if a runner of that name exists.
+func (b *Backend) Create(_ context.Context, spec reconcile.RunnerSpec) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.record("create", spec.Name); err != nil {
+		return err
+	}
+	if spec.JITConfig == "" {
+		return fmt.Errorf("creating %s: no JIT config", spec.Name)
+	}
+	if _, ok := b.runners[spec.Name]; ok {
+		return nil
+	}
+	b.runners[spec.Name] = reconcile.Runner{Name: spec.Name, Pool: spec.Pool, Scope: spec.Scope, Repo: spec.Repo,
+		JobID: spec.JobID, CreatedAt: b.now(), Phase: reconcile.PhaseActive}
+	b.specs[spec.Name] = spec
+	return nil
+}
+
+// Delete implements reconcile.Backend: nil if the runner is already gone.
+func (b *Backend) Delete(_ context.Context, r reconcile.Runner) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.record("delete", r.Name); err != nil {
+		return err
+	}
+	delete(b.runners, r.Name)
+	return nil
+}
+
+// Put adds or replaces a runner, as if it had been created earlier.
+func (b *Backend) Put(r reconcile.Runner) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.runners[r.Name] = r
+}
+
+// SetPhase changes what the backend says of a runner's machine; false if no such runner.
+func (b *Backend) SetPhase(name string, ph reconcile.Phase) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.runners[name]
+	if ok {
+		r.Phase = ph
+		b.runners[name] = r
+	}
+	return ok
+}
+
+// Runners returns the runners, sorted by name.
+func (b *Backend) Runners() []reconcile.Runner {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sorted()
+}
+
+// Spec returns the spec a runner was created with.
+func (b *Backend) Spec(name string) (reconcile.RunnerSpec, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.specs[name]
+	return s, ok
+}
+
+// Calls returns the calls made so far ("list", "create NAME", "delete NAME"), in order.
+func (b *Backend) Calls() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.calls)
+}
+
+// Mutations returns the calls that changed something (creates and deletes).
+func (b *Backend) Mutations() []string {
+	var out []string
+	for _, c := range b.Calls() {
+		if c != "list" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (b *Backend) sorted() []reconcile.Runner {
+	out := make([]reconcile.Runner, 0, len(b.runners))
+	for _, r := range b.runners {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b reconcile.Runner) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

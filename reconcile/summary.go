@@ -1,0 +1,20 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteTable writes the pass's per-pool table for a person at a terminal.
+func WriteTable(w io.Writer, s Summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POOL\tQUEUED\tBOOTING\tIDLE\tBUSY\tTO CREATE\tTO DELETE")
+	for _, p := range s.Plan.Pools {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Booting, p.Idle, p.Busy, p.Create, p.Delete)
+	}
+	tw.Flush()
+	if s.DryRun {
+		fmt.Fprintln(w, "dry run: nothing was changed")
+	}
+}

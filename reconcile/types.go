@@ -1,0 +1,156 @@
+// Package reconcile holds the configuration, the domain types, the pure planner and the
+// pass that observes GitHub and the backends, plans, and applies.
+//
+// It declares the small interfaces it consumes (GitHub, Backend); the adapters in ghpoll,
+// gce and k8s implement them. It must not import ghpoll, gce or k8s, and no go-github,
+// compute or client-go type crosses into it.
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Scope is where a runner registers and where the jobs it may take come from: a
+// repository (Owner and Repo), or an organisation (Owner alone).
+type Scope struct {
+	Owner string
+	Repo  string // empty for an organisation
+}
+
+// IsOrg reports whether s names an organisation rather than a repository.
+func (s Scope) IsOrg() bool { return s.Repo == "" }
+
+// String returns "owner/repo" for a repository and "owner" for an organisation.
+func (s Scope) String() string {
+	if s.Repo == "" {
+		return s.Owner
+	}
+	return s.Owner + "/" + s.Repo
+}
+
+// ownerPattern is GitHub's rule for user and organisation logins.
+var ownerPattern = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9]|-[A-Za-z0-9]){0,38}$`)
+
+// repoPattern is GitHub's rule for repository names ("." and ".." are refused apart).
+var repoPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+
+// ParseRepo parses "owner/name" into a repository scope.
+func ParseRepo(s string) (Scope, error) {
+	owner, name, ok := strings.Cut(s, "/")
+	if !ok || strings.Contains(name, "/") {
+		return Scope{}, fmt.Errorf("%q is not OWNER/NAME", s)
+	}
+	if !ownerPattern.MatchString(owner) {
+		return Scope{}, fmt.Errorf("%q: %q is not a valid GitHub owner", s, owner)
+	}
+	if !repoPattern.MatchString(name) || name == "." || name == ".." {
+		return Scope{}, fmt.Errorf("%q: %q is not a valid repository name", s, name)
+	}
+	// GitHub compares names case-insensitively; so do we, by keeping them lowercase.
+	return Scope{Owner: strings.ToLower(owner), Repo: strings.ToLower(name)}, nil
+}
+
+// ParseOrg parses an organisation login into an organisation scope.
+func ParseOrg(s string) (Scope, error) {
+	if !ownerPattern.MatchString(s) {
+		return Scope{}, fmt.Errorf("%q is not a valid GitHub organisation name", s)
+	}
+	return Scope{Owner: strings.ToLower(s)}, nil
+}
+
+// Job is a workflow job that waits for a runner.
+type Job struct {
+	ID        int64
+	RunID     int64
+	Repo      Scope // the repository whose workflow it belongs to
+	Name      string
+	Labels    []string // the job's runs-on labels
+	CreatedAt time.Time
+}
+
+// Phase is what a backend says of a runner's machine.
+type Phase int
+
+const (
+	// PhaseActive is a runner whose machine is starting or running.
+	PhaseActive Phase = iota
+	// PhaseFinished is a runner whose machine stopped and will never run a job again
+	// (a completed or failed Kubernetes Job, a stopped or preempted instance).
+	PhaseFinished
+)
+
+func (p Phase) String() string {
+	if p == PhaseFinished {
+		return "finished"
+	}
+	return "active"
+}
+
+// Runner is one runner this tool owns, as its backend reports it.
+type Runner struct {
+	Name      string
+	Pool      string
+	Scope     Scope // where its registration lives
+	Repo      Scope // the repository of the job it was made for
+	JobID     int64 // the job it was made for; GitHub may give it any other job it can serve
+	CreatedAt time.Time
+	Phase     Phase
+}
+
+// Registration is GitHub's record of a self-hosted runner.
+type Registration struct {
+	ID     int64
+	Name   string
+	Scope  Scope
+	Online bool
+	Busy   bool
+	Labels []string
+}
+
+// RunnerSpec is what a backend needs to start one runner.
+type RunnerSpec struct {
+	Name      string
+	Pool      string
+	Scope     Scope
+	Repo      Scope
+	JobID     int64
+	Labels    []string
+	JITConfig Secret
+	// MaxLifetime bounds how long the runner may live; backends that can enforce a
+	// deadline themselves (Kubernetes activeDeadlineSeconds) use it.
+	MaxLifetime time.Duration
+}
+
+// Secret is a credential, such as an encoded JIT runner configuration. Every way of
+// printing it prints "[redacted]"; Reveal returns the value for the one place that
+// needs it.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer.
+func (s Secret) String() string { return redacted }
+
+// GoString implements fmt.GoStringer, so %#v redacts too.
+func (s Secret) GoString() string { return redacted }
+
+// MarshalText implements encoding.TextMarshaler, so JSON and loggers redact too.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Errors the adapters return and the pass branches on.
+var (
+	// ErrNameTaken: GitHub already has a runner registration of that name.
+	ErrNameTaken = errors.New("a runner of that name is already registered")
+	// ErrRunnerBusy: GitHub refused to remove a registration because its runner is running a job.
+	ErrRunnerBusy = errors.New("runner is running a job")
+	// ErrRateLimited: GitHub's primary or secondary rate limit was hit; no more calls
+	// are made until it resets.
+	ErrRateLimited = errors.New("github rate limit exceeded")
+)

@@ -181,20 +181,21 @@ func newLogger(format, level string, stderr io.Writer) (zerolog.Logger, bool, er
 	if err != nil || level == "" {
 		return zerolog.Logger{}, false, usagef("--log-level: %q is not one of debug, info, warn, error", level)
 	}
+	f, ok := stderr.(*os.File)
+	tty := ok && isatty.IsTerminal(f.Fd())
 	var console bool
 	switch format {
 	case "console":
 		console = true
 	case "json":
 	case "auto":
-		f, ok := stderr.(*os.File)
-		console = ok && isatty.IsTerminal(f.Fd())
+		console = tty
 	default:
 		return zerolog.Logger{}, false, usagef("--log-format: %q is not one of auto, json, console", format)
 	}
 	var w io.Writer = stderr
 	if console {
-		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05"}
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05", NoColor: !tty}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), console, nil
 }

@@ -43,6 +43,10 @@ type Pool struct {
 	// decodes and validates it.
 	GCE        json.RawMessage `json:"gce,omitempty"`
 	Kubernetes json.RawMessage `json:"kubernetes,omitempty"`
+	// CatchAll turns matching around: the pool serves every job that carries all of
+	// the pool's labels, whatever else it asks for. Only the dry-run default pool,
+	// which shows a newcomer every job that wants a self-hosted runner, sets it.
+	CatchAll bool `json:"-"`
 }
 
 // Defaults for what a pool leaves unset.
@@ -69,6 +73,7 @@ func DefaultPool() Pool {
 		BootTimeout: Duration(DefaultBootTimeout),
 		IdleTimeout: Duration(DefaultIdleTimeout),
 		MaxLifetime: Duration(DefaultMaxLifetime),
+		CatchAll:    true,
 	}
 }
 
@@ -263,8 +268,12 @@ func checkShape(t reflect.Type, v any, path string) error {
 	case t == rawMessageType:
 		return nil // a backend section: its backend checks it
 	case t == durationType:
-		if _, ok := v.(string); !ok {
+		s, ok := v.(string)
+		if !ok {
 			return fmt.Errorf("%s: want a duration such as \"10m\"", path)
+		}
+		if _, err := time.ParseDuration(s); err != nil {
+			return fmt.Errorf("%s: %q is not a duration such as \"10m\"", path, s)
 		}
 		return nil
 	}

@@ -102,11 +102,14 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 		Int("repos", sum.Repos).
 		Int("jobs_queued", sum.Jobs).
 		Int("runners", sum.Runners).
+		Int("to_create", len(sum.Plan.Create)).
+		Int("to_delete", len(sum.Plan.Delete)).
+		Int("to_deregister", len(sum.Plan.Deregister)).
 		Int("created", sum.Created).
 		Int("deleted", sum.Deleted).
 		Int("deregistered", sum.Deregistered).
 		Int("errors", sum.Errors).
-		Dur("duration", sum.Duration).
+		Int64("duration_ms", sum.Duration.Milliseconds()).
 		Msg("pass done")
 	return sum, err
 }

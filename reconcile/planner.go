@@ -155,7 +155,7 @@ func MatchPool(pools []Pool, jobLabels []string) *Pool {
 		return nil
 	}
 	for i := range pools {
-		if coversLabels(pools[i].Labels, jobLabels) {
+		if pools[i].CatchAll && coversLabels(jobLabels, pools[i].Labels) || coversLabels(pools[i].Labels, jobLabels) {
 			return &pools[i]
 		}
 	}

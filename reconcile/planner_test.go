@@ -170,7 +170,7 @@ func TestCompute(t *testing.T) {
 		},
 		{
 			name: "online or busy registration without a runner is never removed",
-			obs: Observed{Regs: []Registration{reg(9, idleA, true, false), reg(10, busyA, false, true)}},
+			obs:  Observed{Regs: []Registration{reg(9, idleA, true, false), reg(10, busyA, false, true)}},
 			want: Plan{},
 		},
 		{

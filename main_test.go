@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+)
+
+const goodPool = `
+pools:
+  - name: arm64
+    labels: [self-hosted, ARM64]
+    max_runners: 3
+`
+
+// Bad input: exit 2, one line that names what is wrong, and not one call to GitHub.
+func TestRun_BadInputExitsTwoNamingTheKey(t *testing.T) {
+	gh := ghpolltest.NewServer(t)
+	tests := []struct {
+		name   string
+		config string // "" runs without --config
+		args   []string
+		token  string
+		want   string // the line must contain this
+	}{
+		{"malformed YAML", "github: [repos\n", nil, "t", "not valid YAML"},
+		{"unknown key", "github:\n  repos: [o/r]\n  repoz: [o/r]\n" + goodPool, nil, "t", "github.repoz: unknown key"},
+		{"unknown pool key", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 1\n    lables: [y]\n", nil, "t", "pools[0].lables: unknown key"},
+		{"wrong type", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: many\n", nil, "t", "pools[0].max_runners: want a whole number"},
+		{"bad duration", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 1\n    boot_timeout: soon\n", nil, "t", "boot_timeout"},
+		{"pool without labels", "github:\n  repos: [o/r]\npools:\n  - name: a\n    max_runners: 1\n", nil, "t", "pools[0].labels"},
+		{"two pools with the same name", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 1\n  - name: a\n    labels: [gpu]\n    max_runners: 1\n", nil, "t", "pools[1].name"},
+		{"pool name that cannot name an instance", "github:\n  repos: [o/r]\npools:\n  - name: ARM_64\n    labels: [x]\n    max_runners: 1\n", nil, "t", "pools[0].name"},
+		{"name_prefix that cannot name a Job", "name_prefix: gha.\ngithub:\n  repos: [o/r]\n" + goodPool, nil, "t", "name_prefix"},
+		{"names too long together", "name_prefix: " + strings.Repeat("a", 30) + "\ngithub:\n  repos: [o/r]\npools:\n  - name: " + strings.Repeat("b", 10) + "\n    labels: [x]\n    max_runners: 1\n", nil, "t", "pools[0].name"},
+		{"max_runners zero", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 0\n", nil, "t", "pools[0].max_runners must be positive"},
+		{"missing token", "github:\n  repos: [o/r]\n" + goodPool, []string{"--dry-run"}, "", "GITHUB_TOKEN"},
+		{"no repositories", goodPool, []string{"--dry-run"}, "t", "github.repos"},
+		{"bad --repo", "", []string{"--dry-run", "--repo", "../etc"}, "t", "github.repos[0]"},
+		{"real run without config", "", []string{"--repo", "o/r"}, "t", "--config"},
+		{"pool without backend in a real run", "github:\n  repos: [o/r]\n" + goodPool, nil, "t", "pools[0]: no backend"},
+		{"unknown flag", "", []string{"--dry-run", "--bogus"}, "t", "bogus"},
+		{"bad log format", "", []string{"--dry-run", "--repo", "o/r", "--log-format", "xml"}, "t", "--log-format"},
+		{"missing config file", "", []string{"--config", "/nonexistent/reconcile.yaml"}, "t", "--config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GITHUB_TOKEN", tt.token)
+			args := []string{"reconcile", "--once", "--github-url", gh.APIURL}
+			if tt.config != "" {
+				path := filepath.Join(t.TempDir(), "reconcile.yaml")
+				if err := os.WriteFile(path, []byte(tt.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			}
+			args = append(args, tt.args...)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), args, &stdout, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("stderr = %q, want one line containing %q", stderr.String(), tt.want)
+			}
+			if n := len(gh.Requests()); n != 0 {
+				t.Errorf("%d requests reached GitHub, want none", n)
+			}
+		})
+	}
+}
+
+// The README's first command, as a newcomer runs it: a built binary, a token, a
+// repository, a dry run.
+func TestReadmeDryRunCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "reconcile")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	gh := ghpolltest.NewServer(t)
+	job := gh.QueueJob("octo-org/app", "self-hosted", "linux")
+	gh.QueueJob("octo-org/app", "ubuntu-latest")
+
+	cmd := exec.Command(bin, "--once", "--dry-run", "--repo", "octo-org/app", "--log-format", "console")
+	cmd.Env = append(os.Environ(), "GITHUB_TOKEN=ghp_newcomer000000000000000000000000", "GITHUB_API_URL="+gh.APIURL)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("reconcile --once --dry-run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"would create runner", "gha-default-", "reason=demand", "dry_run=true"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "job_id="+itoa(job)) {
+		t.Errorf("stderr does not name job %d:\n%s", job, stderr.String())
+	}
+	for _, want := range []string{"POOL", "default", "dry run: nothing was changed"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if m := gh.Mutations(); len(m) != 0 {
+		t.Errorf("dry run sent %v to GitHub", m)
+	}
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if strings.Contains(stdout.String()+stderr.String(), "ghp_newcomer") {
+		t.Error("the token appears in the output")
+	}
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	return string(appendInt(b[:0], n))
+}
+
+func appendInt(b []byte, n int64) []byte {
+	if n >= 10 {
+		b = appendInt(b, n/10)
+	}
+	return append(b, byte('0'+n%10))
+}

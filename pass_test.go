@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+
+	"github.com/reconcile-dev/reconcile/ghpoll"
+	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
+)
+
+// These tests run whole passes: the real ghpoll client against a fake GitHub that
+// speaks the REST API, and the in-memory backend.
+
+var arm64Labels = []string{"self-hosted", "linux", "ARM64"}
+
+type world struct {
+	gh      *ghpolltest.Server
+	backend *reconciletest.Backend
+	rc      *reconcile.Reconciler
+	now     time.Time
+	mu      sync.Mutex
+}
+
+func newWorld(t *testing.T, repos ...string) *world {
+	t.Helper()
+	w := &world{gh: ghpolltest.NewServer(t), now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	w.gh.SetClock(w.clock)
+	w.backend = reconciletest.NewBackend(w.clock)
+	client, err := ghpoll.New(&http.Client{Transport: authTransport{}}, w.gh.APIURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := reconcile.Load([]byte(`
+github:
+  repos: [` + strings.Join(repos, ", ") + `]
+pools:
+  - name: arm64
+    labels: [self-hosted, linux, ARM64]
+    max_runners: 10
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.GitHub.APIURL = w.gh.APIURL
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.clock}
+	return w
+}
+
+func (w *world) clock() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.now
+}
+
+func (w *world) advance(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.now = w.now.Add(d)
+}
+
+func (w *world) pass(t *testing.T) (reconcile.Summary, error) {
+	t.Helper()
+	return w.rc.RunOnce(zerolog.New(zerolog.NewTestWriter(t)).WithContext(context.Background()))
+}
+
+func (w *world) mustPass(t *testing.T) reconcile.Summary {
+	t.Helper()
+	sum, err := w.pass(t)
+	if err != nil {
+		t.Fatalf("RunOnce() = %v, want nil", err)
+	}
+	return sum
+}
+
+// authTransport adds a token, as the oauth2 transport does in production.
+type authTransport struct{}
+
+func (authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer test-token")
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func runnerNames(rs []reconcile.Runner) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func regNames(rs []ghpolltest.Runner) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func TestPass_QueuedJobsGetRunners(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	j1 := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	run := w.gh.AddRun("octo-org/app", "in_progress")
+	w.gh.AddJob(run, "completed", arm64Labels...)
+	j2 := w.gh.AddJob(run, "queued", "self-hosted", "ARM64") // waits inside a running workflow
+	w.gh.QueueJob("octo-org/app", "ubuntu-latest")          // wants a GitHub-hosted runner
+
+	sum := w.mustPass(t)
+	want := []string{reconcile.RunnerName("gha", "arm64", j1, 0), reconcile.RunnerName("gha", "arm64", j2, 0)}
+	if diff := cmp.Diff(want, runnerNames(w.backend.Runners())); diff != "" {
+		t.Fatalf("runners after a pass mismatch (-want +got):\n%s", diff)
+	}
+	if sum.Created != 2 || w.gh.JITCount() != 2 {
+		t.Errorf("created %d runners with %d JIT configs, want 2 and 2", sum.Created, w.gh.JITCount())
+	}
+	regs := w.gh.Runners()
+	if diff := cmp.Diff(want, regNames(regs)); diff != "" {
+		t.Errorf("registrations mismatch (-want +got):\n%s", diff)
+	}
+	for _, reg := range regs {
+		spec, _ := w.backend.Spec(reg.Name)
+		if spec.JITConfig.Reveal() != reg.JITConfig {
+			t.Errorf("runner %s started with another JIT config than GitHub issued for it", reg.Name)
+		}
+		if diff := cmp.Diff(arm64Labels, reg.Labels); diff != "" {
+			t.Errorf("registration %s labels mismatch (-want +got):\n%s", reg.Name, diff)
+		}
+	}
+
+	// The next pass sees them booting: nothing more to do.
+	w.advance(30 * time.Second)
+	if sum := w.mustPass(t); !sum.Plan.Empty() {
+		t.Errorf("second pass planned %+v, want nothing", sum.Plan)
+	}
+}
+
+func TestPass_FinishedRunnersAreDeleted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	w.mustPass(t)
+	name := reconcile.RunnerName("gha", "arm64", j, 0)
+
+	// The runner takes its job, runs it and stops; GitHub drops the ephemeral registration.
+	w.gh.SetRunner(name, true, true)
+	w.gh.SetJobStatus(j, "in_progress", name)
+	w.advance(time.Minute)
+	if sum := w.mustPass(t); !sum.Plan.Empty() {
+		t.Fatalf("pass with a busy runner planned %+v, want nothing", sum.Plan)
+	}
+	w.gh.SetJobStatus(j, "completed", name)
+	w.gh.RemoveRunner(name)
+	w.backend.SetPhase(name, reconcile.PhaseFinished)
+	w.advance(time.Minute)
+	sum := w.mustPass(t)
+	if sum.Deleted != 1 || len(w.backend.Runners()) != 0 {
+		t.Errorf("deleted %d, runners left %v; want 1 deleted and none left", sum.Deleted, runnerNames(w.backend.Runners()))
+	}
+}
+
+func TestPass_FinishedRunnerRegistrationIsRemoved(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	w.mustPass(t)
+	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	// Preempted before it came online: the machine stopped, the registration stays offline.
+	w.backend.SetPhase(name, reconcile.PhaseFinished)
+	w.gh.SetJobStatus(j, "completed", "other") // another runner took the job meanwhile
+	w.advance(time.Minute)
+	w.mustPass(t)
+	if rs := w.backend.Runners(); len(rs) != 0 {
+		t.Errorf("runners left %v, want none", runnerNames(rs))
+	}
+	if regs := w.gh.Runners(); len(regs) != 0 {
+		t.Errorf("registrations left %v, want none", regNames(regs))
+	}
+}
+
+func TestPass_DryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	w.gh.QueueJob("octo-org/app", arm64Labels...)
+	w.backend.Put(reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"},
+		JobID: 1, CreatedAt: w.clock().Add(-time.Hour), Phase: reconcile.PhaseFinished})
+	w.gh.AddRunner("octo-org/app", "gha-arm64-1", false, false)
+	w.gh.AddRunner("octo-org/app", "gha-arm64-2", false, false) // a ghost
+	w.rc.DryRun = true
+
+	sum := w.mustPass(t)
+	if len(sum.Plan.Create) != 1 || len(sum.Plan.Delete) != 1 || len(sum.Plan.Deregister) != 1 {
+		t.Fatalf("dry run planned %d creates, %d deletes, %d deregisters; want 1 of each", len(sum.Plan.Create), len(sum.Plan.Delete), len(sum.Plan.Deregister))
+	}
+	if m := w.gh.Mutations(); len(m) != 0 {
+		t.Errorf("dry run sent %v to GitHub, want only reads", m)
+	}
+	if n := w.gh.JITCount(); n != 0 {
+		t.Errorf("dry run generated %d JIT configs, want 0", n)
+	}
+	if m := w.backend.Mutations(); len(m) != 0 {
+		t.Errorf("dry run called the backend: %v", m)
+	}
+	if sum.Created+sum.Deleted+sum.Deregistered != 0 {
+		t.Errorf("dry run summary counts changes: %+v", sum)
+	}
+}
+
+func TestPass_FailedCreateRemovesItsRegistration(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	w.gh.QueueJob("octo-org/app", arm64Labels...)
+	w.backend.FailNext("create", errors.New("ZONE_RESOURCE_POOL_EXHAUSTED"))
+	if _, err := w.pass(t); err == nil || !strings.Contains(err.Error(), "ZONE_RESOURCE_POOL_EXHAUSTED") {
+		t.Fatalf("RunOnce() = %v, want the create error", err)
+	}
+	if regs := w.gh.Runners(); len(regs) != 0 {
+		t.Errorf("registrations left after a failed create: %v", regNames(regs))
+	}
+	// The next pass tries again, under the same name.
+	w.advance(30 * time.Second)
+	w.mustPass(t)
+	if rs := w.backend.Runners(); len(rs) != 1 {
+		t.Errorf("runners after the retry: %v, want one", runnerNames(rs))
+	}
+}
+
+func TestPass_StaleRegistrationOfTheSameNameIsReplaced(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	// A pass died between registering this runner and creating it.
+	stale := w.gh.AddRunner("octo-org/app", name, false, false)
+	w.mustPass(t)
+	regs := w.gh.Runners()
+	if len(regs) != 1 || regs[0].ID == stale {
+		t.Fatalf("registrations %+v, want one new registration for %s", regs, name)
+	}
+	if diff := cmp.Diff([]string{name}, runnerNames(w.backend.Runners())); diff != "" {
+		t.Errorf("runners mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// lateBackend hides its runners from the first List, as a backend does when another
+// pass creates a runner between this pass's observation and its create.
+type lateBackend struct {
+	*reconciletest.Backend
+	lists int
+}
+
+func (b *lateBackend) List(ctx context.Context) ([]reconcile.Runner, error) {
+	b.lists++
+	if b.lists == 1 {
+		return nil, nil
+	}
+	return b.Backend.List(ctx)
+}
+
+func TestPass_ConcurrentPassCreatingTheSameRunnerIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	// The other pass registered and created it; this pass did not see the runner yet.
+	id := w.gh.AddRunner("octo-org/app", name, false, false)
+	w.backend.Put(reconcile.Runner{Name: name, Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: j, CreatedAt: w.clock()})
+	w.rc.Backends["arm64"] = &lateBackend{Backend: w.backend}
+	w.mustPass(t)
+	regs := w.gh.Runners()
+	if len(regs) != 1 || regs[0].ID != id {
+		t.Errorf("registrations %+v, want the other pass's registration %d untouched", regs, id)
+	}
+	if m := w.backend.Mutations(); len(m) != 0 {
+		t.Errorf("backend calls %v, want none", m)
+	}
+}
+
+func TestPass_GhostRegistrationsAreRemoved(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app", "octo-org/quiet")
+	w.gh.AddRunner("octo-org/quiet", "gha-arm64-77", false, false) // its job ran elsewhere
+	w.gh.AddRunner("octo-org/quiet", "someone-elses-runner", false, false)
+	w.mustPass(t)
+	if diff := cmp.Diff([]string{"someone-elses-runner"}, regNames(w.gh.Runners())); diff != "" {
+		t.Errorf("registrations mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestPass_FailedRepositoryIsLeftAloneAndOthersServed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app", "octo-org/web")
+	w.gh.QueueJob("octo-org/web", arm64Labels...)
+	idle := reconcile.Runner{Name: "gha-arm64-5", Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"},
+		JobID: 5, CreatedAt: w.clock().Add(-time.Hour)}
+	w.backend.Put(idle)
+	w.gh.AddRunner("octo-org/app", idle.Name, true, false)
+	w.gh.Fail(http.MethodGet, "repos/octo-org/app/actions/runs?", http.StatusBadGateway, 10)
+
+	_, err := w.pass(t)
+	if err == nil || !strings.Contains(err.Error(), "octo-org/app") {
+		t.Fatalf("RunOnce() = %v, want an error naming octo-org/app", err)
+	}
+	names := runnerNames(w.backend.Runners())
+	if !slices.Contains(names, idle.Name) {
+		t.Errorf("idle runner of the repository whose jobs could not be listed was deleted")
+	}
+	if len(names) != 2 {
+		t.Errorf("runners %v, want the idle one and one for octo-org/web", names)
+	}
+}

@@ -58,7 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "reconcile: %v\n", ue.err)
+		// One line, whatever the message: a parser's error may span several.
+		fmt.Fprintf(stderr, "reconcile: %s\n", strings.Join(strings.Fields(ue.err.Error()), " "))
 		return exitUsage
 	case errors.Is(err, errPassFailed):
 		return exitFailed

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
 )
@@ -30,6 +31,7 @@ func TestRun_BadInputExitsTwoNamingTheKey(t *testing.T) {
 		want   string // the line must contain this
 	}{
 		{"malformed YAML", "github: [repos\n", nil, "t", "not valid YAML"},
+		{"key given twice", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 1\n    max_runners: 5\n", nil, "t", `key "max_runners" already set`},
 		{"unknown key", "github:\n  repos: [o/r]\n  repoz: [o/r]\n" + goodPool, nil, "t", "github.repoz: unknown key"},
 		{"unknown pool key", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 1\n    lables: [y]\n", nil, "t", "pools[0].lables: unknown key"},
 		{"wrong type", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: many\n", nil, "t", "pools[0].max_runners: want a whole number"},
@@ -131,4 +133,40 @@ func appendInt(b []byte, n int64) []byte {
 		b = appendInt(b, n/10)
 	}
 	return append(b, byte('0'+n%10))
+}
+
+// Without --once, passes repeat every --interval until the process is told to stop.
+func TestRun_LoopRepeatsUntilStopped(t *testing.T) {
+	gh := ghpolltest.NewServer(t)
+	t.Setenv("GITHUB_TOKEN", "t")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"reconcile", "--dry-run", "--interval", "20ms", "--repo", "octo-org/app", "--github-url", gh.APIURL}, &stdout, &stderr)
+	}()
+	deadline := time.After(10 * time.Second)
+	for passes := 0; passes < 3; {
+		select {
+		case <-deadline:
+			cancel()
+			t.Fatalf("only %d passes in 10s", passes)
+		case <-time.After(10 * time.Millisecond):
+		}
+		passes = 0
+		for _, r := range gh.Requests() {
+			if r.Path == "repos/octo-org/app/actions/runs" && r.Query.Get("status") == "queued" {
+				passes++
+			}
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit code %d after stop, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not stop")
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"errors"
 	"net/http"
 	"slices"
@@ -322,4 +324,59 @@ func TestPass_FailedRepositoryIsLeftAloneAndOthersServed(t *testing.T) {
 	if len(names) != 2 {
 		t.Errorf("runners %v, want the idle one and one for octo-org/web", names)
 	}
+}
+
+// The JIT configuration is a credential: no log line or error of a pass may carry it,
+// at debug level, in JSON or on a console, on success and when the create fails.
+func TestPass_JITConfigNeverLogged(t *testing.T) {
+	t.Parallel()
+	for _, console := range []bool{false, true} {
+		w := newWorld(t, "octo-org/app")
+		w.gh.QueueJob("octo-org/app", arm64Labels...)
+		w.gh.QueueJob("octo-org/app", arm64Labels...)
+		w.backend.FailNext("create", errors.New("quota exceeded"))
+		var buf syncBuffer
+		var out io.Writer = &buf
+		if console {
+			out = zerolog.ConsoleWriter{Out: &buf, NoColor: true}
+		}
+		ctx := zerolog.New(out).Level(zerolog.DebugLevel).WithContext(context.Background())
+		_, err := w.rc.RunOnce(ctx)
+		if err == nil {
+			t.Fatal("RunOnce() = nil, want the injected create error")
+		}
+		issued := w.gh.Runners()
+		if len(issued) == 0 {
+			t.Fatal("no JIT config was issued; the test checks nothing")
+		}
+		text := buf.String() + err.Error()
+		if !strings.Contains(text, "created runner") {
+			t.Fatalf("log lacks the successful create:\n%s", text)
+		}
+		for _, r := range issued {
+			if strings.Contains(text, r.JITConfig) {
+				t.Errorf("JIT config of %s appears in the log or error:\n%s", r.Name, text)
+			}
+		}
+		if strings.Contains(text, "jit-secret-") {
+			t.Errorf("a JIT config (of a removed registration) appears in the log or error:\n%s", text)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -103,9 +103,11 @@ func Load(data []byte) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, fmt.Errorf("config is %d bytes, more than the %d a configuration may have", len(data), maxConfigSize)
 	}
-	j, err := yaml.YAMLToJSON(data)
+	j, err := yaml.YAMLToJSONStrict(data) // strict: a key given twice is an error
 	if err != nil {
-		return nil, fmt.Errorf("config is not valid YAML: %s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+		msg = strings.TrimPrefix(msg, "yaml: ")
+		return nil, fmt.Errorf("config is not valid YAML: %s", strings.Join(strings.Fields(msg), " "))
 	}
 	var generic any
 	if err := json.Unmarshal(j, &generic); err != nil {

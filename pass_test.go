@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -120,7 +120,7 @@ func TestPass_QueuedJobsGetRunners(t *testing.T) {
 	run := w.gh.AddRun("octo-org/app", "in_progress")
 	w.gh.AddJob(run, "completed", arm64Labels...)
 	j2 := w.gh.AddJob(run, "queued", "self-hosted", "ARM64") // waits inside a running workflow
-	w.gh.QueueJob("octo-org/app", "ubuntu-latest")          // wants a GitHub-hosted runner
+	w.gh.QueueJob("octo-org/app", "ubuntu-latest")           // wants a GitHub-hosted runner
 
 	sum := w.mustPass(t)
 	want := []string{reconcile.RunnerName("gha", "arm64", j1, 0), reconcile.RunnerName("gha", "arm64", j2, 0)}

@@ -96,7 +96,9 @@ func paged(mt *httpmock.MockTransport, url string, wrap func([]any) any, pages .
 	return calls
 }
 
-func runsPage(items []any) any { return map[string]any{"total_count": len(items), "workflow_runs": items} }
+func runsPage(items []any) any {
+	return map[string]any{"total_count": len(items), "workflow_runs": items}
+}
 func jobsPage(items []any) any { return map[string]any{"total_count": len(items), "jobs": items} }
 func runnersPage(items []any) any {
 	return map[string]any{"total_count": len(items), "runners": items}

@@ -228,36 +228,8 @@ func TestClient_ListingsFollowEveryPageAndFailWhole(t *testing.T) {
 				return ids, err
 			}
 		}},
-		{"runner registrations", func(t *testing.T, mt *httpmock.MockTransport, mid any) func(*Client) ([]int64, error) {
-			if items, ok := mid.([]any); ok && len(items) == 1 {
-				mid = []any{runnerObj(t, 2, "gha-x-2", "online", false)}
-			}
-			paged(mt, api+"repos/octo-org/octo-repo/actions/runners", runnersPage,
-				[]any{runnerObj(t, 1, "gha-x-1", "online", false)}, mid, []any{runnerObj(t, 3, "gha-x-3", "offline", false)})
-			return func(c *Client) ([]int64, error) {
-				regs, err := c.Registrations(context.Background(), repo)
-				var ids []int64
-				for _, r := range regs {
-					ids = append(ids, r.ID)
-				}
-				return ids, err
-			}
-		}},
-		{"org runner registrations", func(t *testing.T, mt *httpmock.MockTransport, mid any) func(*Client) ([]int64, error) {
-			if items, ok := mid.([]any); ok && len(items) == 1 {
-				mid = []any{runnerObj(t, 2, "gha-x-2", "online", false)}
-			}
-			paged(mt, api+"orgs/octo-org/actions/runners", runnersPage,
-				[]any{runnerObj(t, 1, "gha-x-1", "online", false)}, mid, []any{runnerObj(t, 3, "gha-x-3", "offline", false)})
-			return func(c *Client) ([]int64, error) {
-				regs, err := c.Registrations(context.Background(), reconcile.Scope{Owner: "octo-org"})
-				var ids []int64
-				for _, r := range regs {
-					ids = append(ids, r.ID)
-				}
-				return ids, err
-			}
-		}},
+		{"runner registrations", registrationListing(api+"repos/octo-org/octo-repo/actions/runners", repo)},
+		{"org runner registrations", registrationListing(api+"orgs/octo-org/actions/runners", reconcile.Scope{Owner: "octo-org"})},
 	}
 	for _, l := range listings {
 		t.Run(l.name+" follows every page", func(t *testing.T) {
@@ -292,6 +264,25 @@ func TestClient_ListingsFollowEveryPageAndFailWhole(t *testing.T) {
 				t.Errorf("listing returned %v with its error, want nothing", ids)
 			}
 		})
+	}
+}
+
+// registrationListing sets up a three-page runner listing of a repository or an org.
+func registrationListing(url string, scope reconcile.Scope) func(*testing.T, *httpmock.MockTransport, any) func(*Client) ([]int64, error) {
+	return func(t *testing.T, mt *httpmock.MockTransport, mid any) func(*Client) ([]int64, error) {
+		if items, ok := mid.([]any); ok && len(items) == 1 {
+			mid = []any{runnerObj(t, 2, "gha-x-2", "online", false)}
+		}
+		paged(mt, url, runnersPage,
+			[]any{runnerObj(t, 1, "gha-x-1", "online", false)}, mid, []any{runnerObj(t, 3, "gha-x-3", "offline", false)})
+		return func(c *Client) ([]int64, error) {
+			regs, err := c.Registrations(context.Background(), scope)
+			var ids []int64
+			for _, r := range regs {
+				ids = append(ids, r.ID)
+			}
+			return ids, err
+		}
 	}
 }
 

@@ -94,6 +94,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
@@ -109,25 +112,12 @@ func Load(data []byte) (*Config, error) {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 		return nil, fmt.Errorf("config is not valid YAML: %s", strings.Join(strings.Fields(msg), " "))
 	}
-	var generic any
-	if err := json.Unmarshal(j, &generic); err != nil {
-		return nil, fmt.Errorf("config is not valid YAML: %v", err)
-	}
-	if generic == nil {
-		generic = map[string]any{}
-	}
-	if err := checkShape(reflect.TypeFor[Config](), generic, ""); err != nil {
-		return nil, err
+	if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+		j = []byte("{}") // an empty file
 	}
 	cfg := &Config{}
-	if err := json.Unmarshal(j, cfg); err != nil {
-		// checkShape has vetted every key and JSON type; what is left is a value
-		// a field's own decoder refused (a malformed duration).
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return nil, fmt.Errorf("%s: %v", ute.Field, err)
-		}
-		return nil, fmt.Errorf("config: %v", err)
+	if err := DecodeStrict(j, cfg, ""); err != nil {
+		return nil, err
 	}
 	cfg.applyDefaults()
 	return cfg, nil
@@ -249,9 +239,40 @@ func (c *Config) Pool(name string) *Pool {
 }
 
 var (
-	rawMessageType = reflect.TypeFor[json.RawMessage]()
-	durationType   = reflect.TypeFor[Duration]()
+	durationType    = reflect.TypeFor[Duration]()
+	rawMessageType  = reflect.TypeFor[json.RawMessage]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 )
+
+// DecodeStrict decodes a JSON document (YAML already converted) into v, refusing
+// unknown keys and wrongly typed values with an error that names them by their path
+// below path ("pools[1].labelz: unknown key"). Backends use it for their sections.
+func DecodeStrict(data []byte, v any, path string) error {
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return fmt.Errorf("%s: %v", orTop(path), err)
+	}
+	if err := checkShape(reflect.TypeOf(v).Elem(), generic, path); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		// checkShape vetted every key and JSON type; what is left is a value a
+		// field's own decoder refused (a malformed quantity, say).
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) && ute.Field != "" {
+			return fmt.Errorf("%s: %v", joinPath(path, ute.Field), err)
+		}
+		return fmt.Errorf("%s: %v", orTop(path), err)
+	}
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
 
 // checkShape walks a decoded JSON document against the Go type it will be decoded
 // into and reports the first unknown key or wrongly typed value, by its path
@@ -260,16 +281,10 @@ func checkShape(t reflect.Type, v any, path string) error {
 	if v == nil {
 		return nil
 	}
-	join := func(key string) string {
-		if path == "" {
-			return key
-		}
-		return path + "." + key
-	}
-	switch {
-	case t == rawMessageType:
+	if t == rawMessageType {
 		return nil // a backend section: its backend checks it
-	case t == durationType:
+	}
+	if t == durationType {
 		s, ok := v.(string)
 		if !ok {
 			return fmt.Errorf("%s: want a duration such as \"10m\"", path)
@@ -279,20 +294,19 @@ func checkShape(t reflect.Type, v any, path string) error {
 		}
 		return nil
 	}
+	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(unmarshalerType) || t.Implements(unmarshalerType) {
+		return nil // decodes itself (a duration, a quantity): its decoder judges it
+	}
 	switch t.Kind() {
+	case reflect.Pointer:
+		return checkShape(t.Elem(), v, path)
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return fmt.Errorf("%s: want a mapping", orTop(path))
 		}
 		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name != "" && name != "-" {
-				fields[name] = f.Type
-			}
-		}
+		collectFields(t, fields)
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -301,13 +315,29 @@ func checkShape(t reflect.Type, v any, path string) error {
 		for _, k := range keys {
 			ft, ok := fields[k]
 			if !ok {
-				return fmt.Errorf("%s: unknown key", join(k))
+				return fmt.Errorf("%s: unknown key", joinPath(path, k))
 			}
-			if err := checkShape(ft, m[k], join(k)); err != nil {
+			if err := checkShape(ft, m[k], joinPath(path, k)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: want a mapping", orTop(path))
+		}
+		for k, e := range m {
+			if err := checkShape(t.Elem(), e, joinPath(path, k)); err != nil {
 				return err
 			}
 		}
 	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			if _, ok := v.(string); !ok {
+				return fmt.Errorf("%s: want a base64 string", path)
+			}
+			return nil
+		}
 		a, ok := v.([]any)
 		if !ok {
 			return fmt.Errorf("%s: want a list", path)
@@ -321,10 +351,15 @@ func checkShape(t reflect.Type, v any, path string) error {
 		if _, ok := v.(string); !ok {
 			return fmt.Errorf("%s: want a string", path)
 		}
-	case reflect.Int:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		f, ok := v.(float64)
-		if !ok || f != float64(int64(f)) || f > 1e9 || f < -1e9 {
+		if !ok || f != float64(int64(f)) || f > 1e15 || f < -1e15 {
 			return fmt.Errorf("%s: want a whole number", path)
+		}
+	case reflect.Float32, reflect.Float64:
+		if _, ok := v.(float64); !ok {
+			return fmt.Errorf("%s: want a number", path)
 		}
 	case reflect.Bool:
 		if _, ok := v.(bool); !ok {
@@ -332,6 +367,32 @@ func checkShape(t reflect.Type, v any, path string) error {
 		}
 	}
 	return nil
+}
+
+// collectFields maps the JSON names of a struct's fields to their types, with the
+// fields of embedded structs (Kubernetes' inline ObjectMeta and TypeMeta) in place.
+func collectFields(t reflect.Type, fields map[string]reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		if f.Anonymous && (name == "" || opts == "inline") {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				collectFields(ft, fields)
+				continue
+			}
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fields[name] = f.Type
+	}
 }
 
 func orTop(path string) string {

@@ -1,0 +1,170 @@
+package k8s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// DefaultPageSize is how many Jobs one list request asks for.
+const DefaultPageSize = 100
+
+// Backend runs one pool's runners as Jobs in one namespace.
+type Backend struct {
+	client kubernetes.Interface
+	cfg    Config
+	owner  string
+	// PageSize is how many Jobs one list request asks for.
+	PageSize int64
+}
+
+var _ reconcile.Backend = (*Backend)(nil)
+
+// New returns a backend that creates Jobs as cfg says and manages those whose owner
+// label is owner (the name prefix).
+func New(client kubernetes.Interface, owner string, cfg Config) *Backend {
+	return &Backend{client: client, cfg: cfg, owner: owner, PageSize: DefaultPageSize}
+}
+
+// List returns the runners of every Job in the namespace with this tool's owner label,
+// from every page. A listing that fails part-way is an error, never a partial list.
+func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
+	sel := labels.SelectorFromSet(labels.Set{LabelOwner: b.owner}).String()
+	var out []reconcile.Runner
+	opts := metav1.ListOptions{LabelSelector: sel, Limit: b.PageSize}
+	for {
+		page, err := b.client.BatchV1().Jobs(b.cfg.Namespace).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("listing jobs in namespace %s: %w", b.cfg.Namespace, err)
+		}
+		for i := range page.Items {
+			out = append(out, runnerOf(&page.Items[i]))
+		}
+		if page.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = page.Continue
+	}
+}
+
+// runnerOf reads a runner's state back from its Job.
+func runnerOf(j *batchv1.Job) reconcile.Runner {
+	r := reconcile.Runner{
+		Name:      j.Name,
+		Pool:      j.Labels[LabelPool],
+		CreatedAt: j.CreationTimestamp.Time,
+		Phase:     reconcile.PhaseActive,
+	}
+	r.JobID, _ = strconv.ParseInt(j.Labels[LabelJobID], 10, 64)
+	r.Scope = parseScope(j.Annotations[AnnotationScope])
+	r.Repo = parseScope(j.Annotations[AnnotationRepo])
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobFailed, batchv1.JobFailureTarget, batchv1.JobSuccessCriteriaMet:
+			r.Phase = reconcile.PhaseFinished
+		}
+	}
+	return r
+}
+
+func parseScope(s string) reconcile.Scope {
+	if r, err := reconcile.ParseRepo(s); err == nil {
+		return r
+	}
+	if o, err := reconcile.ParseOrg(s); err == nil {
+		return o
+	}
+	return reconcile.Scope{}
+}
+
+// Create starts a runner: a suspended Job, the Secret with its JIT configuration
+// (owned by the Job, so that the cluster removes it with the Job), then the Job
+// unsuspended, so that no pod starts before its Secret exists. Nil if a Job of that
+// name already exists. A create that fails part-way removes what it made.
+func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
+	jobs := b.client.BatchV1().Jobs(b.cfg.Namespace)
+	job, err := jobs.Create(ctx, buildJob(b.cfg, b.owner, spec), metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating job %s/%s: %w", b.cfg.Namespace, spec.Name, err)
+	}
+	secret := buildSecret(b.cfg.Namespace, b.owner, spec)
+	secret.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion: "batch/v1",
+		Kind:       "Job",
+		Name:       job.Name,
+		UID:        job.UID,
+		Controller: ptr.To(true),
+	}}
+	_, err = b.client.CoreV1().Secrets(b.cfg.Namespace).Create(ctx, secret, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Left by a Job of the same name that is gone: its configuration is stale.
+		err = b.replaceSecret(ctx, secret)
+	}
+	if err != nil {
+		return b.undo(ctx, spec.Name, fmt.Errorf("creating secret %s/%s: %w", b.cfg.Namespace, spec.Name, err))
+	}
+	patch := []byte(`{"spec":{"suspend":false}}`)
+	if _, err := jobs.Patch(ctx, job.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return b.undo(ctx, spec.Name, fmt.Errorf("starting job %s/%s: %w", b.cfg.Namespace, spec.Name, err))
+	}
+	return nil
+}
+
+func (b *Backend) replaceSecret(ctx context.Context, secret *corev1.Secret) error {
+	secrets := b.client.CoreV1().Secrets(b.cfg.Namespace)
+	if err := secrets.Delete(ctx, secret.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	_, err := secrets.Create(ctx, secret, metav1.CreateOptions{})
+	return err
+}
+
+// undo removes a half-made runner; the pass's context may be what failed.
+func (b *Backend) undo(ctx context.Context, name string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := b.delete(ctx, name); err != nil {
+		return errors.Join(cause, fmt.Errorf("removing the half-made runner: %w", err))
+	}
+	return cause
+}
+
+// Delete removes a runner's Job, its pods (background propagation) and its Secret.
+// Nil if they are already gone.
+func (b *Backend) Delete(ctx context.Context, r reconcile.Runner) error {
+	return b.delete(ctx, r.Name)
+}
+
+func (b *Backend) delete(ctx context.Context, name string) error {
+	err := b.client.BatchV1().Jobs(b.cfg.Namespace).Delete(ctx, name,
+		metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting job %s/%s: %w", b.cfg.Namespace, name, err)
+	}
+	// The garbage collector removes an owned Secret with its Job; removing it here as
+	// well covers a Secret whose Job is already gone and a cluster whose collector lags.
+	err = b.client.CoreV1().Secrets(b.cfg.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting secret %s/%s: %w", b.cfg.Namespace, name, err)
+	}
+	return nil
+}

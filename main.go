@@ -21,8 +21,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/oauth2"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/reconcile-dev/reconcile/ghpoll"
+	"github.com/reconcile-dev/reconcile/k8s"
 	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
@@ -117,7 +119,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	dryRun := c.Bool("dry-run")
-	backends, err := buildBackends(cfg, dryRun)
+	backends, err := buildBackends(cfg, dryRun, k8s.NewClientset)
 	if err != nil {
 		return err
 	}
@@ -249,9 +251,11 @@ func readConfig(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 2<<20))
 }
 
-// buildBackends makes each pool's backend from its configuration section.
-func buildBackends(cfg *reconcile.Config, dryRun bool) (map[string]reconcile.Backend, error) {
+// buildBackends makes each pool's backend from its configuration section. Clients
+// are made only for the platforms some pool uses, once each.
+func buildBackends(cfg *reconcile.Config, dryRun bool, newKube func() (kubernetes.Interface, error)) (map[string]reconcile.Backend, error) {
 	backends := map[string]reconcile.Backend{}
+	var kube kubernetes.Interface
 	for i, p := range cfg.Pools {
 		key := fmt.Sprintf("pools[%d]", i)
 		switch {
@@ -260,7 +264,16 @@ func buildBackends(cfg *reconcile.Config, dryRun bool) (map[string]reconcile.Bac
 		case p.GCE != nil:
 			return nil, usagef("%s.gce: the GCE backend is not available in this version", key)
 		case p.Kubernetes != nil:
-			return nil, usagef("%s.kubernetes: the Kubernetes backend is not available in this version", key)
+			kc, err := k8s.ParseConfig(p.Kubernetes, key+".kubernetes")
+			if err != nil {
+				return nil, usageError{err}
+			}
+			if kube == nil {
+				if kube, err = newKube(); err != nil {
+					return nil, usagef("%s.kubernetes: %v", key, err)
+				}
+			}
+			backends[p.Name] = k8s.New(kube, cfg.NamePrefix, kc)
 		case !dryRun:
 			return nil, usagef("%s: no backend: add a gce or kubernetes section", key)
 		}

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/reconcile-dev/reconcile/ghpoll"
+	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+	"github.com/reconcile-dev/reconcile/k8s"
+	"github.com/reconcile-dev/reconcile/k8s/k8stest"
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// These tests run passes against a real kube-apiserver (envtest): validation,
+// AlreadyExists, label selectors, paging and RBAC are the server's.
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	k8stest.Stop()
+	os.Exit(code)
+}
+
+var kubeSeq atomic.Int64
+
+func newNamespace(t *testing.T, cs kubernetes.Interface, prefix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("%s-%d", prefix, kubeSeq.Add(1))
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// kubeWorld is a fake GitHub and a Kubernetes pool in its own namespace.
+type kubeWorld struct {
+	gh *ghpolltest.Server
+	cs kubernetes.Interface
+	ns string
+	rc *reconcile.Reconciler
+}
+
+// newKubeWorld connects as cfg (an administrator, or a service account by impersonation).
+func newKubeWorld(t *testing.T, cfg *rest.Config, ns string) *kubeWorld {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh := ghpolltest.NewServer(t)
+	client, err := ghpoll.New(&http.Client{Transport: authTransport{}}, gh.APIURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := reconcile.Load([]byte(`
+github: {repos: [octo-org/app]}
+pools:
+  - name: x64
+    labels: [self-hosted, linux, x64]
+    max_runners: 5
+    kubernetes: {namespace: ` + ns + `, mode: dind}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf.GitHub.APIURL = gh.APIURL
+	if err := conf.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	backends, err := buildBackends(conf, false, func() (kubernetes.Interface, error) { return cs, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kubeWorld{gh: gh, cs: cs, ns: ns, rc: &reconcile.Reconciler{Config: conf, GitHub: client, Backends: backends}}
+}
+
+func (w *kubeWorld) pass(t *testing.T) error {
+	t.Helper()
+	_, err := w.rc.RunOnce(context.Background())
+	return err
+}
+
+// lifecycle: two jobs queue, a pass creates their runners, one runner's Job completes
+// and GitHub drops its registration, and the next pass removes it.
+func (w *kubeWorld) lifecycle(t *testing.T, admin kubernetes.Interface) error {
+	t.Helper()
+	w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	done := w.gh.QueueJob("octo-org/app", "self-hosted", "linux")
+	if err := w.pass(t); err != nil {
+		return err
+	}
+	name := reconcile.RunnerName("gha", "x64", done, 0)
+	w.gh.SetJobStatus(done, "completed", name)
+	w.gh.RemoveRunner(name)
+	finishJob(t, admin, w.ns, name)
+	return w.pass(t)
+}
+
+func finishJob(t *testing.T, cs kubernetes.Interface, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	job, err := cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("getting job %s: %v", name, err)
+	}
+	now := metav1.Now()
+	job.Status.StartTime, job.Status.CompletionTime, job.Status.Succeeded = &now, &now, 1
+	job.Status.Conditions = []batchv1.JobCondition{
+		{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+	}
+	if _, err := cs.BatchV1().Jobs(ns).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("completing job %s: %v", name, err)
+	}
+}
+
+func TestKubernetes_PassCreatesRunnersAndRemovesFinishedOnes(t *testing.T) {
+	admin := k8stest.Config(t)
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w := newKubeWorld(t, admin, newNamespace(t, cs, "runners"))
+	j1 := w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	j2 := w.gh.QueueJob("octo-org/app", "self-hosted", "linux")
+	if err := w.pass(t); err != nil {
+		t.Fatalf("first pass: %v", err)
+	}
+	jobs, err := cs.BatchV1().Jobs(w.ns).List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelOwner + "=gha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range jobs.Items {
+		names = append(names, j.Name)
+	}
+	want := []string{reconcile.RunnerName("gha", "x64", j1, 0), reconcile.RunnerName("gha", "x64", j2, 0)}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Fatalf("jobs %v, want %v", names, want)
+	}
+	regs := w.gh.Runners()
+	for _, j := range jobs.Items {
+		raw, _ := json.Marshal(j)
+		for _, r := range regs {
+			if strings.Contains(string(raw), r.JITConfig) {
+				t.Errorf("job %s contains the JIT configuration of %s", j.Name, r.Name)
+			}
+		}
+		env := j.Spec.Template.Spec.Containers[0].Env
+		i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == k8s.JITConfigEnv })
+		if i < 0 || env[i].ValueFrom == nil || env[i].ValueFrom.SecretKeyRef.Name != j.Name {
+			t.Errorf("job %s: %s is not a secretKeyRef to its own Secret: %+v", j.Name, k8s.JITConfigEnv, env)
+		}
+		sec, err := cs.CoreV1().Secrets(w.ns).Get(ctx, j.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("secret of job %s: %v", j.Name, err)
+			continue
+		}
+		r := regs[slices.IndexFunc(regs, func(r ghpolltest.Runner) bool { return r.Name == j.Name })]
+		if string(sec.Data["jitconfig"]) != r.JITConfig {
+			t.Errorf("secret %s does not hold the JIT configuration GitHub issued for it", j.Name)
+		}
+	}
+
+	// The second pass finds them booting, and creates nothing more.
+	if err := w.pass(t); err != nil {
+		t.Fatalf("second pass: %v", err)
+	}
+	if n := w.gh.JITCount(); n != 2 {
+		t.Errorf("%d JIT configurations after two passes, want 2", n)
+	}
+
+	// One runner ran its job; its Job completed.
+	done := want[0]
+	finishJob(t, cs, w.ns, done)
+	w.gh.RemoveRunner(done)
+	if err := w.pass(t); err != nil {
+		t.Fatalf("third pass: %v", err)
+	}
+	if _, err := cs.BatchV1().Jobs(w.ns).Get(ctx, done, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("completed job after a pass: %v, want NotFound", err)
+	}
+	if _, err := cs.CoreV1().Secrets(w.ns).Get(ctx, done, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("secret of the completed job after a pass: %v, want NotFound", err)
+	}
+	if _, err := cs.BatchV1().Jobs(w.ns).Get(ctx, want[1], metav1.GetOptions{}); err != nil {
+		t.Errorf("the other runner's job: %v, want it kept", err)
+	}
+}
+
+// manifests renders manifests/kubernetes as `kubectl apply -k` would.
+func manifests(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "manifests/kubernetes")
+	if err != nil {
+		t.Fatalf("kustomize build manifests/kubernetes: %v", err)
+	}
+	var out []*unstructured.Unstructured
+	for _, r := range rm.Resources() {
+		// Through JSON, so that numbers are what unstructured objects expect.
+		raw, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+func manifestRole(t *testing.T) rbacv1.Role {
+	t.Helper()
+	for _, u := range manifests(t) {
+		if u.GetKind() == "Role" {
+			var role rbacv1.Role
+			raw, _ := json.Marshal(u.Object)
+			if err := json.Unmarshal(raw, &role); err != nil {
+				t.Fatal(err)
+			}
+			return role
+		}
+	}
+	t.Fatal("manifests/kubernetes has no Role")
+	return rbacv1.Role{}
+}
+
+// The manifests' Role is enough for the tool's whole lifecycle, and every verb in it
+// is needed: a pass run as the ServiceAccount fails with Forbidden without any one.
+func TestKubernetes_ManifestRoleIsEnoughAndEveryVerbIsNeeded(t *testing.T) {
+	admin := k8stest.Config(t)
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := manifestRole(t)
+	run := func(t *testing.T, rules []rbacv1.PolicyRule) error {
+		ctx := context.Background()
+		runners := newNamespace(t, cs, "runners")
+		tool := newNamespace(t, cs, "reconcile")
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reconcile", Namespace: tool}}
+		if _, err := cs.CoreV1().ServiceAccounts(tool).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: runners}, Rules: rules}
+		if _, err := cs.RbacV1().Roles(runners).Create(ctx, r, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "reconcile", Namespace: runners},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reconcile", Namespace: tool}},
+		}
+		if _, err := cs.RbacV1().RoleBindings(runners).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		as := rest.CopyConfig(admin)
+		as.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + tool + ":reconcile"}
+		return newKubeWorld(t, as, runners).lifecycle(t, cs)
+	}
+	t.Run("the role as shipped", func(t *testing.T) {
+		if err := run(t, role.Rules); err != nil {
+			t.Fatalf("lifecycle as the service account: %v", err)
+		}
+	})
+	for i, rule := range role.Rules {
+		for _, verb := range rule.Verbs {
+			t.Run(fmt.Sprintf("without %s %s", verb, rule.Resources[0]), func(t *testing.T) {
+				rules := make([]rbacv1.PolicyRule, len(role.Rules))
+				for j := range role.Rules {
+					rules[j] = *role.Rules[j].DeepCopy()
+				}
+				rules[i].Verbs = slices.DeleteFunc(rules[i].Verbs, func(v string) bool { return v == verb })
+				err := run(t, rules)
+				if !apierrors.IsForbidden(err) {
+					t.Fatalf("lifecycle without %s on %s = %v, want the server's Forbidden", verb, rule.Resources[0], err)
+				}
+			})
+		}
+	}
+}
+
+// Every manifest is one the apiserver accepts: namespaces are created, the rest
+// dry-run created on the server.
+func TestKubernetes_EveryManifestIsAccepted(t *testing.T) {
+	admin := k8stest.Config(t)
+	cl, err := client.New(admin, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := manifests(t)
+	raw, err := os.ReadFile("manifests/kubernetes/secret.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret map[string]any
+	if err := sigsyaml.Unmarshal(raw, &secret); err != nil {
+		t.Fatal(err)
+	}
+	objs = append(objs, &unstructured.Unstructured{Object: secret})
+	kinds := map[string]bool{}
+	ctx := context.Background()
+	for _, u := range objs {
+		kinds[u.GetKind()] = true
+		if u.GetKind() == "Namespace" {
+			if err := cl.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Errorf("creating namespace %s: %v", u.GetName(), err)
+			}
+		}
+	}
+	for _, u := range objs {
+		if u.GetKind() == "Namespace" {
+			continue
+		}
+		if err := cl.Create(ctx, u.DeepCopy(), client.DryRunAll); err != nil {
+			t.Errorf("server-side dry-run of %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		}
+	}
+	for _, k := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob", "Secret"} {
+		if !kinds[k] {
+			t.Errorf("manifests lack a %s", k)
+		}
+	}
+	// The example configuration is one the tool accepts.
+	for _, u := range objs {
+		if u.GetKind() != "ConfigMap" {
+			continue
+		}
+		data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
+		cfg, err := reconcile.Load([]byte(data))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil {
+			_, err = buildBackends(cfg, false, func() (kubernetes.Interface, error) { return nil, errors.New("unused") })
+		}
+		if err != nil && !strings.Contains(err.Error(), "unused") {
+			t.Errorf("the example configuration is refused: %v", err)
+		}
+	}
+}

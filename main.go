@@ -119,7 +119,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	dryRun := c.Bool("dry-run")
-	backends, err := buildBackends(cfg, dryRun, k8s.NewClientset)
+	backends, err := buildBackends(cfg, dryRun, func() (kubernetes.Interface, error) { return k8s.NewClientset(log) })
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ pools:
 	if err := conf.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	backends, err := buildBackends(conf, false, func() (kubernetes.Interface, error) { return cs, nil })
+	backends, err := buildBackends(context.Background(), conf, false, platforms{kube: func() (kubernetes.Interface, error) { return cs, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestKubernetes_EveryManifestIsAccepted(t *testing.T) {
 			err = cfg.Validate()
 		}
 		if err == nil {
-			_, err = buildBackends(cfg, false, func() (kubernetes.Interface, error) { return nil, errors.New("unused") })
+			_, err = buildBackends(context.Background(), cfg, false, platforms{kube: func() (kubernetes.Interface, error) { return nil, errors.New("unused") }})
 		}
 		if err != nil && !strings.Contains(err.Error(), "unused") {
 			t.Errorf("the example configuration is refused: %v", err)

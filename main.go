@@ -21,8 +21,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/oauth2"
+	"google.golang.org/api/option"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/reconcile-dev/reconcile/gce"
 	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/k8s"
 	"github.com/reconcile-dev/reconcile/reconcile"
@@ -119,7 +121,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	dryRun := c.Bool("dry-run")
-	backends, err := buildBackends(cfg, dryRun, func() (kubernetes.Interface, error) { return k8s.NewClientset(log) })
+	backends, err := buildBackends(c.Context, cfg, dryRun, realPlatforms(log))
 	if err != nil {
 		return err
 	}
@@ -196,9 +198,10 @@ func newLogger(format, level string, stderr io.Writer) (zerolog.Logger, bool, er
 	default:
 		return zerolog.Logger{}, false, usagef("--log-format: %q is not one of auto, json, console", format)
 	}
-	var w io.Writer = stderr
+	// A pass logs from several goroutines: one write at a time.
+	var w io.Writer = zerolog.SyncWriter(stderr)
 	if console {
-		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05", NoColor: !tty}
+		w = zerolog.ConsoleWriter{Out: zerolog.SyncWriter(stderr), TimeFormat: "15:04:05", NoColor: !tty}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), console, nil
 }
@@ -251,9 +254,28 @@ func readConfig(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 2<<20))
 }
 
+// platforms makes the clients of the backends; tests replace them.
+type platforms struct {
+	kube func() (kubernetes.Interface, error)
+	gce  func(ctx context.Context, cfg gce.Config, owner string) (reconcile.Backend, error)
+}
+
+func realPlatforms(log zerolog.Logger) platforms {
+	return platforms{
+		kube: func() (kubernetes.Interface, error) { return k8s.NewClientset(log) },
+		gce: func(ctx context.Context, cfg gce.Config, owner string) (reconcile.Backend, error) {
+			var opts []option.ClientOption
+			if tok := os.Getenv("GOOGLE_OAUTH_ACCESS_TOKEN"); tok != "" {
+				opts = append(opts, option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})))
+			}
+			return gce.New(ctx, cfg, owner, opts...)
+		},
+	}
+}
+
 // buildBackends makes each pool's backend from its configuration section. Clients
-// are made only for the platforms some pool uses, once each.
-func buildBackends(cfg *reconcile.Config, dryRun bool, newKube func() (kubernetes.Interface, error)) (map[string]reconcile.Backend, error) {
+// are made only for the platforms some pool uses; one Kubernetes client serves all.
+func buildBackends(ctx context.Context, cfg *reconcile.Config, dryRun bool, pf platforms) (map[string]reconcile.Backend, error) {
 	backends := map[string]reconcile.Backend{}
 	var kube kubernetes.Interface
 	for i, p := range cfg.Pools {
@@ -262,14 +284,22 @@ func buildBackends(cfg *reconcile.Config, dryRun bool, newKube func() (kubernete
 		case p.GCE != nil && p.Kubernetes != nil:
 			return nil, usagef("%s: gce and kubernetes are exclusive: a pool has one backend", key)
 		case p.GCE != nil:
-			return nil, usagef("%s.gce: the GCE backend is not available in this version", key)
+			gc, err := gce.ParseConfig(p.GCE, key+".gce")
+			if err != nil {
+				return nil, usageError{err}
+			}
+			b, err := pf.gce(ctx, gc, cfg.NamePrefix)
+			if err != nil {
+				return nil, usagef("%s.gce: %v", key, err)
+			}
+			backends[p.Name] = b
 		case p.Kubernetes != nil:
 			kc, err := k8s.ParseConfig(p.Kubernetes, key+".kubernetes")
 			if err != nil {
 				return nil, usageError{err}
 			}
 			if kube == nil {
-				if kube, err = newKube(); err != nil {
+				if kube, err = pf.kube(); err != nil {
 					return nil, usagef("%s.kubernetes: %v", key, err)
 				}
 			}

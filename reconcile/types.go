@@ -99,6 +99,9 @@ type Runner struct {
 	JobID     int64 // the job it was made for; GitHub may give it any other job it can serve
 	CreatedAt time.Time
 	Phase     Phase
+	// Location is where the backend keeps the runner (a GCE zone); the planner
+	// ignores it and hands it back to the backend's Delete.
+	Location string
 }
 
 // Registration is GitHub's record of a self-hosted runner.

@@ -1,0 +1,333 @@
+package gce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	compute "cloud.google.com/go/compute/apiv1"
+	"cloud.google.com/go/compute/apiv1/computepb"
+	"cloud.google.com/go/compute/metadata"
+	"github.com/google/uuid"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Labels and metadata keys that carry a runner's state on its instance. GCE label keys
+// and values allow lowercase letters, digits, '_' and '-' only.
+const (
+	LabelOwner       = "reconcile-owner" // the name prefix: what has it is this installation's
+	LabelPool        = "reconcile-pool"
+	LabelJobID       = "reconcile-job-id"
+	MetadataJIT      = "reconcile-jit-config" // read by the startup script; a credential
+	MetadataScope    = "reconcile-scope"      // where the runner is registered
+	MetadataRepo     = "reconcile-repo"       // the repository of the job it was made for
+	MetadataJobID    = "reconcile-job-id"
+	operationTimeout = 5 * time.Minute
+)
+
+// capacityReasons are the error codes that say "not here, try another zone".
+var capacityReasons = []string{
+	"ZONE_RESOURCE_POOL_EXHAUSTED",
+	"ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
+	"QUOTA_EXCEEDED",
+	"quotaExceeded",
+	"resourcePoolExhausted",
+	"STOCKOUT",
+}
+
+// Backend runs one pool's runners as instances of one project.
+type Backend struct {
+	cfg       Config
+	owner     string
+	instances *compute.InstancesClient
+	// PageSize is how many instances one aggregated list request asks for.
+	PageSize uint32
+}
+
+var _ reconcile.Backend = (*Backend)(nil)
+
+// New returns a backend for a pool. It fills in the project, region and zones the
+// configuration leaves unset, from the metadata server (GCE_METADATA_HOST redirects
+// it) and the regions API. opts carry authentication (and, in tests, none).
+func New(ctx context.Context, cfg Config, owner string, opts ...option.ClientOption) (*Backend, error) {
+	if cfg.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(cfg.Endpoint))
+	}
+	if cfg.Project == "" {
+		p, err := metadata.ProjectIDWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("project is not set and the metadata server did not say: %w", err)
+		}
+		cfg.Project = p
+	}
+	if cfg.Region == "" {
+		z, err := metadata.ZoneWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("region is not set and the metadata server did not say its zone: %w", err)
+		}
+		cfg.Region = regionOf(z)
+	}
+	if len(cfg.Zones) == 0 {
+		zones, err := regionZones(ctx, cfg.Project, cfg.Region, opts)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Zones = zones
+	}
+	instances, err := compute.NewInstancesRESTClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("compute client: %w", err)
+	}
+	return &Backend{cfg: cfg, owner: owner, instances: instances, PageSize: 500}, nil
+}
+
+// regionZones lists the zones of a region that are up.
+func regionZones(ctx context.Context, project, region string, opts []option.ClientOption) ([]string, error) {
+	rc, err := compute.NewRegionsRESTClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("compute client: %w", err)
+	}
+	defer rc.Close()
+	r, err := rc.Get(ctx, &computepb.GetRegionRequest{Project: project, Region: region})
+	if err != nil {
+		return nil, fmt.Errorf("listing the zones of region %s: %w", region, err)
+	}
+	var zones []string
+	for _, z := range r.GetZones() {
+		zones = append(zones, path.Base(z))
+	}
+	slices.Sort(zones)
+	if len(zones) == 0 {
+		return nil, fmt.Errorf("region %s has no zones", region)
+	}
+	return zones, nil
+}
+
+// Config returns the configuration with what New filled in.
+func (b *Backend) Config() Config { return b.cfg }
+
+// Close releases the client's connections.
+func (b *Backend) Close() error { return b.instances.Close() }
+
+// List returns the runners of every instance of the project with this tool's owner
+// label, in one aggregated listing, every page. A zone that could not be read fails
+// the listing: never a partial list.
+func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
+	it := b.instances.AggregatedList(ctx, &computepb.AggregatedListInstancesRequest{
+		Project:    b.cfg.Project,
+		Filter:     proto.String(fmt.Sprintf("labels.%s = %q", LabelOwner, b.owner)),
+		MaxResults: proto.Uint32(b.PageSize),
+	})
+	var out []reconcile.Runner
+	for {
+		pair, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing instances of project %s: %w", b.cfg.Project, err)
+		}
+		if w := pair.Value.GetWarning(); w.GetCode() == "UNREACHABLE" {
+			return nil, fmt.Errorf("listing instances of project %s: %s unreachable: %s", b.cfg.Project, pair.Key, w.GetMessage())
+		}
+		for _, in := range pair.Value.GetInstances() {
+			if in.GetLabels()[LabelOwner] != b.owner {
+				continue // the filter should have left it out; be sure
+			}
+			out = append(out, runnerOf(in))
+		}
+	}
+}
+
+// runnerOf reads a runner's state back from its instance.
+func runnerOf(in *computepb.Instance) reconcile.Runner {
+	r := reconcile.Runner{
+		Name:     in.GetName(),
+		Pool:     in.GetLabels()[LabelPool],
+		Location: path.Base(in.GetZone()),
+		Phase:    reconcile.PhaseActive,
+	}
+	r.JobID, _ = strconv.ParseInt(in.GetLabels()[LabelJobID], 10, 64)
+	r.CreatedAt, _ = time.Parse(time.RFC3339, in.GetCreationTimestamp())
+	for _, it := range in.GetMetadata().GetItems() {
+		switch it.GetKey() {
+		case MetadataScope:
+			r.Scope = parseScope(it.GetValue())
+		case MetadataRepo:
+			r.Repo = parseScope(it.GetValue())
+		}
+	}
+	switch in.GetStatus() {
+	case "STOPPING", "STOPPED", "SUSPENDING", "SUSPENDED", "TERMINATED":
+		// Preempted, or powered off by the startup script after its job.
+		r.Phase = reconcile.PhaseFinished
+	}
+	return r
+}
+
+func parseScope(s string) reconcile.Scope {
+	if r, err := reconcile.ParseRepo(s); err == nil {
+		return r
+	}
+	if o, err := reconcile.ParseOrg(s); err == nil {
+		return o
+	}
+	return reconcile.Scope{}
+}
+
+// ZoneOrder returns the zones a create of that name tries, in order.
+func (b *Backend) ZoneOrder(name string) []string { return b.zoneOrder(name) }
+
+// zoneOrder returns the pool's zones starting from one chosen by the name, so that
+// runners spread over the zones and two passes creating one runner pick the same zone.
+func (b *Backend) zoneOrder(name string) []string {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	start := int(h.Sum32() % uint32(len(b.cfg.Zones)))
+	return append(slices.Clone(b.cfg.Zones[start:]), b.cfg.Zones[:start]...)
+}
+
+// Create inserts an instance from the template and waits for the operation, so that a
+// create reported done is done. A zone out of capacity (stockout, zonal quota) moves
+// the create to the next zone. Nil if an instance of that name already exists.
+func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
+	var tried []string
+	var errs []error
+	for _, zone := range b.zoneOrder(spec.Name) {
+		err := b.insert(ctx, zone, spec)
+		if err == nil {
+			return nil
+		}
+		if !isCapacity(err) {
+			return fmt.Errorf("creating instance %s in %s: %w", spec.Name, zone, err)
+		}
+		tried = append(tried, zone)
+		errs = append(errs, fmt.Errorf("%s: %w", zone, err))
+	}
+	return fmt.Errorf("creating instance %s: no capacity in zones %s: %w", spec.Name, strings.Join(tried, ", "), errors.Join(errs...))
+}
+
+func (b *Backend) insert(ctx context.Context, zone string, spec reconcile.RunnerSpec) error {
+	ctx, cancel := context.WithTimeout(ctx, operationTimeout)
+	defer cancel()
+	in := &computepb.Instance{
+		Name: proto.String(spec.Name),
+		Labels: map[string]string{
+			LabelOwner: b.owner,
+			LabelPool:  spec.Pool,
+			LabelJobID: strconv.FormatInt(spec.JobID, 10),
+		},
+		Metadata: &computepb.Metadata{Items: []*computepb.Items{
+			{Key: proto.String(MetadataJIT), Value: proto.String(spec.JITConfig.Reveal())},
+			{Key: proto.String(MetadataScope), Value: proto.String(spec.Scope.String())},
+			{Key: proto.String(MetadataRepo), Value: proto.String(spec.Repo.String())},
+			{Key: proto.String(MetadataJobID), Value: proto.String(strconv.FormatInt(spec.JobID, 10))},
+		}},
+	}
+	op, err := b.instances.Insert(ctx, &computepb.InsertInstanceRequest{
+		Project:                b.cfg.Project,
+		Zone:                   zone,
+		InstanceResource:       in,
+		SourceInstanceTemplate: proto.String(b.cfg.templatePath()),
+		RequestId:              proto.String(uuid.NewString()),
+	})
+	if isAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Wait returns nil for an operation that failed without an HTTP status: the
+	// operation's own errors are what count.
+	werr := op.Wait(ctx)
+	if oe := operationError(op); oe != nil {
+		if isAlreadyExists(oe) {
+			return nil
+		}
+		return oe
+	}
+	return werr
+}
+
+// operationError turns a finished operation's errors into a *googleapi.Error, so that
+// one check serves errors from the call and from the operation.
+func operationError(op *compute.Operation) error {
+	p := op.Proto()
+	errs := p.GetError().GetErrors()
+	if len(errs) == 0 {
+		return nil
+	}
+	ge := &googleapi.Error{Code: int(p.GetHttpErrorStatusCode()), Message: p.GetHttpErrorMessage()}
+	var msgs []string
+	for _, e := range errs {
+		ge.Errors = append(ge.Errors, googleapi.ErrorItem{Reason: e.GetCode(), Message: e.GetMessage()})
+		msgs = append(msgs, e.GetCode()+": "+e.GetMessage())
+	}
+	if ge.Message == "" {
+		ge.Message = strings.Join(msgs, "; ")
+	}
+	return ge
+}
+
+func reasons(err error) (int, []string) {
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) {
+		return 0, nil
+	}
+	var rs []string
+	for _, e := range ge.Errors {
+		rs = append(rs, e.Reason)
+	}
+	return ge.Code, rs
+}
+
+func isCapacity(err error) bool {
+	_, rs := reasons(err)
+	return slices.ContainsFunc(rs, func(r string) bool {
+		return slices.ContainsFunc(capacityReasons, func(c string) bool { return strings.EqualFold(r, c) })
+	})
+}
+
+func isAlreadyExists(err error) bool {
+	code, rs := reasons(err)
+	return code == http.StatusConflict || slices.ContainsFunc(rs, func(r string) bool {
+		return strings.EqualFold(r, "alreadyExists") || strings.EqualFold(r, "RESOURCE_ALREADY_EXISTS")
+	})
+}
+
+func isNotFound(err error) bool {
+	code, rs := reasons(err)
+	return code == http.StatusNotFound || slices.ContainsFunc(rs, func(r string) bool {
+		return strings.EqualFold(r, "notFound") || strings.EqualFold(r, "RESOURCE_NOT_FOUND")
+	})
+}
+
+// Delete removes an instance; nil if it is already gone. It does not wait for the
+// operation: the next pass sees the instance going or gone.
+func (b *Backend) Delete(ctx context.Context, r reconcile.Runner) error {
+	if r.Location == "" {
+		return fmt.Errorf("deleting instance %s: zone unknown", r.Name)
+	}
+	_, err := b.instances.Delete(ctx, &computepb.DeleteInstanceRequest{
+		Project:   b.cfg.Project,
+		Zone:      r.Location,
+		Instance:  r.Name,
+		RequestId: proto.String(uuid.NewString()),
+	})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("deleting instance %s in %s: %w", r.Name, r.Location, err)
+	}
+	return nil
+}

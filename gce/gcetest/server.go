@@ -1,0 +1,414 @@
+// Package gcetest is a fake Compute Engine: an httptest server that speaks the parts
+// of the Compute REST API (v1) the gce backend uses, as the real client sends them —
+// regions.get, instances.insert / aggregatedList / delete, zoneOperations.get — and a
+// fake metadata server. Tests point the real client at it with an endpoint and no
+// authentication.
+package gcetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Instance is an instance as the fake holds it.
+type Instance struct {
+	Name     string
+	Zone     string
+	Status   string // PROVISIONING, RUNNING, STOPPING, TERMINATED, ...
+	Labels   map[string]string
+	Metadata map[string]string
+	Template string // sourceInstanceTemplate of the insert
+	Created  time.Time
+}
+
+// Failure is how a zone refuses an insert.
+type Failure int
+
+const (
+	// FailHTTP answers the insert call itself with 503 ZONE_RESOURCE_POOL_EXHAUSTED.
+	FailHTTP Failure = iota + 1
+	// FailOperation accepts the call; the operation then ends with
+	// ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS.
+	FailOperation
+)
+
+type operation struct {
+	name, zone, kind, target string
+	errCode                  string
+	httpStatus               int
+	polls                    int
+}
+
+// Server is the fake. Its methods are safe for concurrent use.
+type Server struct {
+	*httptest.Server
+	// Endpoint is what the client's endpoint option takes.
+	Endpoint string
+
+	mu       sync.Mutex
+	project  string
+	region   string
+	zones    []string
+	now      func() time.Time
+	insts    map[string]*Instance // zone/name
+	ops      map[string]*operation
+	fail     map[string]Failure // zone → how inserts fail there
+	down     map[string]bool    // zones the aggregated list cannot reach
+	seq      int
+	requests []string
+}
+
+// NewServer starts a fake for one project and region with these zones; it is closed
+// when the test ends.
+func NewServer(t interface{ Cleanup(func()) }, project, region string, zones ...string) *Server {
+	s := &Server{project: project, region: region, zones: zones, now: time.Now,
+		insts: map[string]*Instance{}, ops: map[string]*operation{}, fail: map[string]Failure{}, down: map[string]bool{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Endpoint = s.Server.URL
+	t.Cleanup(s.Server.Close)
+	return s
+}
+
+// SetClock makes new instances carry now() as their creation time.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// FailZone makes every insert into zone fail as f says (0: succeed again).
+func (s *Server) FailZone(zone string, f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail[zone] = f
+}
+
+// Unreachable makes the aggregated list report zone as unreachable, as Compute does
+// during a zonal outage: its instances are missing from the answer.
+func (s *Server) Unreachable(zone string, down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down[zone] = down
+}
+
+// SetStatus changes an instance's status; false if there is none of that name.
+func (s *Server) SetStatus(name, status string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, in := range s.insts {
+		if in.Name == name {
+			in.Status = status
+			return true
+		}
+	}
+	return false
+}
+
+// Put adds an instance directly.
+func (s *Server) Put(in Instance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in.Created.IsZero() {
+		in.Created = s.now()
+	}
+	s.insts[in.Zone+"/"+in.Name] = &in
+}
+
+// Instances returns the instances, sorted by name then zone.
+func (s *Server) Instances() []Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Instance
+	for _, in := range s.insts {
+		out = append(out, *in)
+	}
+	slices.SortFunc(out, func(a, b Instance) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Zone, b.Zone)
+	})
+	return out
+}
+
+// Requests returns "METHOD path?query" of every request received.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+var (
+	regionPath = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/regions/([^/]+)$`)
+	insertPath = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances$`)
+	instPath   = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)$`)
+	opPath     = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)$`)
+	aggPath    = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/aggregated/instances$`)
+	filterExpr = regexp.MustCompile(`^labels\.([a-z0-9_-]+)\s*=\s*"?([a-z0-9_-]*)"?$`)
+	namePat    = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+)
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
+	p := r.URL.Path
+	var m []string
+	project := func() bool {
+		if m[1] != s.project {
+			apiError(w, http.StatusNotFound, "notFound", "project "+m[1]+" not found")
+			return false
+		}
+		return true
+	}
+	switch {
+	case r.Method == http.MethodGet && regionPath.MatchString(p):
+		m = regionPath.FindStringSubmatch(p)
+		if !project() {
+			return
+		}
+		if m[2] != s.region {
+			apiError(w, http.StatusNotFound, "notFound", "region "+m[2]+" not found")
+			return
+		}
+		var zones []string
+		for _, z := range s.zones {
+			zones = append(zones, fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s", s.Endpoint, s.project, z))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"kind": "compute#region", "name": s.region, "status": "UP", "zones": zones})
+	case r.Method == http.MethodPost && insertPath.MatchString(p):
+		m = insertPath.FindStringSubmatch(p)
+		if project() {
+			s.insert(w, r, m[2])
+		}
+	case r.Method == http.MethodDelete && instPath.MatchString(p):
+		m = instPath.FindStringSubmatch(p)
+		if !project() {
+			return
+		}
+		key := m[2] + "/" + m[3]
+		if _, ok := s.insts[key]; !ok {
+			apiError(w, http.StatusNotFound, "notFound", "The resource 'projects/"+s.project+"/zones/"+key+"' was not found")
+			return
+		}
+		delete(s.insts, key)
+		writeJSON(w, http.StatusOK, s.newOp(m[2], "delete", m[3], "", 0).json(s))
+	case r.Method == http.MethodGet && opPath.MatchString(p):
+		m = opPath.FindStringSubmatch(p)
+		op, ok := s.ops[m[3]]
+		if !project() {
+			return
+		}
+		if !ok || op.zone != m[2] {
+			apiError(w, http.StatusNotFound, "notFound", "operation not found")
+			return
+		}
+		op.polls++
+		writeJSON(w, http.StatusOK, op.json(s))
+	case r.Method == http.MethodGet && aggPath.MatchString(p):
+		m = aggPath.FindStringSubmatch(p)
+		if project() {
+			s.aggregated(w, r)
+		}
+	default:
+		apiError(w, http.StatusNotFound, "notFound", "no such method: "+r.Method+" "+p)
+	}
+}
+
+func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
+	if !slices.Contains(s.zones, zone) {
+		apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'zone': '"+zone+"'")
+		return
+	}
+	tmpl := r.URL.Query().Get("sourceInstanceTemplate")
+	if tmpl == "" || r.URL.Query().Get("requestId") == "" {
+		apiError(w, http.StatusBadRequest, "required", "sourceInstanceTemplate and requestId are required here")
+		return
+	}
+	var body struct {
+		Name     string            `json:"name"`
+		Labels   map[string]string `json:"labels"`
+		Metadata struct {
+			Items []struct{ Key, Value string } `json:"items"`
+		} `json:"metadata"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		apiError(w, http.StatusBadRequest, "parseError", err.Error())
+		return
+	}
+	if !namePat.MatchString(body.Name) {
+		apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.name': '"+body.Name+"'")
+		return
+	}
+	for k, v := range body.Labels {
+		if !namePat.MatchString(k) || len(v) > 63 || strings.ContainsAny(v, "./ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+			apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.labels': '"+k+"'")
+			return
+		}
+	}
+	switch s.fail[zone] {
+	case FailHTTP:
+		apiError(w, http.StatusServiceUnavailable, "ZONE_RESOURCE_POOL_EXHAUSTED",
+			"The zone 'projects/"+s.project+"/zones/"+zone+"' does not have enough resources available to fulfill the request.")
+		return
+	case FailOperation:
+		writeJSON(w, http.StatusOK, s.newOp(zone, "insert", body.Name, "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", http.StatusServiceUnavailable).json(s))
+		return
+	}
+	if _, ok := s.insts[zone+"/"+body.Name]; ok {
+		apiError(w, http.StatusConflict, "alreadyExists", "The resource 'projects/"+s.project+"/zones/"+zone+"/instances/"+body.Name+"' already exists")
+		return
+	}
+	md := map[string]string{}
+	for _, it := range body.Metadata.Items {
+		md[it.Key] = it.Value
+	}
+	s.insts[zone+"/"+body.Name] = &Instance{Name: body.Name, Zone: zone, Status: "RUNNING", Labels: body.Labels, Metadata: md, Template: tmpl, Created: s.now()}
+	writeJSON(w, http.StatusOK, s.newOp(zone, "insert", body.Name, "", 0).json(s))
+}
+
+func (s *Server) newOp(zone, kind, target, errCode string, status int) *operation {
+	s.seq++
+	op := &operation{name: fmt.Sprintf("operation-%d", s.seq), zone: zone, kind: kind, target: target, errCode: errCode, httpStatus: status}
+	s.ops[op.name] = op
+	return op
+}
+
+// json renders the operation: running when the call returns, done from the first poll on.
+func (op *operation) json(s *Server) map[string]any {
+	m := map[string]any{
+		"kind":          "compute#operation",
+		"name":          op.name,
+		"zone":          fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s", s.Endpoint, s.project, op.zone),
+		"operationType": op.kind,
+		"targetLink":    fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s/instances/%s", s.Endpoint, s.project, op.zone, op.target),
+		"status":        "RUNNING",
+		"progress":      0,
+	}
+	if op.polls > 0 {
+		m["status"], m["progress"] = "DONE", 100
+		if op.errCode != "" {
+			m["error"] = map[string]any{"errors": []any{map[string]any{"code": op.errCode,
+				"message": "The zone '" + op.zone + "' does not have enough resources available to fulfill the request."}}}
+			m["httpErrorStatusCode"] = op.httpStatus
+			m["httpErrorMessage"] = http.StatusText(op.httpStatus)
+		}
+	}
+	return m
+}
+
+func (s *Server) aggregated(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var key, value string
+	if f := strings.TrimSpace(q.Get("filter")); f != "" {
+		m := filterExpr.FindStringSubmatch(f)
+		if m == nil {
+			apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'filter': '"+f+"'")
+			return
+		}
+		key, value = m[1], m[2]
+	}
+	var all []*Instance
+	for _, in := range s.insts {
+		if key == "" || in.Labels[key] == value {
+			all = append(all, in)
+		}
+	}
+	slices.SortFunc(all, func(a, b *Instance) int { return strings.Compare(a.Zone+"/"+a.Name, b.Zone+"/"+b.Name) })
+	per, err := strconv.Atoi(q.Get("maxResults"))
+	if err != nil || per <= 0 || per > 500 {
+		per = 500
+	}
+	start, _ := strconv.Atoi(q.Get("pageToken"))
+	end := min(start+per, len(all))
+	start = min(start, end)
+	items := map[string]any{}
+	for _, z := range s.zones {
+		items["zones/"+z] = map[string]any{"warning": map[string]any{"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for scope 'zones/" + z + "' on this page."}}
+	}
+	for _, in := range all[start:end] {
+		if s.down[in.Zone] {
+			continue
+		}
+		scope := items["zones/"+in.Zone].(map[string]any)
+		delete(scope, "warning")
+		list, _ := scope["instances"].([]any)
+		scope["instances"] = append(list, s.instanceJSON(in))
+	}
+	for z, down := range s.down {
+		if down {
+			items["zones/"+z] = map[string]any{"warning": map[string]any{"code": "UNREACHABLE",
+				"message": "Scope 'zones/" + z + "' is unreachable."}}
+		}
+	}
+	resp := map[string]any{"kind": "compute#instanceAggregatedList", "items": items}
+	if end < len(all) {
+		resp["nextPageToken"] = strconv.Itoa(end)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) instanceJSON(in *Instance) map[string]any {
+	var items []any
+	for k, v := range in.Metadata {
+		items = append(items, map[string]any{"key": k, "value": v})
+	}
+	return map[string]any{
+		"kind":              "compute#instance",
+		"name":              in.Name,
+		"zone":              fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s", s.Endpoint, s.project, in.Zone),
+		"status":            in.Status,
+		"labels":            in.Labels,
+		"metadata":          map[string]any{"kind": "compute#metadata", "items": items},
+		"creationTimestamp": in.Created.Format("2006-01-02T15:04:05.000-07:00"),
+	}
+}
+
+func apiError(w http.ResponseWriter, code int, reason, msg string) {
+	writeJSON(w, code, map[string]any{"error": map[string]any{
+		"code": code, "message": msg,
+		"errors": []any{map[string]any{"message": msg, "domain": "global", "reason": reason}},
+	}})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Metadata is a fake metadata server; set GCE_METADATA_HOST to its Host.
+type Metadata struct {
+	*httptest.Server
+	Host string
+}
+
+// NewMetadata serves project-id and instance/zone, as the metadata server does, and
+// requires the Metadata-Flavor header as it does.
+func NewMetadata(t interface{ Cleanup(func()) }, project, projectNumber, zone string) *Metadata {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata-Flavor") != "Google" {
+			http.Error(w, "Missing Metadata-Flavor:Google header", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Metadata-Flavor", "Google")
+		switch r.URL.Path {
+		case "/computeMetadata/v1/project/project-id":
+			fmt.Fprint(w, project)
+		case "/computeMetadata/v1/instance/zone":
+			fmt.Fprintf(w, "projects/%s/zones/%s", projectNumber, zone)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return &Metadata{Server: srv, Host: strings.TrimPrefix(srv.URL, "http://")}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/api/option"
+
+	"github.com/reconcile-dev/reconcile/gce"
+	"github.com/reconcile-dev/reconcile/gce/gcetest"
+	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// gceWorld runs the real binary's wiring (run) against a fake GitHub and a fake
+// Compute Engine.
+type gceWorld struct {
+	gh      *ghpolltest.Server
+	compute *gcetest.Server
+	config  string
+}
+
+func newGCEWorld(t *testing.T) *gceWorld {
+	t.Helper()
+	w := &gceWorld{gh: ghpolltest.NewServer(t), compute: gcetest.NewServer(t, "ci-project", "us-central1", "us-central1-a", "us-central1-b", "us-central1-c")}
+	w.config = filepath.Join(t.TempDir(), "reconcile.yaml")
+	conf := `
+github:
+  repos: [octo-org/app]
+pools:
+  - name: arm64
+    labels: [self-hosted, linux, ARM64]
+    max_runners: 10
+    gce:
+      project: ci-project
+      region: us-central1
+      instance_template: gha-arm64-spot
+      endpoint: ` + w.compute.Endpoint + `
+`
+	if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_TOKEN", "ghp_test")
+	t.Setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test")
+	return w
+}
+
+func (w *gceWorld) run(t *testing.T) (int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"reconcile", "--once", "--config", w.config, "--github-url", w.gh.APIURL, "--log-format", "json"}, &stdout, &stderr)
+	return code, stderr.String()
+}
+
+func TestGCE_PassCreatesInstancesFromTheTemplate(t *testing.T) {
+	w := newGCEWorld(t)
+	j1 := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	j2 := w.gh.QueueJob("octo-org/app", "linux", "arm64")
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("exit code %d, want 0:\n%s", code, log)
+	}
+	insts := w.compute.Instances()
+	regs := w.gh.Runners()
+	want := []string{reconcile.RunnerName("gha", "arm64", j1, 0), reconcile.RunnerName("gha", "arm64", j2, 0)}
+	var names []string
+	for _, in := range insts {
+		names = append(names, in.Name)
+	}
+	if !slices.Equal(names, want) {
+		t.Fatalf("instances %v, want %v", names, want)
+	}
+	cfg, err := gce.ParseConfig([]byte(`{"project":"ci-project","region":"us-central1","zones":["us-central1-a","us-central1-b","us-central1-c"],"instance_template":"gha-arm64-spot"}`), "gce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := gce.New(context.Background(), cfg, "gha", option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer order.Close()
+	for _, in := range insts {
+		reg := regs[slices.IndexFunc(regs, func(r ghpolltest.Runner) bool { return r.Name == in.Name })]
+		if in.Template != "projects/ci-project/regions/us-central1/instanceTemplates/gha-arm64-spot" {
+			t.Errorf("%s made from %q, want the pool's region template", in.Name, in.Template)
+		}
+		if z := order.ZoneOrder(in.Name)[0]; in.Zone != z {
+			t.Errorf("%s in %s, want %s, the zone its name picks", in.Name, in.Zone, z)
+		}
+		if in.Labels[gce.LabelOwner] != "gha" || in.Labels[gce.LabelPool] != "arm64" || in.Labels[gce.LabelJobID] == "" {
+			t.Errorf("%s labels %v, want owner, pool and job id", in.Name, in.Labels)
+		}
+		for k, v := range in.Metadata {
+			if k != gce.MetadataJIT && strings.Contains(v, reg.JITConfig) {
+				t.Errorf("%s: metadata item %s carries the JIT configuration", in.Name, k)
+			}
+		}
+		if in.Metadata[gce.MetadataJIT] != reg.JITConfig {
+			t.Errorf("%s: metadata item %s does not hold the JIT configuration GitHub issued", in.Name, gce.MetadataJIT)
+		}
+		for k, v := range in.Labels {
+			if strings.Contains(k+v, reg.JITConfig) {
+				t.Errorf("%s: label %s carries the JIT configuration", in.Name, k)
+			}
+		}
+	}
+	for _, r := range w.compute.Requests() {
+		for _, reg := range regs {
+			if strings.Contains(r, reg.JITConfig) {
+				t.Errorf("request %q carries a JIT configuration in its URL", r)
+			}
+		}
+	}
+}
+
+func TestGCE_NoCapacityInAnyZoneFailsThePassAndLeavesNoRegistration(t *testing.T) {
+	w := newGCEWorld(t)
+	w.compute.FailZone("us-central1-a", gcetest.FailHTTP)
+	w.compute.FailZone("us-central1-b", gcetest.FailOperation)
+	w.compute.FailZone("us-central1-c", gcetest.FailHTTP)
+	w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	code, log := w.run(t)
+	if code != exitFailed {
+		t.Fatalf("exit code %d, want 1:\n%s", code, log)
+	}
+	for _, z := range []string{"us-central1-a", "us-central1-b", "us-central1-c"} {
+		if !strings.Contains(log, z) {
+			t.Errorf("the log does not name zone %s:\n%s", z, log)
+		}
+	}
+	if regs := w.gh.Runners(); len(regs) != 0 {
+		t.Errorf("registrations left: %+v", regs)
+	}
+	if w.gh.JITCount() != 1 {
+		t.Errorf("%d JIT configurations, want 1", w.gh.JITCount())
+	}
+	if strings.Contains(log, "jit-secret-") {
+		t.Error("the log carries the JIT configuration")
+	}
+}
+
+func TestGCE_StoppedInstancesAreDeletedBusyOnesKept(t *testing.T) {
+	w := newGCEWorld(t)
+	jobs := []int64{w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64"), w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64"),
+		w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")}
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("first pass: exit code %d:\n%s", code, log)
+	}
+	var names []string
+	for _, j := range jobs {
+		names = append(names, reconcile.RunnerName("gha", "arm64", j, 0))
+		w.gh.SetJobStatus(j, "in_progress", "")
+	}
+	// One was preempted, one powered itself off after its job, one runs a job.
+	w.compute.SetStatus(names[0], "TERMINATED")
+	w.compute.SetStatus(names[1], "STOPPED")
+	w.gh.RemoveRunner(names[1])
+	w.gh.SetRunner(names[2], true, true)
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("second pass: exit code %d:\n%s", code, log)
+	}
+	var left []string
+	for _, in := range w.compute.Instances() {
+		left = append(left, in.Name)
+	}
+	if !slices.Equal(left, names[2:]) {
+		t.Errorf("instances left %v, want only the busy %s", left, names[2])
+	}
+	var regsLeft []string
+	for _, r := range w.gh.Runners() {
+		regsLeft = append(regsLeft, r.Name)
+	}
+	if !slices.Equal(regsLeft, names[2:]) {
+		t.Errorf("registrations left %v, want only the busy runner's", regsLeft)
+	}
+}

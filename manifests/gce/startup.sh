@@ -1,0 +1,75 @@
+#!/bin/bash
+# Startup script for reconcile's runner instance template (metadata key startup-script).
+#
+# It reads the JIT runner configuration that reconcile put in the instance's metadata,
+# runs exactly one job as an unprivileged user, and powers the VM off when the runner
+# exits, whatever happened. The next pass then sees the instance TERMINATED and deletes
+# it. Bake the runner into the image (RUNNER_DIR) for fast boots; otherwise it is
+# downloaded here.
+set -euo pipefail
+
+readonly METADATA=http://metadata.google.internal/computeMetadata/v1/instance/attributes
+readonly RUNNER_USER=${RUNNER_USER:-runner}
+readonly RUNNER_DIR=${RUNNER_DIR:-/opt/actions-runner}
+readonly RUNNER_VERSION=${RUNNER_VERSION:-2.330.0}
+
+log() { echo "reconcile-startup: $*" | systemd-cat -t reconcile-startup 2>/dev/null || echo "reconcile-startup: $*" >&2; }
+
+# Whatever happens from here on, the VM stops: a runner that cannot start must not
+# keep a machine (and its bill) alive.
+trap 'log "runner exited; powering off"; systemctl poweroff --no-block || shutdown -h now' EXIT
+
+attribute() {
+	curl --silent --show-error --fail --retry 5 --retry-connrefused \
+		--header 'Metadata-Flavor: Google' "${METADATA}/$1"
+}
+
+install_runner() {
+	if [[ -x "${RUNNER_DIR}/run.sh" ]]; then
+		return
+	fi
+	local arch
+	case "$(uname -m)" in
+	x86_64) arch=x64 ;;
+	aarch64 | arm64) arch=arm64 ;;
+	*)
+		log "unsupported architecture $(uname -m)"
+		exit 1
+		;;
+	esac
+	log "installing actions-runner ${RUNNER_VERSION} (${arch})"
+	mkdir -p "${RUNNER_DIR}"
+	curl --silent --show-error --fail --location --retry 5 \
+		"https://github.com/actions/runner/releases/download/v${RUNNER_VERSION}/actions-runner-linux-${arch}-${RUNNER_VERSION}.tar.gz" |
+		tar -xz -C "${RUNNER_DIR}"
+	"${RUNNER_DIR}/bin/installdependencies.sh" >/dev/null
+}
+
+main() {
+	if ! id "${RUNNER_USER}" >/dev/null 2>&1; then
+		useradd --create-home --shell /bin/bash "${RUNNER_USER}"
+	fi
+	if getent group docker >/dev/null; then
+		usermod -aG docker "${RUNNER_USER}"
+	fi
+	install_runner
+	chown -R "${RUNNER_USER}:" "${RUNNER_DIR}"
+
+	local jit
+	jit=$(attribute reconcile-jit-config)
+	if [[ -z "${jit}" ]]; then
+		log "no reconcile-jit-config in the instance metadata"
+		exit 1
+	fi
+	log "starting the runner for job $(attribute reconcile-job-id || echo '?') of $(attribute reconcile-repo || echo '?')"
+	# The configuration goes through the environment, never a command line, where any
+	# process on the VM could read it; the runner masks it in its own logs.
+	export ACTIONS_RUNNER_INPUT_JITCONFIG="${jit}"
+	unset jit
+	cd "${RUNNER_DIR}"
+	local status=0
+	runuser -u "${RUNNER_USER}" -- ./run.sh || status=$?
+	log "runner exited with status ${status}"
+}
+
+main "$@"

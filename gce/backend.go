@@ -164,9 +164,9 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 	for _, it := range in.GetMetadata().GetItems() {
 		switch it.GetKey() {
 		case MetadataScope:
-			r.Scope = parseScope(it.GetValue())
+			r.Scope = reconcile.ParseScope(it.GetValue())
 		case MetadataRepo:
-			r.Repo = parseScope(it.GetValue())
+			r.Repo = reconcile.ParseScope(it.GetValue())
 		}
 	}
 	switch in.GetStatus() {
@@ -177,15 +177,6 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 	return r
 }
 
-func parseScope(s string) reconcile.Scope {
-	if r, err := reconcile.ParseRepo(s); err == nil {
-		return r
-	}
-	if o, err := reconcile.ParseOrg(s); err == nil {
-		return o
-	}
-	return reconcile.Scope{}
-}
 
 // ZoneOrder returns the zones a create of that name tries, in order.
 func (b *Backend) ZoneOrder(name string) []string { return b.zoneOrder(name) }

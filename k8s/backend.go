@@ -69,8 +69,8 @@ func runnerOf(j *batchv1.Job) reconcile.Runner {
 		Phase:     reconcile.PhaseActive,
 	}
 	r.JobID, _ = strconv.ParseInt(j.Labels[LabelJobID], 10, 64)
-	r.Scope = parseScope(j.Annotations[AnnotationScope])
-	r.Repo = parseScope(j.Annotations[AnnotationRepo])
+	r.Scope = reconcile.ParseScope(j.Annotations[AnnotationScope])
+	r.Repo = reconcile.ParseScope(j.Annotations[AnnotationRepo])
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
@@ -83,15 +83,6 @@ func runnerOf(j *batchv1.Job) reconcile.Runner {
 	return r
 }
 
-func parseScope(s string) reconcile.Scope {
-	if r, err := reconcile.ParseRepo(s); err == nil {
-		return r
-	}
-	if o, err := reconcile.ParseOrg(s); err == nil {
-		return o
-	}
-	return reconcile.Scope{}
-}
 
 // Create starts a runner: a suspended Job, the Secret with its JIT configuration
 // (owned by the Job, so that the cluster removes it with the Job), then the Job

@@ -62,6 +62,18 @@ func ParseOrg(s string) (Scope, error) {
 	return Scope{Owner: strings.ToLower(s)}, nil
 }
 
+// ParseScope parses what Scope.String returns, as backends store it: "owner/repo" or
+// "owner". It returns the zero Scope for anything else.
+func ParseScope(s string) Scope {
+	if r, err := ParseRepo(s); err == nil {
+		return r
+	}
+	if o, err := ParseOrg(s); err == nil {
+		return o
+	}
+	return Scope{}
+}
+
 // Job is a workflow job that waits for a runner.
 type Job struct {
 	ID        int64

@@ -177,7 +177,6 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 	return r
 }
 
-
 // ZoneOrder returns the zones a create of that name tries, in order.
 func (b *Backend) ZoneOrder(name string) []string { return b.zoneOrder(name) }
 

@@ -83,7 +83,6 @@ func runnerOf(j *batchv1.Job) reconcile.Runner {
 	return r
 }
 
-
 // Create starts a runner: a suspended Job, the Secret with its JIT configuration
 // (owned by the Job, so that the cluster removes it with the Job), then the Job
 // unsuspended, so that no pod starts before its Secret exists. Nil if a Job of that

@@ -241,13 +241,27 @@ func TestPass_FailedCreateRemovesItsRegistration(t *testing.T) {
 	}
 }
 
+// lateGitHub hides one registration from the listings, as when a registration appears
+// between a pass's observation and its create.
+type lateGitHub struct {
+	reconcile.GitHub
+	hide string
+}
+
+func (g lateGitHub) Registrations(ctx context.Context, s reconcile.Scope) ([]reconcile.Registration, error) {
+	regs, err := g.GitHub.Registrations(ctx, s)
+	return slices.DeleteFunc(regs, func(r reconcile.Registration) bool { return r.Name == g.hide }), err
+}
+
 func TestPass_StaleRegistrationOfTheSameNameIsReplaced(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
 	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
 	name := reconcile.RunnerName("gha", "arm64", j, 0)
-	// A pass died between registering this runner and creating it.
+	// A pass died between registering this runner and creating it; this pass's
+	// listing did not show the registration yet, so it plans the plain name.
 	stale := w.gh.AddRunner("octo-org/app", name, false, false)
+	w.rc.GitHub = lateGitHub{GitHub: w.rc.GitHub, hide: name}
 	w.mustPass(t)
 	regs := w.gh.Runners()
 	if len(regs) != 1 || regs[0].ID == stale {
@@ -255,6 +269,26 @@ func TestPass_StaleRegistrationOfTheSameNameIsReplaced(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{name}, runnerNames(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestPass_VisibleStaleRegistrationKeepsItsNameWhileItsJobWaits(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	w.gh.AddRunner("octo-org/app", name, false, false)
+	w.mustPass(t)
+	if diff := cmp.Diff([]string{name + "-r1"}, runnerNames(w.backend.Runners())); diff != "" {
+		t.Errorf("runners mismatch (-want +got):\n%s", diff)
+	}
+	// Once another runner has taken the job, the stale registration is a ghost.
+	w.gh.SetJobStatus(j, "in_progress", name+"-r1")
+	w.gh.SetRunner(name+"-r1", true, true)
+	w.advance(30 * time.Second)
+	w.mustPass(t)
+	if diff := cmp.Diff([]string{name + "-r1"}, regNames(w.gh.Runners())); diff != "" {
+		t.Errorf("registrations mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -278,10 +312,11 @@ func TestPass_ConcurrentPassCreatingTheSameRunnerIsLeftAlone(t *testing.T) {
 	w := newWorld(t, "octo-org/app")
 	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
 	name := reconcile.RunnerName("gha", "arm64", j, 0)
-	// The other pass registered and created it; this pass did not see the runner yet.
+	// The other pass registered and created it after this pass had looked.
 	id := w.gh.AddRunner("octo-org/app", name, false, false)
 	w.backend.Put(reconcile.Runner{Name: name, Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: j, CreatedAt: w.clock()})
 	w.rc.Backends["arm64"] = &lateBackend{Backend: w.backend}
+	w.rc.GitHub = lateGitHub{GitHub: w.rc.GitHub, hide: name}
 	w.mustPass(t)
 	regs := w.gh.Runners()
 	if len(regs) != 1 || regs[0].ID != id {

@@ -65,6 +65,9 @@ type Reconciler struct {
 	// not only where this tool has runners or demand, so that ghosts are found.
 	// The first pass of a process always sweeps.
 	SweepInterval time.Duration
+	// Planner computes the plan; nil means Compute. The lifecycle simulation swaps in
+	// broken planners to show that its invariants catch them.
+	Planner func(Observed, Config, time.Time) Plan
 
 	lastSweep time.Time
 }
@@ -89,11 +92,15 @@ type Summary struct {
 func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	now := rc.now()
 	sum := Summary{DryRun: rc.DryRun, Started: now}
-	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}}
+	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}, deleted: map[string]time.Time{}, creating: map[string]string{}}
 	obs := p.observe(ctx)
 	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
-	sum.Plan = Compute(obs, *rc.Config, now)
-	p.apply(ctx, sum.Plan, &sum)
+	planner := rc.Planner
+	if planner == nil {
+		planner = Compute
+	}
+	sum.Plan = planner(obs, *rc.Config, now)
+	p.apply(ctx, obs, sum.Plan, &sum)
 	sum.Duration = rc.now().Sub(now)
 	sum.Errors = len(p.errs)
 	err := errors.Join(p.errs...)
@@ -136,8 +143,10 @@ type pass struct {
 	repos int
 	owner map[string]Backend // runner name → the backend that listed it
 
-	mu   sync.Mutex
-	errs []error
+	mu       sync.Mutex
+	errs     []error
+	deleted  map[string]time.Time // runners this pass deleted: name → creation time, as names come back
+	creating map[string]string    // runner name → pool, for this pass's creates under way or done
 }
 
 func (p *pass) fail(err error) {
@@ -293,7 +302,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 }
 
 // apply carries out a plan: deletions first, to free capacity and names, then creates.
-func (p *pass) apply(ctx context.Context, plan Plan, sum *Summary) {
+func (p *pass) apply(ctx context.Context, obs Observed, plan Plan, sum *Summary) {
 	if p.rc.DryRun {
 		for _, d := range plan.Delete {
 			p.deleteEvent(zerolog.InfoLevel, d).Msg("would delete runner")
@@ -315,6 +324,9 @@ func (p *pass) apply(ctx context.Context, plan Plan, sum *Summary) {
 	n := p.rc.concurrency()
 	each(ctx, n, plan.Delete, func(d Delete) {
 		if p.delete(ctx, d) {
+			p.mu.Lock()
+			p.deleted[d.Runner.Name] = d.Runner.CreatedAt
+			p.mu.Unlock()
 			count(&sum.Deleted)
 		}
 	})
@@ -323,11 +335,34 @@ func (p *pass) apply(ctx context.Context, plan Plan, sum *Summary) {
 			count(&sum.Deregistered)
 		}
 	})
-	each(ctx, n, plan.Create, func(c Create) {
+	creates := p.withinRoom(obs, plan.Create)
+	each(ctx, n, creates, func(c Create) {
 		if p.create(ctx, c) {
 			count(&sum.Created)
 		}
 	})
+}
+
+// withinRoom drops the creates that would take a pool past max_runners because a
+// deletion the plan counted on did not happen: the planner assumed every planned
+// deletion frees its slot.
+func (p *pass) withinRoom(obs Observed, creates []Create) []Create {
+	active := map[string]int{}
+	for _, r := range obs.Runners {
+		if r.Phase != PhaseFinished && !p.wasDeleted(r) {
+			active[r.Pool]++
+		}
+	}
+	var out []Create
+	for _, c := range creates {
+		if pool := p.rc.Config.Pool(c.Pool); pool != nil && active[c.Pool] >= pool.MaxRunners {
+			p.createEvent(zerolog.WarnLevel, c).Msg("not created: a deletion failed and the pool is at max_runners")
+			continue
+		}
+		active[c.Pool]++
+		out = append(out, c)
+	}
+	return out
 }
 
 func (p *pass) deleteEvent(level zerolog.Level, d Delete) *zerolog.Event {
@@ -439,21 +474,74 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 		return false
 	}
 	pool := p.rc.Config.Pool(c.Pool)
+	if err := p.claimRoom(ctx, b, c, pool.MaxRunners); err != nil {
+		p.createEvent(zerolog.WarnLevel, c).Err(err).Msg("not created; removing its registration")
+		if !errors.Is(err, errPoolFull) {
+			p.fail(fmt.Errorf("creating runner %s: %w", c.Name, err))
+		}
+		p.undoRegistration(ctx, c, reg)
+		return false
+	}
 	spec := RunnerSpec{Name: c.Name, Pool: c.Pool, Scope: c.Scope, Repo: c.Repo, JobID: c.JobID,
 		Labels: c.Labels, JITConfig: jit, MaxLifetime: time.Duration(pool.MaxLifetime)}
 	if err := b.Create(ctx, spec); err != nil {
 		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("creating runner failed; removing its registration")
 		p.fail(fmt.Errorf("creating runner %s: %w", c.Name, err))
-		// The pass's context may be what failed; the undo must still happen.
-		undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if rerr := p.rc.GitHub.RemoveRegistration(undo, c.Scope, reg.ID); rerr != nil {
-			p.fail(fmt.Errorf("removing registration of runner %s that could not be created: %w", c.Name, rerr))
-		}
+		p.undoRegistration(ctx, c, reg)
 		return false
 	}
 	p.createEvent(zerolog.InfoLevel, c).Msg("created runner")
 	return true
+}
+
+// wasDeleted reports whether this pass deleted that very runner (not a newer one of
+// the same name that another pass has made since). Callers hold p.mu or run alone.
+func (p *pass) wasDeleted(r Runner) bool {
+	t, ok := p.deleted[r.Name]
+	return ok && t.Equal(r.CreatedAt)
+}
+
+// errPoolFull: another pass filled the pool between this pass's observation and its create.
+var errPoolFull = errors.New("the pool reached max_runners meanwhile")
+
+// claimRoom looks at the pool's runners again just before a create, so that passes
+// that overlap (cron, a terminal and a timer at once) do not together take a pool past
+// max_runners: each counts the other's runners, and this pass's own creates, as they
+// stand now.
+func (p *pass) claimRoom(ctx context.Context, b Backend, c Create, max int) error {
+	runners, err := b.List(ctx)
+	if err != nil {
+		return fmt.Errorf("looking at pool %s before creating: %w", c.Pool, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	active := map[string]bool{}
+	for _, r := range runners {
+		if r.Pool == c.Pool && r.Phase != PhaseFinished && !p.wasDeleted(r) {
+			active[r.Name] = true
+		}
+	}
+	for name, pool := range p.creating {
+		if pool == c.Pool {
+			active[name] = true
+		}
+	}
+	delete(active, c.Name)
+	if len(active) >= max {
+		return errPoolFull
+	}
+	p.creating[c.Name] = c.Pool
+	return nil
+}
+
+// undoRegistration removes the registration of a runner that was not created, so
+// that nothing is left waiting for it. The pass's context may be what failed.
+func (p *pass) undoRegistration(ctx context.Context, c Create, reg Registration) {
+	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := p.rc.GitHub.RemoveRegistration(undo, c.Scope, reg.ID); err != nil {
+		p.fail(fmt.Errorf("removing registration of runner %s that was not created: %w", c.Name, err))
+	}
 }
 
 // resolveConflict decides what to do when GitHub already has a registration of the

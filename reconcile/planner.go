@@ -179,6 +179,7 @@ func Compute(obs Observed, cfg Config, now time.Time) Plan {
 		regs:    map[regKey]Registration{},
 		states:  map[string]state{},
 		taken:   map[string]bool{},
+		owned:   map[string]bool{},
 		supply:  map[poolScope][]Runner{},
 		demand:  map[poolScope][]Job{},
 		queued:  map[int64]bool{},
@@ -195,7 +196,8 @@ type planner struct {
 	runners []Runner
 	regs    map[regKey]Registration
 	states  map[string]state
-	taken   map[string]bool // names of runners of any state, and of planned creates
+	taken   map[string]bool // names of runners of any state, of registrations, and of planned creates
+	owned   map[string]bool // names of runners, of any state
 	supply  map[poolScope][]Runner
 	demand  map[poolScope][]Job
 	queued  map[int64]bool
@@ -228,11 +230,15 @@ func (pl *planner) compute() Plan {
 	for _, r := range pl.obs.Regs {
 		if _, ours := ParseRunnerName(pl.cfg.NamePrefix, r.Name); ours {
 			pl.regs[regKey{r.Scope, r.Name}] = r
+			// A registration holds its name until it is gone: a new runner of that
+			// name could not register (GitHub answers 409).
+			pl.taken[r.Name] = true
 		}
 	}
 	slices.SortFunc(pl.runners, func(a, b Runner) int { return strings.Compare(a.Name, b.Name) })
 	for _, r := range pl.runners {
 		pl.taken[r.Name] = true
+		pl.owned[r.Name] = true
 		pl.classify(r)
 	}
 	pl.collectDemand()
@@ -379,8 +385,9 @@ func (pl *planner) want(k poolScope, jobs []Job, supply []Runner, n int) []Creat
 	return out
 }
 
-// freeName returns the first name for the job that no runner holds: the plain one, or
-// a retry when a runner made for the job took another one, or is being deleted.
+// freeName returns the first name for the job that no runner or registration holds:
+// the plain one, or a retry when a runner made for the job took another one, is being
+// deleted, or left a registration that GitHub has not let go of yet.
 func (pl *planner) freeName(pool string, jobID int64) (string, bool) {
 	for retry := 0; retry <= maxNameRetries; retry++ {
 		if name := RunnerName(pl.cfg.NamePrefix, pool, jobID, retry); !pl.taken[name] {
@@ -461,7 +468,7 @@ func (pl *planner) sweepGhosts() {
 	}
 	for _, r := range pl.obs.Regs {
 		jobID, ours := ParseRunnerName(pl.cfg.NamePrefix, r.Name)
-		if !ours || pl.taken[r.Name] || r.Online || r.Busy || pl.queued[jobID] || pl.obs.Blind.Jobs[r.Scope] {
+		if !ours || pl.owned[r.Name] || r.Online || r.Busy || pl.queued[jobID] || pl.obs.Blind.Jobs[r.Scope] {
 			continue
 		}
 		pl.plan.Deregister = append(pl.plan.Deregister, Deregister{Reg: r, Reason: ReasonGhost})

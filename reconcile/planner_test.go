@@ -164,9 +164,11 @@ func TestCompute(t *testing.T) {
 			want: Plan{Deregister: []Deregister{{Reg: reg(9, idleA, false, false), Reason: ReasonGhost}}},
 		},
 		{
-			name: "registration whose job still waits is not a ghost",
+			// A pass died between registering and creating: the registration is kept
+			// while its job waits, and holds its name.
+			name: "registration whose job still waits is not a ghost, and keeps its name",
 			obs:  Observed{Jobs: []Job{job(1, repoA, time.Minute, arm...)}, Regs: []Registration{reg(9, idleA, false, false)}},
-			want: Plan{Create: []Create{create("arm64", repoA, 1, "gha-arm64-1")}},
+			want: Plan{Create: []Create{create("arm64", repoA, 1, "gha-arm64-1-r1")}},
 		},
 		{
 			name: "online or busy registration without a runner is never removed",

@@ -1,0 +1,728 @@
+// Package sim is a deterministic, seeded model of the parts of GitHub and of a runner
+// platform that the reconciler sees, for driving the real pass (observe → plan →
+// apply) through thousands of simulated passes and checking lifecycle invariants after
+// every step. It implements reconcile.GitHub and reconcile.Backend in memory.
+//
+// What it models: jobs arriving across repositories and pools (some inside runs that
+// are already in progress, some for GitHub-hosted runners), JIT registrations, runners
+// that take a while to boot or never boot, GitHub giving an idle runner ANY queued job
+// its labels cover, jobs that run and deregister their ephemeral runner, jobs cancelled
+// while queued, Spot-style preemption mid-job, API and backend calls that fail now and
+// then, passes that overlap, and passes that die between JIT generation and create.
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Params shape a world.
+type Params struct {
+	Repos        int
+	Step         time.Duration // world time per step
+	PassEvery    int           // steps between passes
+	ArrivalRate  float64       // mean new runs per step
+	HostedShare  float64       // share of jobs that want a GitHub-hosted runner
+	StageShare   float64       // share of runs with a second job that queues when the first ends
+	CancelRate   float64       // per queued job per step
+	NeverBoot    float64       // share of machines that never come online
+	Preempt      float64       // per active machine per step
+	Faults       float64       // per API or backend call
+	Crash        float64       // per pass: dies after a JIT generation, before the create
+	Overlap      float64       // per pass: another pass runs inside it
+	MaxJobLength time.Duration // jobs run 30s up to this
+	// HideBooting breaks the platform on purpose: its listing leaves out machines that
+	// have not come up yet (a peer's bug: listing only RUNNING instances).
+	HideBooting bool
+}
+
+// DefaultParams is a busy world with every kind of trouble, now and then.
+func DefaultParams() Params {
+	return Params{
+		Repos: 3, Step: 10 * time.Second, PassEvery: 3,
+		ArrivalRate: 0.3, HostedShare: 0.15, StageShare: 0.3, CancelRate: 0.004,
+		NeverBoot: 0.05, Preempt: 0.002, Faults: 0.02, Crash: 0.03, Overlap: 0.05,
+		MaxJobLength: 8 * time.Minute,
+	}
+}
+
+// Config is the reconciler's configuration in the simulation.
+func Config() *reconcile.Config {
+	d := func(x time.Duration) reconcile.Duration { return reconcile.Duration(x) }
+	return &reconcile.Config{
+		NamePrefix: "gha",
+		Pools: []reconcile.Pool{
+			{Name: "arm64", Labels: []string{"self-hosted", "linux", "ARM64"}, MaxRunners: 4,
+				BootTimeout: d(4 * time.Minute), IdleTimeout: d(2 * time.Minute), MaxLifetime: d(2 * time.Hour)},
+			{Name: "x64", Labels: []string{"self-hosted", "linux", "x64"}, MaxRunners: 6,
+				BootTimeout: d(4 * time.Minute), IdleTimeout: d(2 * time.Minute), MaxLifetime: d(2 * time.Hour)},
+		},
+	}
+}
+
+var jobLabels = [][]string{
+	{"self-hosted", "ARM64"}, {"self-hosted", "linux", "arm64"}, {"self-hosted", "x64"}, {"linux", "X64"}, {"self-hosted"},
+}
+
+type job struct {
+	id, runID int64
+	repo      reconcile.Scope
+	labels    []string
+	status    string // queued, in_progress, completed
+	created   time.Time
+	hosted    bool
+	runner    string
+	doneAt    time.Time
+	next      *job // the dependent stage, queued when this one ends
+	cleanRuns int  // fault-free passes that ended while it was queued
+}
+
+type registration struct {
+	reconcile.Registration
+	jit       string
+	offlineAt time.Time // GitHub notices a dead busy runner at this time
+	cleanRuns int       // fault-free passes it spent without a runner, removable
+}
+
+type machine struct {
+	name, pool string
+	scope      reconcile.Scope
+	repo       reconcile.Scope
+	jobID      int64
+	created    time.Time
+	bootAt     time.Time // zero: never boots
+	started    bool
+	finished   bool
+	offAt      time.Time // powers off at this time (after its job)
+	jit        string
+}
+
+// World is the simulated GitHub and platform. It is not safe for concurrent use: the
+// reconciler runs with Concurrency 1 inside it.
+type World struct {
+	P       Params
+	Cfg     *reconcile.Config
+	rng     *rand.Rand
+	now     time.Time
+	nextID  int64
+	repos   []reconcile.Scope
+	jobs    map[int64]*job
+	regs    map[int64]*registration
+	mach    map[string]*machine
+	arrive  bool
+	trouble bool // faults, crashes, overlaps, preemption and cancellations on
+
+	passes     int
+	passFaults int // faults injected in the pass under way
+	planner    func(reconcile.Observed, reconcile.Config, time.Time) reconcile.Plan
+
+	trace      []string
+	Violations []string
+	Verbose    func(string) // every trace line, when set
+}
+
+// New returns a world seeded with seed.
+func New(seed uint64, p Params) *World {
+	w := &World{P: p, Cfg: Config(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), nextID: 1000,
+		jobs: map[int64]*job{}, regs: map[int64]*registration{}, mach: map[string]*machine{}, arrive: true, trouble: true}
+	for i := range p.Repos {
+		w.repos = append(w.repos, reconcile.Scope{Owner: "octo-org", Repo: fmt.Sprintf("repo%d", i)})
+		w.Cfg.GitHub.Repos = append(w.Cfg.GitHub.Repos, w.repos[i].String())
+	}
+	return w
+}
+
+// SetPlanner makes passes plan with pl instead of reconcile.Compute.
+func (w *World) SetPlanner(pl func(reconcile.Observed, reconcile.Config, time.Time) reconcile.Plan) {
+	w.planner = pl
+}
+
+// Now is the world's clock.
+func (w *World) Now() time.Time { return w.now }
+
+func (w *World) id() int64 {
+	w.nextID++
+	return w.nextID
+}
+
+func (w *World) log(format string, args ...any) {
+	line := fmt.Sprintf("%s p%d ", w.now.Format("15:04:05"), w.passes) + fmt.Sprintf(format, args...)
+	w.trace = append(w.trace, line)
+	if len(w.trace) > 80 {
+		w.trace = w.trace[len(w.trace)-80:]
+	}
+	if w.Verbose != nil {
+		w.Verbose(line)
+	}
+}
+
+func (w *World) violate(format string, args ...any) {
+	v := fmt.Sprintf("%s (pass %d): ", w.now.Format("15:04:05"), w.passes) + fmt.Sprintf(format, args...)
+	w.log("VIOLATION %s", v)
+	if len(w.Violations) < 20 {
+		w.Violations = append(w.Violations, v)
+	}
+}
+
+// Trace returns the last events, oldest first.
+func (w *World) Trace() []string { return slices.Clone(w.trace) }
+
+func (w *World) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
+
+func (w *World) dur(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(w.rng.Int64N(int64(hi-lo)+1))
+}
+
+func sortedKeys[K interface{ ~int64 | ~string }, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Step advances the world by one step.
+func (w *World) Step() {
+	w.now = w.now.Add(w.P.Step)
+	if w.arrive {
+		for n := w.poisson(w.P.ArrivalRate); n > 0; n-- {
+			w.newRun()
+		}
+	}
+	for _, id := range sortedKeys(w.jobs) {
+		j := w.jobs[id]
+		switch {
+		case j.status == "queued" && j.hosted && w.chance(0.2):
+			w.finishJob(j, "served by a GitHub-hosted runner")
+		case j.status == "queued" && w.trouble && w.chance(w.P.CancelRate):
+			w.finishJob(j, "cancelled while queued")
+		case j.status == "in_progress" && !j.doneAt.After(w.now):
+			w.finishJob(j, "done")
+		}
+	}
+	for _, name := range sortedKeys(w.mach) {
+		m := w.mach[name]
+		switch {
+		case m.finished:
+		case !m.offAt.IsZero() && !m.offAt.After(w.now):
+			m.finished = true
+			w.log("machine %s powered off", m.name)
+		case !m.started && !m.bootAt.IsZero() && !m.bootAt.After(w.now):
+			w.boot(m)
+		case w.trouble && w.chance(w.P.Preempt):
+			w.preempt(m)
+		}
+	}
+	for _, id := range sortedKeys(w.regs) {
+		r := w.regs[id]
+		if !r.offlineAt.IsZero() && !r.offlineAt.After(w.now) {
+			r.Online, r.Busy, r.offlineAt = false, false, time.Time{}
+			w.log("registration %s noticed offline", r.Name)
+		}
+	}
+	w.assign()
+}
+
+// poisson draws from a Poisson distribution of that mean (Knuth's method).
+func (w *World) poisson(mean float64) int {
+	limit, k, p := math.Exp(-mean), 0, 1.0
+	for {
+		p *= w.rng.Float64()
+		if p <= limit {
+			return k
+		}
+		k++
+	}
+}
+
+func (w *World) newRun() {
+	repo := w.repos[w.rng.IntN(len(w.repos))]
+	runID := w.id()
+	first := w.newJob(runID, repo)
+	if w.chance(w.P.StageShare) {
+		first.next = &job{runID: runID, repo: repo}
+		first.next.labels, first.next.hosted = w.pickLabels()
+	}
+	w.jobs[first.id] = first
+	w.log("job %d queued in %s %v", first.id, repo, first.labels)
+}
+
+func (w *World) pickLabels() ([]string, bool) {
+	if w.chance(w.P.HostedShare) {
+		return []string{"ubuntu-latest"}, true
+	}
+	return slices.Clone(jobLabels[w.rng.IntN(len(jobLabels))]), false
+}
+
+func (w *World) newJob(runID int64, repo reconcile.Scope) *job {
+	j := &job{id: w.id(), runID: runID, repo: repo, status: "queued", created: w.now}
+	j.labels, j.hosted = w.pickLabels()
+	return j
+}
+
+func (w *World) finishJob(j *job, why string) {
+	j.status = "completed"
+	w.log("job %d %s", j.id, why)
+	if j.runner != "" {
+		if r := w.regByName(j.runner); r != nil && r.Busy && r.offlineAt.IsZero() {
+			delete(w.regs, r.ID) // an ephemeral runner deregisters after its job
+			w.log("registration %s removed by GitHub after job %d", r.Name, j.id)
+		}
+		if m, ok := w.mach[j.runner]; ok && !m.finished && m.offAt.IsZero() {
+			m.offAt = w.now.Add(w.dur(5*time.Second, 30*time.Second))
+		}
+	}
+	if n := j.next; n != nil && why == "done" {
+		// The dependent stage queues inside the run that is now in progress.
+		n.id, n.status, n.created = w.id(), "queued", w.now
+		w.jobs[n.id] = n
+		w.log("job %d queued in running run %d of %s %v", n.id, n.runID, n.repo, n.labels)
+	}
+}
+
+func (w *World) regByName(name string) *registration {
+	for _, id := range sortedKeys(w.regs) {
+		if w.regs[id].Name == name {
+			return w.regs[id]
+		}
+	}
+	return nil
+}
+
+func (w *World) boot(m *machine) {
+	m.started = true
+	r := w.regByName(m.name)
+	if r == nil || r.jit != m.jit || r.Scope != m.scope {
+		// Its registration is gone or was replaced: the runner cannot start, and the
+		// startup script powers the machine off.
+		w.log("machine %s cannot register (registration gone); powering off", m.name)
+		m.offAt = w.now.Add(10 * time.Second)
+		return
+	}
+	r.Online = true
+	w.log("runner %s online", m.name)
+}
+
+func (w *World) preempt(m *machine) {
+	m.finished = true
+	w.log("machine %s preempted", m.name)
+	r := w.regByName(m.name)
+	if r == nil {
+		return
+	}
+	for _, id := range sortedKeys(w.jobs) {
+		if j := w.jobs[id]; j.runner == m.name && j.status == "in_progress" {
+			j.status = "completed"
+			w.log("job %d failed: its runner was preempted", j.id)
+		}
+	}
+	r.offlineAt = w.now.Add(w.dur(30*time.Second, 2*time.Minute))
+}
+
+// assign gives each idle online runner the oldest queued job its labels cover in its
+// repository, as GitHub does, whatever job the runner was made for.
+func (w *World) assign() {
+	for _, id := range sortedKeys(w.regs) {
+		r := w.regs[id]
+		m, ok := w.mach[r.Name]
+		if !r.Online || r.Busy || !r.offlineAt.IsZero() || !ok || m.finished {
+			continue
+		}
+		var best *job
+		for _, jid := range sortedKeys(w.jobs) {
+			j := w.jobs[jid]
+			if j.status != "queued" || j.hosted || j.repo != r.Scope || !covers(r.Labels, j.labels) {
+				continue
+			}
+			if best == nil || j.created.Before(best.created) {
+				best = j
+			}
+		}
+		if best == nil {
+			continue
+		}
+		best.status, best.runner = "in_progress", r.Name
+		best.doneAt = w.now.Add(w.dur(30*time.Second, w.P.MaxJobLength))
+		r.Busy = true
+		w.log("runner %s (made for job %d) takes job %d", r.Name, m.jobID, best.id)
+	}
+}
+
+func covers(have, want []string) bool {
+	for _, x := range want {
+		if !slices.ContainsFunc(have, func(h string) bool { return strings.EqualFold(h, x) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// errFault is an injected API or backend failure.
+var errFault = errors.New("injected fault")
+
+// errDead is what every call of a pass that died returns.
+var errDead = errors.New("the pass's process is dead")
+
+// pass is one pass's view of the world: its calls can fail, and it can die.
+type pass struct {
+	w     *World
+	id    int
+	dead  bool
+	jits  int
+	depth int
+}
+
+func (p *pass) call(what string) error {
+	if p.dead {
+		return errDead
+	}
+	if p.w.trouble && p.w.chance(p.w.P.Faults) {
+		p.w.passFaults++
+		p.w.log("pass %d: %s fails (injected)", p.id, what)
+		return errFault
+	}
+	return nil
+}
+
+// RunPass runs one reconcile pass (a fresh process, as from cron) against the world,
+// then checks the invariants that are judged per pass.
+func (w *World) RunPass(ctx context.Context) {
+	w.passes++
+	w.passFaults = 0
+	w.runPass(ctx, 0)
+	w.checkAfterPass()
+}
+
+func (w *World) runPass(ctx context.Context, depth int) {
+	p := &pass{w: w, id: w.passes*10 + depth, depth: depth}
+	rc := &reconcile.Reconciler{
+		Config:      w.Cfg,
+		GitHub:      ghView{p},
+		Backends:    map[string]reconcile.Backend{},
+		Now:         w.Now,
+		Concurrency: 1, // deterministic order of calls
+		Planner:     w.planner,
+	}
+	for _, pool := range w.Cfg.Pools {
+		rc.Backends[pool.Name] = backendView{p}
+	}
+	sum, err := rc.RunOnce(ctx)
+	w.log("pass %d done: %d created, %d deleted, %d deregistered, err=%v", p.id, sum.Created, sum.Deleted, sum.Deregistered, err != nil)
+}
+
+// ghView is the world as GitHub, for one pass.
+type ghView struct{ p *pass }
+
+func (g ghView) OrgRepos(context.Context, string) ([]reconcile.Scope, error) {
+	return nil, errors.New("no orgs in the simulation")
+}
+
+func (g ghView) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
+	w := g.p.w
+	if err := g.p.call("listing jobs of " + repo.String()); err != nil {
+		return nil, err
+	}
+	var out []reconcile.Job
+	for _, id := range sortedKeys(w.jobs) {
+		if j := w.jobs[id]; j.status == "queued" && j.repo == repo {
+			out = append(out, reconcile.Job{ID: j.id, RunID: j.runID, Repo: j.repo, Name: "build", Labels: slices.Clone(j.labels), CreatedAt: j.created})
+		}
+	}
+	return out, nil
+}
+
+func (g ghView) Registrations(_ context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {
+	w := g.p.w
+	if err := g.p.call("listing registrations of " + scope.String()); err != nil {
+		return nil, err
+	}
+	var out []reconcile.Registration
+	for _, id := range sortedKeys(w.regs) {
+		if r := w.regs[id]; r.Scope == scope {
+			out = append(out, r.Registration)
+		}
+	}
+	return out, nil
+}
+
+func (g ghView) FindRegistration(ctx context.Context, scope reconcile.Scope, name string) (reconcile.Registration, bool, error) {
+	regs, err := g.Registrations(ctx, scope)
+	if err != nil {
+		return reconcile.Registration{}, false, err
+	}
+	i := slices.IndexFunc(regs, func(r reconcile.Registration) bool { return r.Name == name })
+	if i < 0 {
+		return reconcile.Registration{}, false, nil
+	}
+	return regs[i], true, nil
+}
+
+func (g ghView) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
+	w, p := g.p.w, g.p
+	if p.jits == 0 && p.depth == 0 && w.trouble && w.chance(w.P.Overlap) {
+		w.passFaults++ // an overlap makes this pass's view stale: not a clean pass
+		w.log("pass %d: another pass starts while this one creates", p.id)
+		w.runPass(ctx, p.depth+1)
+	}
+	p.jits++
+	if err := p.call("generate-jitconfig " + name); err != nil {
+		return reconcile.Registration{}, "", err
+	}
+	if r := w.regByName(name); r != nil && r.Scope == scope {
+		w.log("pass %d: jit %s: 409, name taken", p.id, name)
+		return reconcile.Registration{}, "", reconcile.ErrNameTaken
+	}
+	id := w.id()
+	r := &registration{Registration: reconcile.Registration{ID: id, Name: name, Scope: scope, Labels: slices.Clone(labels)},
+		jit: fmt.Sprintf("jit-%d", id)}
+	w.regs[id] = r
+	w.log("pass %d: registered %s", p.id, name)
+	if w.trouble && w.chance(w.P.Crash) {
+		p.dead = true
+		w.passFaults++
+		w.log("pass %d: dies after registering %s, before creating it", p.id, name)
+	}
+	return r.Registration, reconcile.Secret(r.jit), nil
+}
+
+func (g ghView) RemoveRegistration(_ context.Context, scope reconcile.Scope, id int64) error {
+	w := g.p.w
+	if err := g.p.call(fmt.Sprintf("removing registration %d", id)); err != nil {
+		return err
+	}
+	r, ok := w.regs[id]
+	if !ok || r.Scope != scope {
+		return nil
+	}
+	if r.Busy {
+		return reconcile.ErrRunnerBusy
+	}
+	delete(w.regs, id)
+	w.log("pass %d: removed registration %s", g.p.id, r.Name)
+	return nil
+}
+
+// backendView is the world as a runner platform, for one pass.
+type backendView struct{ p *pass }
+
+func (b backendView) List(context.Context) ([]reconcile.Runner, error) {
+	w := b.p.w
+	if err := b.p.call("listing runners"); err != nil {
+		return nil, err
+	}
+	var out []reconcile.Runner
+	for _, name := range sortedKeys(w.mach) {
+		m := w.mach[name]
+		if w.P.HideBooting && !m.started && !m.finished {
+			continue
+		}
+		ph := reconcile.PhaseActive
+		if m.finished {
+			ph = reconcile.PhaseFinished
+		}
+		out = append(out, reconcile.Runner{Name: m.name, Pool: m.pool, Scope: m.scope, Repo: m.repo, JobID: m.jobID, CreatedAt: m.created, Phase: ph})
+	}
+	return out, nil
+}
+
+func (b backendView) Create(_ context.Context, spec reconcile.RunnerSpec) error {
+	w := b.p.w
+	if err := b.p.call("creating " + spec.Name); err != nil {
+		return err
+	}
+	if _, ok := w.mach[spec.Name]; ok {
+		return nil
+	}
+	m := &machine{name: spec.Name, pool: spec.Pool, scope: spec.Scope, repo: spec.Repo, jobID: spec.JobID, created: w.now, jit: spec.JITConfig.Reveal()}
+	if !w.chance(w.P.NeverBoot) {
+		m.bootAt = w.now.Add(w.dur(20*time.Second, 3*time.Minute))
+	}
+	w.mach[spec.Name] = m
+	w.log("pass %d: created machine %s (boots: %v)", b.p.id, spec.Name, !m.bootAt.IsZero())
+	active := 0
+	for _, o := range w.mach {
+		if o.pool == m.pool && !o.finished {
+			active++
+		}
+	}
+	if p := w.Cfg.Pool(m.pool); p != nil && active > p.MaxRunners {
+		w.violate("invariant 2: pool %s has %d active runners, max_runners is %d", m.pool, active, p.MaxRunners)
+	}
+	return nil
+}
+
+func (b backendView) Delete(_ context.Context, r reconcile.Runner) error {
+	w := b.p.w
+	if err := b.p.call("deleting " + r.Name); err != nil {
+		return err
+	}
+	m, ok := w.mach[r.Name]
+	if !ok {
+		return nil
+	}
+	if reg := w.regByName(m.name); reg != nil && reg.Busy && reg.offlineAt.IsZero() && !m.finished {
+		if p := w.Cfg.Pool(m.pool); p == nil || w.now.Sub(m.created) < time.Duration(p.MaxLifetime) {
+			w.violate("invariant 1: deleted runner %s while it runs a job", m.name)
+		}
+		for _, id := range sortedKeys(w.jobs) {
+			if j := w.jobs[id]; j.runner == m.name && j.status == "in_progress" {
+				j.status = "completed"
+				w.log("job %d killed with its runner", j.id)
+			}
+		}
+		reg.offlineAt = w.now.Add(time.Minute)
+	}
+	delete(w.mach, r.Name)
+	w.log("pass %d: deleted machine %s", b.p.id, r.Name)
+	return nil
+}
+
+// checkAfterPass judges invariants 3 and 5, counting only passes in which nothing was
+// injected: a fault may rightly delay what a pass does.
+func (w *World) checkAfterPass() {
+	clean := w.passFaults == 0
+	// Invariant 3: per pool and repository, at least as many booting or idle runners
+	// as queued jobs that have waited two clean passes, while the pool has room.
+	type key struct {
+		pool string
+		repo reconcile.Scope
+	}
+	waiting := map[key][]int64{}
+	for _, id := range sortedKeys(w.jobs) {
+		j := w.jobs[id]
+		if j.status != "queued" || j.hosted {
+			continue
+		}
+		if clean {
+			j.cleanRuns++
+		}
+		pool := reconcile.MatchPool(w.Cfg.Pools, j.labels)
+		if pool == nil || j.cleanRuns < 2 {
+			continue
+		}
+		k := key{pool.Name, j.repo}
+		waiting[k] = append(waiting[k], j.id)
+	}
+	keys := make([]key, 0, len(waiting))
+	for k := range waiting {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int { return strings.Compare(a.pool+a.repo.String(), b.pool+b.repo.String()) })
+	if clean {
+		for _, k := range keys {
+			ids := waiting[k]
+			supply, active := 0, 0
+			for _, m := range w.mach {
+				if m.pool != k.pool || m.finished {
+					continue
+				}
+				active++
+				if m.repo != k.repo && m.scope != k.repo {
+					continue
+				}
+				r := w.regByName(m.name)
+				booting := r != nil && !r.Online && w.now.Sub(m.created) < time.Duration(w.Cfg.Pool(k.pool).BootTimeout)
+				idle := r != nil && r.Online && !r.Busy
+				if booting || idle {
+					supply++
+				}
+			}
+			if active < w.Cfg.Pool(k.pool).MaxRunners && supply < len(ids) {
+				w.violate("invariant 3: jobs %v of %s in pool %s waited two passes; %d runners booting or idle for them, pool has room (%d active)", ids, k.repo, k.pool, supply, active)
+			}
+		}
+	}
+	// Invariant 5: a registration of ours without a runner, offline and idle, whose job
+	// no longer waits, lasts at most one clean pass.
+	for _, id := range sortedKeys(w.regs) {
+		r := w.regs[id]
+		jobID, ours := reconcile.ParseRunnerName(w.Cfg.NamePrefix, r.Name)
+		_, hasMachine := w.mach[r.Name]
+		j, known := w.jobs[jobID]
+		queued := known && j.status == "queued"
+		if !ours || hasMachine || r.Online || r.Busy || queued {
+			r.cleanRuns = 0
+			continue
+		}
+		if clean {
+			r.cleanRuns++
+		}
+		if r.cleanRuns >= 2 {
+			w.violate("invariant 5: registration %s has had no runner for %d clean passes", r.Name, r.cleanRuns)
+			r.cleanRuns = 0
+		}
+	}
+}
+
+// Drain stops arrivals and trouble, runs passes until every job has ended and then
+// every timeout has passed, and checks invariant 4: nothing of ours is left.
+func (w *World) Drain(ctx context.Context) {
+	w.arrive, w.trouble = false, false
+	longest := 0 * time.Second
+	for _, p := range w.Cfg.Pools {
+		longest = max(longest, time.Duration(p.BootTimeout)+time.Duration(p.IdleTimeout))
+	}
+	settle := longest + reconcile.GoneGrace + 2*time.Minute
+	giveUp := w.now.Add(12 * time.Hour)
+	var quietSince time.Time
+	for step := 0; w.now.Before(giveUp); step++ {
+		w.Step()
+		if step%w.P.PassEvery == 0 {
+			w.RunPass(ctx)
+		}
+		if w.busy() {
+			quietSince = time.Time{}
+			continue
+		}
+		if quietSince.IsZero() {
+			quietSince = w.now
+		}
+		if w.now.Sub(quietSince) >= settle {
+			break
+		}
+	}
+	for _, name := range sortedKeys(w.mach) {
+		w.violate("invariant 4: runner %s left after the drain", name)
+	}
+	for _, id := range sortedKeys(w.regs) {
+		if _, ours := reconcile.ParseRunnerName(w.Cfg.NamePrefix, w.regs[id].Name); ours {
+			w.violate("invariant 4: registration %s left after the drain", w.regs[id].Name)
+		}
+	}
+	for _, id := range sortedKeys(w.jobs) {
+		if j := w.jobs[id]; j.status != "completed" && !j.hosted {
+			w.violate("invariant 4: job %d still %s after the drain", j.id, j.status)
+		}
+	}
+}
+
+// busy reports whether a job for a self-hosted runner is queued or running.
+func (w *World) busy() bool {
+	for _, j := range w.jobs {
+		if !j.hosted && j.status != "completed" {
+			return true
+		}
+	}
+	return false
+}
+
+// Run simulates passes passes (stepping the world between them), then drains.
+func (w *World) Run(ctx context.Context, passes int) {
+	for w.passes < passes {
+		for range w.P.PassEvery {
+			w.Step()
+		}
+		w.RunPass(ctx)
+	}
+	w.Drain(ctx)
+}

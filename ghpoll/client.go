@@ -5,6 +5,7 @@ package ghpoll
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,10 +26,14 @@ const maxPages = 1000
 
 // Client talks to one GitHub (github.com or a GitHub Enterprise Server).
 type Client struct {
-	gh  *github.Client
-	now func() time.Time
+	gh    *github.Client
+	now   func() time.Time
+	tr    *transport
+	cache *Cache
 	// RunnerGroupID is the runner group JIT runners join (1 is the default group).
 	RunnerGroupID int64
+	// Budget bounds what a pass may spend; see Select.
+	Budget Budget
 
 	mu           sync.Mutex
 	limitedUntil time.Time
@@ -40,6 +45,24 @@ var _ reconcile.GitHub = (*Client)(nil)
 // or "https://HOST/api/v3/" for GitHub Enterprise Server). hc carries the
 // authentication (an oauth2 transport, a GitHub App transport) and, in tests, a fake.
 func New(hc *http.Client, apiURL string) (*Client, error) {
+	return NewWithOptions(hc, apiURL, Options{})
+}
+
+// Options tune a client.
+type Options struct {
+	// Concurrency bounds the requests under way at once (default 8, at most 99).
+	Concurrency int
+	// MutationPace spaces requests that create or delete (default 250ms).
+	MutationPace time.Duration
+	// MaxRetryWait is the longest retry-after waited out before trying once more
+	// (default 20s); a longer one ends that scope for the pass.
+	MaxRetryWait time.Duration
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// NewWithOptions is New with tuning.
+func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) {
 	u, err := url.Parse(apiURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("github api url %q is not an http(s) URL", apiURL)
@@ -47,10 +70,53 @@ func New(hc *http.Client, apiURL string) (*Client, error) {
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	gh := github.NewClient(hc)
+	if o.Concurrency == 0 {
+		o.Concurrency = 8
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	tr := newTransport(hc.Transport, o.Concurrency)
+	tr.now = o.Now
+	if o.MutationPace > 0 {
+		tr.pace = o.MutationPace
+	}
+	if o.MaxRetryWait > 0 {
+		tr.maxWait = o.MaxRetryWait
+	}
+	wrapped := *hc
+	wrapped.Transport = tr
+	gh := github.NewClient(&wrapped)
 	gh.BaseURL = u
 	gh.UserAgent = "reconcile"
-	return &Client{gh: gh, now: time.Now, RunnerGroupID: 1}, nil
+	return &Client{gh: gh, now: o.Now, tr: tr, cache: NewCache(), RunnerGroupID: 1, Budget: DefaultBudget()}, nil
+}
+
+// TakeStats returns what GitHub charged since the last call, and starts counting again.
+func (c *Client) TakeStats() reconcile.APIStats { return c.tr.take() }
+
+// LoadCache replaces the cache with the stored one. A missing one leaves the cache
+// empty; a corrupt one is an error the caller reports and goes on from.
+func (c *Client) LoadCache(ctx context.Context, st Store) error {
+	data, err := st.Load(ctx)
+	if err != nil || data == nil {
+		return err
+	}
+	cache, err := UnmarshalCache(data)
+	if err != nil {
+		return err
+	}
+	c.cache = cache
+	return nil
+}
+
+// SaveCache stores the cache.
+func (c *Client) SaveCache(ctx context.Context, st Store) error {
+	data, err := c.cache.Marshal(c.now())
+	if err != nil {
+		return err
+	}
+	return st.Save(ctx, data)
 }
 
 // RateLimitError is returned for every call made, or refused, while GitHub's primary
@@ -136,29 +202,64 @@ func status(err error) int {
 	return 0
 }
 
-// listAll fetches every page of a listing, or fails: never a partial list.
-func listAll[T any](ctx context.Context, c *Client, fetch func(github.ListOptions) ([]T, *github.Response, error)) ([]T, error) {
-	var out []T
+// listAll fetches every page of a listing, or fails: never a partial list. Each page
+// is asked for conditionally: a 304 costs no primary rate limit, and the page's items
+// come from the cache. key names the listing in the cache; reduce keeps of each item
+// only what the pass needs.
+func listAll[T, R any](ctx context.Context, c *Client, key string, fetch func(context.Context, github.ListOptions) ([]T, *github.Response, error), reduce func(T) R) ([]R, error) {
+	var out []R
 	opt := github.ListOptions{PerPage: 100, Page: 1}
 	for range maxPages {
-		if err := c.preflight(); err != nil {
-			return nil, err
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		items, resp, err := fetch(opt)
+		items, next, err := fetchPage(ctx, c, fmt.Sprintf("%s#%d", key, opt.Page), opt, fetch, reduce)
 		if err != nil {
-			return nil, fmt.Errorf("page %d: %w", opt.Page, c.check(err))
+			return nil, fmt.Errorf("page %d: %w", opt.Page, err)
 		}
 		out = append(out, items...)
-		if resp.NextPage == 0 {
+		if next == 0 {
 			return out, nil
 		}
-		if resp.NextPage <= opt.Page {
-			return nil, fmt.Errorf("page %d: next page %d goes backwards", opt.Page, resp.NextPage)
+		if next <= opt.Page {
+			return nil, fmt.Errorf("page %d: next page %d goes backwards", opt.Page, next)
 		}
-		opt.Page = resp.NextPage
+		opt.Page = next
 	}
 	return nil, fmt.Errorf("more than %d pages", maxPages)
+}
+
+// fetchPage fetches one page conditionally, and reports whether it changed.
+func fetchPage[T, R any](ctx context.Context, c *Client, key string, opt github.ListOptions, fetch func(context.Context, github.ListOptions) ([]T, *github.Response, error), reduce func(T) R) ([]R, int, error) {
+	if err := c.preflight(); err != nil {
+		return nil, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	cached, ok := c.cache.page(key)
+	cctx := ctx
+	if ok {
+		cctx = withETag(ctx, cached.ETag)
+	}
+	items, resp, err := fetch(cctx, opt)
+	if ok && resp != nil && resp.StatusCode == http.StatusNotModified {
+		var out []R
+		if uerr := json.Unmarshal(cached.Items, &out); uerr == nil {
+			c.cache.touch(key, c.now())
+			return out, cached.Next, nil
+		}
+		// An unreadable entry: ask again, unconditionally.
+		items, resp, err = fetch(ctx, opt)
+	}
+	if err != nil {
+		return nil, 0, c.check(err)
+	}
+	out := make([]R, 0, len(items))
+	for _, it := range items {
+		out = append(out, reduce(it))
+	}
+	if etag := resp.Header.Get("ETag"); etag != "" {
+		if raw, merr := json.Marshal(out); merr == nil {
+			c.cache.putPage(key, cachedPage{ETag: etag, Next: resp.NextPage, Items: raw, Used: c.now()})
+		}
+	}
+	return out, resp.NextPage, nil
 }

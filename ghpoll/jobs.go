@@ -4,91 +4,176 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v66/github"
 
 	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
+// repoLite is what a pass needs of a repository.
+type repoLite struct {
+	Owner    string `json:"o"`
+	Name     string `json:"n"`
+	Archived bool   `json:"a,omitempty"`
+	Disabled bool   `json:"d,omitempty"`
+}
+
+// runLite is what a pass needs of a workflow run.
+type runLite struct {
+	ID      int64     `json:"id"`
+	Status  string    `json:"s"`
+	Created time.Time `json:"c"`
+}
+
+// jobLite is what a pass needs of a workflow job.
+type jobLite struct {
+	ID      int64     `json:"id"`
+	Status  string    `json:"s"`
+	Name    string    `json:"n"`
+	Labels  []string  `json:"l"`
+	Created time.Time `json:"c"`
+}
+
 // OrgRepos returns the organisation's repositories that can run workflows: every page,
 // archived and disabled ones left out.
 func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, error) {
-	repos, err := listAll(ctx, c, func(lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
-		return c.gh.Repositories.ListByOrg(ctx, org, &github.RepositoryListByOrgOptions{Type: "all", ListOptions: lo})
-	})
+	repos, err := listAll(ctx, c, "org-repos:"+org,
+		func(ctx context.Context, lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
+			return c.gh.Repositories.ListByOrg(ctx, org, &github.RepositoryListByOrgOptions{Type: "all", ListOptions: lo})
+		},
+		func(r *github.Repository) repoLite {
+			return repoLite{Owner: r.GetOwner().GetLogin(), Name: r.GetName(), Archived: r.GetArchived(), Disabled: r.GetDisabled()}
+		})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]reconcile.Scope, 0, len(repos))
 	for _, r := range repos {
-		if r.GetArchived() || r.GetDisabled() {
+		if r.Archived || r.Disabled {
 			continue
 		}
-		owner := r.GetOwner().GetLogin()
+		owner := r.Owner
 		if owner == "" {
 			owner = org
 		}
-		out = append(out, reconcile.Scope{Owner: strings.ToLower(owner), Repo: strings.ToLower(r.GetName())})
+		out = append(out, reconcile.Scope{Owner: strings.ToLower(owner), Repo: strings.ToLower(r.Name)})
 	}
 	return out, nil
 }
 
-// QueuedJobs returns every queued job of the repository. Jobs wait both in queued runs
-// and inside in-progress runs (the later jobs of a matrix or of a dependent stage), so
-// both lists are read, every page, and every page of each run's latest jobs.
-func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
-	var runs []*github.WorkflowRun
-	seen := map[int64]bool{}
-	for _, st := range []string{"queued", "in_progress"} {
-		rs, err := listAll(ctx, c, func(lo github.ListOptions) ([]*github.WorkflowRun, *github.Response, error) {
+func reduceRun(r *github.WorkflowRun) runLite {
+	return runLite{ID: r.GetID(), Status: r.GetStatus(), Created: r.GetCreatedAt().Time}
+}
+
+func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status string) ([]runLite, error) {
+	return listAll(ctx, c, fmt.Sprintf("runs:%s:%s", repo, status),
+		func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowRun, *github.Response, error) {
 			page, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Repo,
-				&github.ListWorkflowRunsOptions{Status: st, ListOptions: lo})
+				&github.ListWorkflowRunsOptions{Status: status, ListOptions: lo})
 			if page == nil {
 				return nil, resp, err
 			}
 			return page.WorkflowRuns, resp, err
-		})
+		}, reduceRun)
+}
+
+// probeSize is how many of the newest runs a probe looks at.
+const probeSize = 20
+
+// probe asks, in one conditional request, for the repository's newest runs, whatever
+// their status. Any run created since the last look is among them, even one that went
+// in progress meanwhile with a job still queued; a 304 costs no primary rate limit.
+func (c *Client) probe(ctx context.Context, repo reconcile.Scope) ([]runLite, error) {
+	runs, _, err := fetchPage(ctx, c, fmt.Sprintf("probe:%s", repo), github.ListOptions{PerPage: probeSize, Page: 1},
+		func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowRun, *github.Response, error) {
+			page, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Repo, &github.ListWorkflowRunsOptions{ListOptions: lo})
+			if page == nil {
+				return nil, resp, err
+			}
+			return page.WorkflowRuns, resp, err
+		}, reduceRun)
+	return runs, err
+}
+
+// QueuedJobs returns every queued job of the repository. A repository that was quiet
+// at its last poll is probed first (one conditional request); only when it shows a run
+// that has not completed are the runs listed in full. Jobs wait both in queued runs
+// and inside in-progress runs (the later jobs of a matrix or of a dependent stage), so
+// both lists are read, every page, and every page of each such run's latest jobs.
+func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
+	key := repo.String()
+	st := c.cache.repo(key)
+	now := c.now()
+	if !now.Before(st.ActiveUntil) {
+		latest, err := c.probe(ctx, repo)
 		if err != nil {
-			return nil, fmt.Errorf("listing %s runs: %w", st, err)
+			return nil, fmt.Errorf("probing runs: %w", err)
+		}
+		if !anyUnfinished(latest) {
+			st.Polled, st.Runs = now, 0
+			c.cache.setRepo(key, st)
+			return nil, nil
+		}
+	}
+	var runs []runLite
+	seen := map[int64]bool{}
+	for _, status := range []string{"queued", "in_progress"} {
+		rs, err := c.listRuns(ctx, repo, status)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s runs: %w", status, err)
 		}
 		for _, r := range rs {
 			// A run that changed status between the two lists shows up in both.
-			if !seen[r.GetID()] {
-				seen[r.GetID()] = true
+			if !seen[r.ID] {
+				seen[r.ID] = true
 				runs = append(runs, r)
 			}
 		}
 	}
 	var out []reconcile.Job
 	for _, run := range runs {
-		jobs, err := listAll(ctx, c, func(lo github.ListOptions) ([]*github.WorkflowJob, *github.Response, error) {
-			page, resp, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Repo, run.GetID(),
-				&github.ListWorkflowJobsOptions{Filter: "latest", ListOptions: lo})
-			if page == nil {
-				return nil, resp, err
-			}
-			return page.Jobs, resp, err
-		})
+		jobs, err := listAll(ctx, c, fmt.Sprintf("jobs:%s:%d", repo, run.ID),
+			func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowJob, *github.Response, error) {
+				page, resp, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Repo, run.ID,
+					&github.ListWorkflowJobsOptions{Filter: "latest", ListOptions: lo})
+				if page == nil {
+					return nil, resp, err
+				}
+				return page.Jobs, resp, err
+			},
+			func(j *github.WorkflowJob) jobLite {
+				return jobLite{ID: j.GetID(), Status: j.GetStatus(), Name: j.GetName(), Labels: j.Labels, Created: j.GetCreatedAt().Time}
+			})
 		if err != nil {
-			return nil, fmt.Errorf("listing jobs of run %d: %w", run.GetID(), err)
+			return nil, fmt.Errorf("listing jobs of run %d: %w", run.ID, err)
 		}
 		for _, j := range jobs {
-			if j.GetStatus() != "queued" {
+			if j.Status != "queued" {
 				continue
 			}
-			created := j.GetCreatedAt().Time
+			created := j.Created
 			if created.IsZero() {
-				created = run.GetCreatedAt().Time
+				created = run.Created
 			}
-			out = append(out, reconcile.Job{
-				ID:        j.GetID(),
-				RunID:     run.GetID(),
-				Repo:      repo,
-				Name:      j.GetName(),
-				Labels:    j.Labels,
-				CreatedAt: created,
-			})
+			out = append(out, reconcile.Job{ID: j.ID, RunID: run.ID, Repo: repo, Name: j.Name, Labels: j.Labels, CreatedAt: created})
 		}
 	}
+	st.Polled, st.Runs = now, len(runs)
+	if len(runs) > 0 {
+		// Polled every pass while it has runs, and for a while after: the next run or
+		// stage often follows.
+		st.ActiveUntil = now.Add(c.Budget.IdleInterval)
+	}
+	c.cache.setRepo(key, st)
 	return out, nil
+}
+
+func anyUnfinished(runs []runLite) bool {
+	for _, r := range runs {
+		if r.Status != "completed" {
+			return true
+		}
+	}
+	return false
 }

@@ -32,29 +32,27 @@ func (c *Client) FindRegistration(ctx context.Context, scope reconcile.Scope, na
 }
 
 func (c *Client) listRunners(ctx context.Context, scope reconcile.Scope, name *string) ([]reconcile.Registration, error) {
-	runners, err := listAll(ctx, c, func(lo github.ListOptions) ([]*github.Runner, *github.Response, error) {
-		opts := &github.ListRunnersOptions{Name: name, ListOptions: lo}
-		var page *github.Runners
-		var resp *github.Response
-		var err error
-		if scope.IsOrg() {
-			page, resp, err = c.gh.Actions.ListOrganizationRunners(ctx, scope.Owner, opts)
-		} else {
-			page, resp, err = c.gh.Actions.ListRunners(ctx, scope.Owner, scope.Repo, opts)
-		}
-		if page == nil {
-			return nil, resp, err
-		}
-		return page.Runners, resp, err
-	})
-	if err != nil {
-		return nil, err
+	key := "runners:" + scope.String()
+	if name != nil {
+		key += ":" + *name
 	}
-	out := make([]reconcile.Registration, 0, len(runners))
-	for _, r := range runners {
-		out = append(out, registration(scope, r))
-	}
-	return out, nil
+	return listAll(ctx, c, key,
+		func(ctx context.Context, lo github.ListOptions) ([]*github.Runner, *github.Response, error) {
+			opts := &github.ListRunnersOptions{Name: name, ListOptions: lo}
+			var page *github.Runners
+			var resp *github.Response
+			var err error
+			if scope.IsOrg() {
+				page, resp, err = c.gh.Actions.ListOrganizationRunners(ctx, scope.Owner, opts)
+			} else {
+				page, resp, err = c.gh.Actions.ListRunners(ctx, scope.Owner, scope.Repo, opts)
+			}
+			if page == nil {
+				return nil, resp, err
+			}
+			return page.Runners, resp, err
+		},
+		func(r *github.Runner) reconcile.Registration { return registration(scope, r) })
 }
 
 func registration(scope reconcile.Scope, r *github.Runner) reconcile.Registration {

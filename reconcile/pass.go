@@ -33,6 +33,20 @@ type GitHub interface {
 	RemoveRegistration(ctx context.Context, scope Scope, id int64) error
 }
 
+// Budgeter is implemented by a GitHub client that polls on a request budget (ghpoll).
+type Budgeter interface {
+	// Select splits repos between this pass and later ones: those to poll, those whose
+	// registrations to list for ghosts, and how many wait. hot ones (runners of ours)
+	// are always polled.
+	Select(repos []Scope, hot map[Scope]bool) (poll, sweep []Scope, skipped int)
+}
+
+// Accountant is implemented by a GitHub client that counts what GitHub charges.
+type Accountant interface {
+	// TakeStats returns the counts since the last call and starts again.
+	TakeStats() APIStats
+}
+
 // Backend runs ephemeral runners on one platform.
 type Backend interface {
 	// List returns the runners that carry this tool's owner label, and only those,
@@ -72,6 +86,19 @@ type Reconciler struct {
 	lastSweep time.Time
 }
 
+// APIStats is what a pass cost at GitHub.
+type APIStats struct {
+	Requests    int           // requests sent
+	Points      int           // secondary-limit points: 1 a read, 5 a write
+	Primary     int           // requests counted against the primary limit (all but 304s)
+	NotModified int           // 304 answers to conditional requests
+	Waited      time.Duration // time spent waiting out retry-after
+	Remaining   int           // the primary limit's remaining requests, as GitHub last said
+	Reset       time.Time     // when it resets
+	Polled      int           // repositories whose jobs were polled
+	Skipped     int           // repositories left for a later pass by the budget
+}
+
 // Summary is what one pass saw and did.
 type Summary struct {
 	DryRun       bool
@@ -85,6 +112,7 @@ type Summary struct {
 	Deleted      int
 	Deregistered int
 	Errors       int
+	API          APIStats
 }
 
 // RunOnce runs one pass: observe, plan, apply. It keeps going past errors and returns
@@ -103,6 +131,10 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	p.apply(ctx, obs, sum.Plan, &sum)
 	sum.Duration = rc.now().Sub(now)
 	sum.Errors = len(p.errs)
+	if a, ok := p.rc.GitHub.(Accountant); ok {
+		sum.API = a.TakeStats()
+	}
+	sum.API.Polled, sum.API.Skipped = p.api.Polled, p.api.Skipped
 	err := errors.Join(p.errs...)
 	p.log.Info().
 		Bool("dry_run", rc.DryRun).
@@ -116,6 +148,14 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 		Int("deleted", sum.Deleted).
 		Int("deregistered", sum.Deregistered).
 		Int("errors", sum.Errors).
+		Int("repos_polled", sum.API.Polled).
+		Int("repos_skipped", sum.API.Skipped).
+		Int("gh_requests", sum.API.Requests).
+		Int("gh_points", sum.API.Points).
+		Int("gh_primary", sum.API.Primary).
+		Int("gh_not_modified", sum.API.NotModified).
+		Int("gh_remaining", sum.API.Remaining).
+		Time("gh_reset", sum.API.Reset).
 		Int64("duration_ms", sum.Duration.Milliseconds()).
 		Msg("pass done")
 	return sum, err
@@ -141,6 +181,7 @@ type pass struct {
 	log   *zerolog.Logger
 	now   time.Time
 	repos int
+	api   APIStats
 	owner map[string]Backend // runner name → the backend that listed it
 
 	mu       sync.Mutex
@@ -201,18 +242,6 @@ func (p *pass) observe(ctx context.Context) Observed {
 	repos = slices.Compact(repos)
 	p.repos = len(repos)
 
-	each(ctx, n, repos, func(repo Scope) {
-		jobs, err := p.rc.GitHub.QueuedJobs(ctx, repo)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			obs.Blind.Jobs[repo] = true
-			p.fail(fmt.Errorf("listing queued jobs of %s: %w", repo, err))
-			return
-		}
-		obs.Jobs = append(obs.Jobs, jobs...)
-	})
-
 	// Our runners, from each distinct backend once.
 	var backends []Backend
 	pools := map[Backend][]string{}
@@ -243,6 +272,42 @@ func (p *pass) observe(ctx context.Context) Observed {
 			obs.Runners = append(obs.Runners, r)
 		}
 	})
+
+	// Jobs: of every repository, or, on a budget, of those it allows this pass.
+	poll, swept := repos, repos
+	sweep := p.rc.lastSweep.IsZero() || p.now.Sub(p.rc.lastSweep) >= p.rc.SweepInterval
+	if bg, ok := p.rc.GitHub.(Budgeter); ok {
+		hot := map[Scope]bool{}
+		for _, r := range obs.Runners {
+			hot[r.Repo], hot[r.Scope] = true, true
+		}
+		var skipped int
+		poll, swept, skipped = bg.Select(repos, hot)
+		sweep = true
+		p.api.Skipped = skipped
+		polled := map[Scope]bool{}
+		for _, r := range poll {
+			polled[r] = true
+		}
+		for _, r := range repos {
+			if !polled[r] {
+				obs.Blind.Jobs[r] = true // not looked at: nothing is deleted there on its account
+			}
+		}
+	}
+	p.api.Polled = len(poll)
+	each(ctx, n, poll, func(repo Scope) {
+		jobs, err := p.rc.GitHub.QueuedJobs(ctx, repo)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			obs.Blind.Jobs[repo] = true
+			p.fail(fmt.Errorf("listing queued jobs of %s: %w", repo, err))
+			return
+		}
+		obs.Jobs = append(obs.Jobs, jobs...)
+	})
+
 	if ctx.Err() != nil {
 		// A cancelled pass saw only part of the world; plan nothing from it.
 		for _, pool := range cfg.Pools {
@@ -262,9 +327,8 @@ func (p *pass) observe(ctx context.Context) Observed {
 			want[j.Repo] = true
 		}
 	}
-	sweep := p.rc.lastSweep.IsZero() || p.now.Sub(p.rc.lastSweep) >= p.rc.SweepInterval
 	if sweep {
-		for _, r := range repos {
+		for _, r := range swept {
 			want[r] = true
 		}
 	}
@@ -278,14 +342,14 @@ func (p *pass) observe(ctx context.Context) Observed {
 		scopes = append(scopes, s)
 	}
 	slices.SortFunc(scopes, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
-	swept := sweep
+	sweptAll := sweep
 	each(ctx, n, scopes, func(s Scope) {
 		regs, err := p.rc.GitHub.Registrations(ctx, s)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
 			obs.Blind.Regs[s] = true
-			swept = false
+			sweptAll = false
 			p.fail(fmt.Errorf("listing runner registrations of %s: %w", s, err))
 			return
 		}
@@ -295,7 +359,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 			}
 		}
 	})
-	if swept && ctx.Err() == nil {
+	if sweptAll && ctx.Err() == nil {
 		p.rc.lastSweep = p.now
 	}
 	return obs

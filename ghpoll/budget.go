@@ -1,0 +1,84 @@
+package ghpoll
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Budget bounds what a pass spends at GitHub.
+type Budget struct {
+	// PointsPerMinute is the share of GitHub's 900 secondary-limit points a minute this
+	// tool allows itself.
+	PointsPerMinute int
+	// Interval is the time between passes (the CronJob's schedule, the timer's, or
+	// --interval).
+	Interval time.Duration
+	// IdleInterval is how often, at least, a quiet repository is looked at.
+	IdleInterval time.Duration
+	// PrimaryReserve: below this many remaining primary requests, quiet repositories
+	// wait for the reset.
+	PrimaryReserve int
+}
+
+// DefaultBudget leaves a third of the secondary limit to everything else on the token.
+func DefaultBudget() Budget {
+	return Budget{PointsPerMinute: 600, Interval: time.Minute, IdleInterval: 5 * time.Minute, PrimaryReserve: 500}
+}
+
+// writeShare of a pass's points is kept for registering and removing runners.
+const writeShare = 0.25
+
+// Select splits the repositories between this pass and later ones. Hot repositories
+// (those the pass names: runners of ours or demand; and those with runs at their last
+// poll) are polled every pass. Quiet ones are polled in rotation, the longest unpolled
+// first, enough of them each pass that every one is looked at within IdleInterval, as
+// far as the point budget allows; their registrations are listed at the same time, to
+// find ghosts. It returns the repositories to poll, those whose registrations to list,
+// and how many were left for later.
+func (c *Client) Select(repos []reconcile.Scope, hot map[reconcile.Scope]bool) (poll, sweep []reconcile.Scope, skipped int) {
+	b := c.Budget
+	now := c.now()
+	budget := float64(b.PointsPerMinute) * max(b.Interval.Minutes(), 1.0/60)
+	spend := budget * (1 - writeShare)
+	var quiet []reconcile.Scope
+	for _, r := range repos {
+		st := c.cache.repo(r.String())
+		if hot[r] || now.Before(st.ActiveUntil) {
+			poll = append(poll, r)
+			spend -= float64(2 + st.Runs)
+			continue
+		}
+		quiet = append(quiet, r)
+	}
+	slices.SortStableFunc(quiet, func(a, b reconcile.Scope) int {
+		pa, pb := c.cache.repo(a.String()).Polled, c.cache.repo(b.String()).Polled
+		if c := pa.Compare(pb); c != 0 {
+			return c
+		}
+		return strings.Compare(a.String(), b.String())
+	})
+	want := 0
+	if len(quiet) > 0 {
+		// Each pass takes its share of the rotation, and every repository that would
+		// otherwise pass IdleInterval unlooked-at.
+		share := float64(len(quiet)) * b.Interval.Seconds() / max(b.IdleInterval.Seconds(), 1)
+		want = min(len(quiet), int(share+0.999))
+		for _, r := range quiet[want:] {
+			if now.Sub(c.cache.repo(r.String()).Polled) < b.IdleInterval-b.Interval {
+				break
+			}
+			want++
+		}
+	}
+	// A quiet repository costs a probe and a registration listing, mostly 304s.
+	afford := max(int(spend/2), 0)
+	if s := c.tr.statsNow(); s.Remaining > 0 && s.Remaining < b.PrimaryReserve && now.Before(s.Reset) {
+		afford = 0
+	}
+	n := min(want, afford)
+	poll = append(poll, quiet[:n]...)
+	return poll, quiet[:n], len(quiet) - n
+}

@@ -1,0 +1,186 @@
+package ghpoll
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Cache holds what conditional requests need from one pass to the next: each page's
+// ETag with the part of its answer that a pass uses (not the whole body), and each
+// repository's polling state. Losing it is harmless: it only saves rate limit.
+type Cache struct {
+	mu    sync.Mutex
+	Pages map[string]*cachedPage `json:"pages"`
+	Repos map[string]*repoState  `json:"repos"`
+}
+
+type cachedPage struct {
+	ETag  string          `json:"etag"`
+	Next  int             `json:"next,omitempty"`
+	Items json.RawMessage `json:"items"`
+	Used  time.Time       `json:"used"`
+}
+
+// repoState is what the poller remembers of a repository.
+type repoState struct {
+	Polled      time.Time `json:"polled,omitzero"`       // jobs last polled (probe or full)
+	ActiveUntil time.Time `json:"active_until,omitzero"` // polled every pass until then
+	Runs        int       `json:"runs,omitempty"`        // queued or in-progress runs at the last full poll
+}
+
+// cacheVersion changes when the format does; an older cache is dropped.
+const cacheVersion = 1
+
+// pageTTL: a page unused this long is dropped when the cache is saved.
+const pageTTL = 24 * time.Hour
+
+// NewCache returns an empty cache.
+func NewCache() *Cache {
+	return &Cache{Pages: map[string]*cachedPage{}, Repos: map[string]*repoState{}}
+}
+
+func (c *Cache) page(key string) (cachedPage, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.Pages[key]
+	if !ok {
+		return cachedPage{}, false
+	}
+	return *p, true
+}
+
+func (c *Cache) putPage(key string, p cachedPage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Pages[key] = &p
+}
+
+func (c *Cache) touch(key string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.Pages[key]; ok {
+		p.Used = now
+	}
+}
+
+// repo returns a copy of a repository's state.
+func (c *Cache) repo(key string) repoState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.Repos[key]; ok {
+		return *s
+	}
+	return repoState{}
+}
+
+func (c *Cache) setRepo(key string, s repoState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Repos[key] = &s
+}
+
+// Store keeps a cache between processes: a file, or a Kubernetes ConfigMap.
+type Store interface {
+	Load(ctx context.Context) ([]byte, error) // nil, nil: nothing stored yet
+	Save(ctx context.Context, data []byte) error
+}
+
+type envelope struct {
+	Version int    `json:"version"`
+	Cache   *Cache `json:"cache"`
+}
+
+// Marshal encodes the cache, gzipped, dropping pages unused for a day.
+func (c *Cache) Marshal(now time.Time) ([]byte, error) {
+	c.mu.Lock()
+	for k, p := range c.Pages {
+		if now.Sub(p.Used) > pageTTL {
+			delete(c.Pages, k)
+		}
+	}
+	raw, err := json.Marshal(envelope{Version: cacheVersion, Cache: c})
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// maxCacheSize bounds what a stored cache may inflate to.
+const maxCacheSize = 64 << 20
+
+// UnmarshalCache decodes what Marshal wrote.
+func UnmarshalCache(data []byte) (*Cache, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not a cache: %w", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, maxCacheSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("not a cache: %w", err)
+	}
+	if len(raw) > maxCacheSize {
+		return nil, errors.New("cache larger than 64 MiB")
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, fmt.Errorf("not a cache: %w", err)
+	}
+	if env.Version != cacheVersion || env.Cache == nil {
+		return nil, fmt.Errorf("cache format %d, want %d", env.Version, cacheVersion)
+	}
+	if env.Cache.Pages == nil {
+		env.Cache.Pages = map[string]*cachedPage{}
+	}
+	if env.Cache.Repos == nil {
+		env.Cache.Repos = map[string]*repoState{}
+	}
+	return env.Cache, nil
+}
+
+// FileStore keeps the cache in a file, written atomically.
+type FileStore string
+
+// Load implements Store.
+func (f FileStore) Load(context.Context) ([]byte, error) {
+	b, err := os.ReadFile(string(f))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// Save implements Store: a temporary file beside it, then a rename.
+func (f FileStore) Save(_ context.Context, data []byte) error {
+	dir := filepath.Dir(string(f))
+	tmp, err := os.CreateTemp(dir, ".reconcile-cache-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), string(f))
+}

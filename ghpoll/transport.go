@@ -1,0 +1,202 @@
+package ghpoll
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Points GitHub's secondary limit charges per request, whatever the answer.
+const (
+	pointsRead  = 1
+	pointsWrite = 5
+)
+
+type etagKey struct{}
+
+// withETag makes the request conditional: the transport sends If-None-Match.
+func withETag(ctx context.Context, etag string) context.Context {
+	if etag == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, etagKey{}, etag)
+}
+
+// transport sits under go-github: it makes requests conditional, bounds how many run
+// at once, spaces out the calls that create or delete, waits out a short retry-after
+// once, and counts what GitHub charges.
+type transport struct {
+	base    http.RoundTripper
+	sem     chan struct{}
+	pace    time.Duration // between two mutating requests
+	maxWait time.Duration // the longest retry-after worth waiting for
+	now     func() time.Time
+
+	mu           sync.Mutex
+	stats        reconcile.APIStats
+	nextMutation time.Time
+}
+
+func newTransport(base http.RoundTripper, concurrency int) *transport {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{base: base, sem: make(chan struct{}, clampConcurrency(concurrency)),
+		pace: 250 * time.Millisecond, maxWait: 20 * time.Second, now: time.Now}
+}
+
+// clampConcurrency keeps the number of requests at once under GitHub's 100.
+func clampConcurrency(n int) int {
+	return min(max(n, 1), 99)
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	select {
+	case t.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-t.sem }()
+	if etag, ok := ctx.Value(etagKey{}).(string); ok {
+		req = req.Clone(ctx)
+		req.Header.Set("If-None-Match", etag)
+	}
+	mutation := req.Method != http.MethodGet && req.Method != http.MethodHead
+	if mutation {
+		if err := t.waitTurn(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := t.base.RoundTrip(req)
+		t.count(req.Method, resp)
+		if err != nil || attempt > 0 {
+			return resp, err
+		}
+		wait, limited := limitedFor(resp, t.now())
+		if !limited || wait > t.maxWait {
+			return resp, nil
+		}
+		retry, ok := rewind(req)
+		if !ok {
+			return resp, nil
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		t.mu.Lock()
+		t.stats.Waited += wait
+		t.mu.Unlock()
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		req = retry
+	}
+}
+
+// waitTurn spaces mutating requests: GitHub's secondary limits punish bursts of
+// content-creating calls.
+func (t *transport) waitTurn(ctx context.Context) error {
+	t.mu.Lock()
+	now := t.now()
+	at := t.nextMutation
+	if at.Before(now) {
+		at = now
+	}
+	t.nextMutation = at.Add(t.pace)
+	t.mu.Unlock()
+	return sleep(ctx, at.Sub(now))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
+	}
+}
+
+// rewind returns a copy of the request that can be sent again.
+func rewind(req *http.Request) (*http.Request, bool) {
+	r := req.Clone(req.Context())
+	if req.Body == nil || req.Body == http.NoBody {
+		return r, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	r.Body = body
+	return r, true
+}
+
+// limitedFor reports whether the answer is a rate limit (429, or 403 with retry-after
+// or an exhausted primary limit), and how long it asks to wait.
+func limitedFor(resp *http.Response, now time.Time) (time.Duration, bool) {
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+	case http.StatusForbidden:
+		if resp.Header.Get("Retry-After") == "" && resp.Header.Get("X-RateLimit-Remaining") != "0" {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	return retryAfter(resp, now), true
+}
+
+func (t *transport) count(method string, resp *http.Response) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stats.Requests++
+	if method == http.MethodGet || method == http.MethodHead {
+		t.stats.Points += pointsRead
+	} else {
+		t.stats.Points += pointsWrite
+	}
+	if resp == nil {
+		return
+	}
+	if resp.StatusCode == http.StatusNotModified {
+		t.stats.NotModified++
+	} else {
+		t.stats.Primary++
+	}
+	if n, err := strconv.Atoi(resp.Header.Get("X-RateLimit-Remaining")); err == nil {
+		t.stats.Remaining = n
+		if r, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+			t.stats.Reset = time.Unix(r, 0)
+		}
+	}
+}
+
+// statsNow returns the counts so far.
+func (t *transport) statsNow() reconcile.APIStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stats
+}
+
+// take returns the counts since the last call and starts again; what GitHub last said
+// of the primary limit is kept.
+func (t *transport) take() reconcile.APIStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.stats
+	t.stats = reconcile.APIStats{Remaining: s.Remaining, Reset: s.Reset}
+	return s
+}

@@ -236,7 +236,7 @@ func manifests(t *testing.T) []*unstructured.Unstructured {
 func manifestRole(t *testing.T) rbacv1.Role {
 	t.Helper()
 	for _, u := range manifests(t) {
-		if u.GetKind() == "Role" {
+		if u.GetKind() == "Role" && u.GetNamespace() == "github-runners" {
 			var role rbacv1.Role
 			raw, _ := json.Marshal(u.Object)
 			if err := json.Unmarshal(raw, &role); err != nil {
@@ -245,7 +245,7 @@ func manifestRole(t *testing.T) rbacv1.Role {
 			return role
 		}
 	}
-	t.Fatal("manifests/kubernetes has no Role")
+	t.Fatal("manifests/kubernetes has no Role in github-runners")
 	return rbacv1.Role{}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/reconcile-dev/reconcile/gce"
@@ -98,6 +99,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringSliceFlag{Name: "repo", Usage: "poll repository `OWNER/NAME` too (repeatable)", EnvVars: []string{"RECONCILE_REPOS"}},
 			&cli.StringSliceFlag{Name: "org", Usage: "poll every repository of organisation `NAME` too (repeatable)", EnvVars: []string{"RECONCILE_ORGS"}},
 			&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
+			&cli.StringFlag{Name: "cache", Usage: "keep GitHub ETags between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
+			&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
+			&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
+			&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only active repositories", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
+			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
 			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "auto, json or console (auto: console on a terminal)", EnvVars: []string{"RECONCILE_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RECONCILE_LOG_LEVEL"}},
 		},
@@ -133,19 +139,34 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if !c.Bool("once") && interval <= 0 {
 		return usagef("--interval must be positive")
 	}
+	budget, concurrency, err := budgetFlags(c, interval)
+	if err != nil {
+		return err
+	}
+	store, err := cacheStore(c.String("cache"), log)
+	if err != nil {
+		return err
+	}
 	hc := &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: http.DefaultTransport},
 	}
-	gh, err := ghpoll.New(hc, cfg.GitHub.APIURL)
+	gh, err := ghpoll.NewWithOptions(hc, cfg.GitHub.APIURL, ghpoll.Options{Concurrency: concurrency})
 	if err != nil {
 		return usagef("github.api_url: %v", err)
+	}
+	gh.Budget = budget
+	if store != nil {
+		if err := gh.LoadCache(c.Context, store); err != nil {
+			log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
+		}
 	}
 	rc := &reconcile.Reconciler{
 		Config:        cfg,
 		GitHub:        gh,
 		Backends:      backends,
 		DryRun:        dryRun,
+		Concurrency:   concurrency,
 		ConflictWait:  5 * time.Second,
 		SweepInterval: sweepInterval,
 	}
@@ -155,6 +176,11 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	ctx = log.WithContext(ctx)
 	pass := func() error {
 		sum, err := rc.RunOnce(ctx)
+		if store != nil {
+			if serr := gh.SaveCache(context.WithoutCancel(ctx), store); serr != nil {
+				log.Warn().Err(serr).Msg("could not save the GitHub request cache")
+			}
+		}
 		if console {
 			reconcile.WriteTable(stdout, sum)
 		}
@@ -179,6 +205,50 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		case <-t.C:
 		}
 	}
+}
+
+// budgetFlags reads the request budget. In --once mode, --interval says how often the
+// scheduler runs the tool, since the budget is spent per pass.
+func budgetFlags(c *cli.Context, interval time.Duration) (ghpoll.Budget, int, error) {
+	b := ghpoll.DefaultBudget()
+	b.PointsPerMinute = c.Int("points-per-minute")
+	b.IdleInterval = c.Duration("idle-poll-interval")
+	b.PrimaryReserve = c.Int("primary-reserve")
+	if interval > 0 {
+		b.Interval = interval
+	}
+	n := c.Int("concurrency")
+	switch {
+	case b.PointsPerMinute < 10 || b.PointsPerMinute > 900:
+		return b, 0, usagef("--points-per-minute: %d is not between 10 and GitHub's 900", b.PointsPerMinute)
+	case b.IdleInterval < b.Interval:
+		return b, 0, usagef("--idle-poll-interval: %v is shorter than --interval %v", b.IdleInterval, b.Interval)
+	case b.PrimaryReserve < 0:
+		return b, 0, usagef("--primary-reserve must not be negative")
+	case n < 1 || n > 99:
+		return b, 0, usagef("--concurrency: %d is not between 1 and 99 (GitHub allows 100 at once)", n)
+	}
+	return b, n, nil
+}
+
+// cacheStore reads --cache: a file, or configmap:NAMESPACE/NAME.
+func cacheStore(spec string, log zerolog.Logger) (ghpoll.Store, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	ref, ok := strings.CutPrefix(spec, "configmap:")
+	if !ok {
+		return ghpoll.FileStore(spec), nil
+	}
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil, usagef("--cache: %q is not configmap:NAMESPACE/NAME", spec)
+	}
+	kube, err := k8s.NewClientset(log)
+	if err != nil {
+		return nil, usagef("--cache: %v", err)
+	}
+	return k8s.ConfigMapStore{Client: kube, Namespace: ns, Name: name}, nil
 }
 
 func newLogger(format, level string, stderr io.Writer) (zerolog.Logger, bool, error) {

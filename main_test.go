@@ -143,7 +143,7 @@ func TestRun_LoopRepeatsUntilStopped(t *testing.T) {
 	done := make(chan int)
 	var stdout, stderr bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"reconcile", "--dry-run", "--interval", "20ms", "--repo", "octo-org/app", "--github-url", gh.APIURL}, &stdout, &stderr)
+		done <- run(ctx, []string{"reconcile", "--dry-run", "--interval", "20ms", "--idle-poll-interval", "20ms", "--repo", "octo-org/app", "--github-url", gh.APIURL}, &stdout, &stderr)
 	}()
 	deadline := time.After(10 * time.Second)
 	for passes := 0; passes < 3; {

@@ -32,8 +32,9 @@ func DefaultBudget() Budget {
 const writeShare = 0.25
 
 // Select splits the repositories between this pass and later ones. Hot repositories
-// (those the pass names: runners of ours or demand; and those with runs at their last
-// poll) are polled every pass. Quiet ones are polled in rotation, the longest unpolled
+// (those the pass names, where runners of ours are; those with runs at their last
+// poll; and, with a probe, those that had runs within the last hour) are polled every
+// pass. Quiet ones are polled in rotation, the longest unpolled
 // first, enough of them each pass that every one is looked at within IdleInterval, as
 // far as the point budget allows; their registrations are listed at the same time, to
 // find ghosts. It returns the repositories to poll, those whose registrations to list,
@@ -41,14 +42,21 @@ const writeShare = 0.25
 func (c *Client) Select(repos []reconcile.Scope, hot map[reconcile.Scope]bool) (poll, sweep []reconcile.Scope, skipped int) {
 	b := c.Budget
 	now := c.now()
-	budget := float64(b.PointsPerMinute) * max(b.Interval.Minutes(), 1.0/60)
+	// GitHub counts points in any one minute: a pass is a burst, so it may spend one
+	// minute's points at most, and its share of them when passes come faster.
+	budget := float64(b.PointsPerMinute) * min(max(b.Interval.Minutes(), 1.0/60), 1)
 	spend := budget * (1 - writeShare)
 	var quiet []reconcile.Scope
 	for _, r := range repos {
 		st := c.cache.repo(r.String())
-		if hot[r] || now.Before(st.ActiveUntil) {
-			poll = append(poll, r)
+		switch {
+		case hot[r] || st.Runs > 0:
+			poll = append(poll, r) // two run lists and each run's jobs, mostly 304s
 			spend -= float64(2 + st.Runs)
+			continue
+		case now.Before(st.ActiveUntil):
+			poll = append(poll, r) // had runs lately: a probe every pass
+			spend--
 			continue
 		}
 		quiet = append(quiet, r)

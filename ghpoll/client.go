@@ -57,7 +57,7 @@ type Options struct {
 	// MaxRetryWait is the longest retry-after waited out before trying once more
 	// (default 20s); a longer one ends that scope for the pass.
 	MaxRetryWait time.Duration
-	// Now is the clock (tests).
+	// Now is the clock of the cache and the budget (simulations).
 	Now func() time.Time
 }
 
@@ -76,8 +76,7 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	tr := newTransport(hc.Transport, o.Concurrency)
-	tr.now = o.Now
+	tr := newTransport(hc.Transport, o.Concurrency) // paces in real time, whatever o.Now says
 	if o.MutationPace > 0 {
 		tr.pace = o.MutationPace
 	}
@@ -164,7 +163,10 @@ func (c *Client) check(err error) error {
 			wait = *abuse.RetryAfter
 		}
 		until, msg = c.now().Add(wait), abuse.Message
-	case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests:
+	case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests,
+		// A secondary limit whose documentation link go-github does not recognise.
+		errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusForbidden &&
+			(er.Response.Header.Get("Retry-After") != "" || er.Response.Header.Get("X-RateLimit-Remaining") == "0"):
 		until, msg = c.now().Add(retryAfter(er.Response, c.now())), er.Message
 	default:
 		return err

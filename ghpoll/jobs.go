@@ -78,6 +78,9 @@ func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status stri
 		}, reduceRun)
 }
 
+// recentWindow is how long a repository that had runs is probed every pass.
+const recentWindow = time.Hour
+
 // probeSize is how many of the newest runs a probe looks at.
 const probeSize = 20
 
@@ -96,16 +99,17 @@ func (c *Client) probe(ctx context.Context, repo reconcile.Scope) ([]runLite, er
 	return runs, err
 }
 
-// QueuedJobs returns every queued job of the repository. A repository that was quiet
-// at its last poll is probed first (one conditional request); only when it shows a run
-// that has not completed are the runs listed in full. Jobs wait both in queued runs
+// QueuedJobs returns every queued job of the repository. A repository that had no
+// runs at its last poll is probed first (one conditional request); only when it shows
+// a run that has not completed are the runs listed in full. Jobs wait both in queued runs
 // and inside in-progress runs (the later jobs of a matrix or of a dependent stage), so
 // both lists are read, every page, and every page of each such run's latest jobs.
 func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
 	key := repo.String()
 	st := c.cache.repo(key)
 	now := c.now()
-	if !now.Before(st.ActiveUntil) {
+	if st.Runs == 0 {
+		// No runs at the last look: one conditional request tells whether any came.
 		latest, err := c.probe(ctx, repo)
 		if err != nil {
 			return nil, fmt.Errorf("probing runs: %w", err)
@@ -161,9 +165,9 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 	}
 	st.Polled, st.Runs = now, len(runs)
 	if len(runs) > 0 {
-		// Polled every pass while it has runs, and for a while after: the next run or
-		// stage often follows.
-		st.ActiveUntil = now.Add(c.Budget.IdleInterval)
+		// Looked at every pass while it has runs, and probed every pass for a while
+		// after: where work came, more comes.
+		st.ActiveUntil = now.Add(recentWindow)
 	}
 	c.cache.setRepo(key, st)
 	return out, nil

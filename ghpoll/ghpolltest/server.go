@@ -8,6 +8,7 @@
 package ghpolltest
 
 import (
+	"crypto/sha256"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -72,6 +73,27 @@ type repo struct {
 	disabled    bool
 }
 
+// Limits make the server enforce GitHub's rate limits and answer as GitHub does past
+// them. Zero values enforce nothing.
+type Limits struct {
+	PrimaryPerHour  int           // requests counted per hour (304s are not)
+	PointsPerMinute int           // secondary: GET 1, others 5, whatever the answer
+	Concurrent      int           // secondary: requests under way at once
+	Latency         time.Duration // added to every answer
+}
+
+// Stats is what the server received.
+type Stats struct {
+	Requests      int
+	Points        int
+	Primary       int // counted against the primary limit
+	NotModified   int
+	Limited       int // answered 403/429 for a rate limit
+	MaxConcurrent int
+	MaxPointsMin  int // the most points in any one-minute window
+	Mutations     int
+}
+
 type failure struct {
 	method, contains string
 	status           int
@@ -94,6 +116,17 @@ type Server struct {
 	requests []Request
 	failures []failure
 	jits     int
+
+	limits   Limits
+	stats    Stats
+	inFlight int
+	points   []pointAt // points spent, for the sliding minute
+	primary  []time.Time
+}
+
+type pointAt struct {
+	at     time.Time
+	points int
 }
 
 // NewServer starts a fake GitHub; it is closed when the test ends.
@@ -247,6 +280,27 @@ func (s *Server) Mutations() []string {
 	return out
 }
 
+// SetLimits makes the server enforce limits.
+func (s *Server) SetLimits(l Limits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = l
+}
+
+// Stats returns what the server received so far.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// ResetStats starts counting again (the rate-limit windows go on).
+func (s *Server) ResetStats() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = Stats{}
+}
+
 // Fail makes the next n requests whose method is method and whose path (below the API
 // prefix, query included) contains substr answer with status.
 func (s *Server) Fail(method, substr string, status, n int) {
@@ -255,9 +309,102 @@ func (s *Server) Fail(method, substr string, status, n int) {
 	s.failures = append(s.failures, failure{method: method, contains: substr, status: status, times: n})
 }
 
+// serve answers one request: rate limits first, then the API, then the ETag. GitHub
+// computes an ETag for every GET answer and answers 304 to a matching If-None-Match.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.inFlight++
+	s.stats.MaxConcurrent = max(s.stats.MaxConcurrent, s.inFlight)
+	latency := s.limits.Latency
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if latency > 0 {
+		time.Sleep(latency)
+	}
+	rec := httptest.NewRecorder()
+	s.mu.Lock()
+	limited := s.enforce(rec, r)
+	if !limited {
+		s.route(rec, r)
+	}
+	s.account(r, rec)
+	s.mu.Unlock()
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// enforce answers as GitHub does past a limit; it reports whether it did.
+func (s *Server) enforce(w *httptest.ResponseRecorder, r *http.Request) bool {
+	now := s.now()
+	l := s.limits
+	cost := 1
+	if r.Method != http.MethodGet {
+		cost = 5
+	}
+	s.points = slices.DeleteFunc(s.points, func(p pointAt) bool { return now.Sub(p.at) >= time.Minute })
+	s.primary = slices.DeleteFunc(s.primary, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
+	spent := 0
+	for _, p := range s.points {
+		spent += p.points
+	}
+	s.points = append(s.points, pointAt{now, cost}) // charged whatever the answer
+	s.stats.MaxPointsMin = max(s.stats.MaxPointsMin, spent+cost)
+	remaining := max(l.PrimaryPerHour-len(s.primary), 0)
+	if l.PrimaryPerHour > 0 {
+		w.Header().Set("X-RateLimit-Limit", strconv.Itoa(l.PrimaryPerHour))
+		w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))
+	}
+	switch {
+	case l.PointsPerMinute > 0 && spent+cost > l.PointsPerMinute,
+		l.Concurrent > 0 && s.inFlight > l.Concurrent:
+		s.stats.Limited++
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusForbidden, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.")
+		return true
+	case l.PrimaryPerHour > 0 && remaining == 0:
+		s.stats.Limited++
+		writeError(w, http.StatusForbidden, "API rate limit exceeded")
+		return true
+	}
+	return false
+}
+
+// account counts the request, turns a 200 GET into a 304 when the ETag matches, and
+// charges the primary limit for all but 304s.
+func (s *Server) account(r *http.Request, rec *httptest.ResponseRecorder) {
+	s.stats.Requests++
+	if r.Method == http.MethodGet {
+		s.stats.Points++
+	} else {
+		s.stats.Points += 5
+		s.stats.Mutations++
+	}
+	if r.Method == http.MethodGet && rec.Code == http.StatusOK {
+		sum := sha256.Sum256(rec.Body.Bytes())
+		etag := fmt.Sprintf(`W/"%x"`, sum[:16])
+		rec.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			rec.Code = http.StatusNotModified
+			rec.Body.Reset()
+			rec.Header().Del("Content-Type")
+			rec.Header().Del("Link")
+			s.stats.NotModified++
+			return
+		}
+	}
+	s.primary = append(s.primary, s.now())
+	s.stats.Primary++
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	path, ok := strings.CutPrefix(r.URL.Path, APIPrefix)
 	if !ok {
 		writeError(w, http.StatusNotFound, "Not Found")

@@ -109,7 +109,7 @@ func TestReadmeDryRunCommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), "job_id="+itoa(job)) {
 		t.Errorf("stderr does not name job %d:\n%s", job, stderr.String())
 	}
-	for _, want := range []string{"POOL", "default", "dry run: nothing was changed"} {
+	for _, want := range []string{"POOL", "default", "dry run: nothing was changed", "github: ", "requests", "1 repositories polled"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}

@@ -14,6 +14,13 @@ func WriteTable(w io.Writer, s Summary) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Booting, p.Idle, p.Busy, p.Create, p.Delete)
 	}
 	tw.Flush()
+	a := s.API
+	fmt.Fprintf(w, "github: %d requests, %d points, %d counted against the primary limit, %d not modified; %d repositories polled, %d left for later",
+		a.Requests, a.Points, a.Primary, a.NotModified, a.Polled, a.Skipped)
+	if !a.Reset.IsZero() {
+		fmt.Fprintf(w, "; %d remaining until %s", a.Remaining, a.Reset.Local().Format("15:04"))
+	}
+	fmt.Fprintln(w)
 	if s.DryRun {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	}

@@ -363,3 +363,61 @@ func TestKubernetes_EveryManifestIsAccepted(t *testing.T) {
 		}
 	}
 }
+
+// The CronJob keeps its GitHub request cache in a ConfigMap, with the manifests' Role.
+func TestKubernetes_CacheConfigMapWithTheManifestRole(t *testing.T) {
+	admin := k8stest.Config(t)
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tool := newNamespace(t, cs, "reconcile")
+	var role rbacv1.Role
+	for _, u := range manifests(t) {
+		if u.GetKind() == "Role" && u.GetName() == "reconcile-cache" {
+			raw, _ := json.Marshal(u.Object)
+			if err := json.Unmarshal(raw, &role); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(role.Rules) == 0 {
+		t.Fatal("manifests/kubernetes has no reconcile-cache Role")
+	}
+	role.Namespace, role.ResourceVersion = tool, ""
+	if _, err := cs.RbacV1().Roles(tool).Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "reconcile-cache", Namespace: tool},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reconcile-cache"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reconcile", Namespace: tool}},
+	}
+	if _, err := cs.RbacV1().RoleBindings(tool).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	as := rest.CopyConfig(admin)
+	as.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + tool + ":reconcile"}
+	sa, err := kubernetes.NewForConfig(as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := k8s.ConfigMapStore{Client: sa, Namespace: tool, Name: "reconcile-cache"}
+	if data, err := store.Load(ctx); err != nil || data != nil {
+		t.Fatalf("Load() before any save = %q, %v; want nothing", data, err)
+	}
+	for _, payload := range []string{"first", "second"} { // create, then update
+		if err := store.Save(ctx, []byte(payload)); err != nil {
+			t.Fatalf("Save(%s) as the service account: %v", payload, err)
+		}
+		data, err := store.Load(ctx)
+		if err != nil || string(data) != payload {
+			t.Fatalf("Load() = %q, %v; want %q", data, err, payload)
+		}
+	}
+	other := k8s.ConfigMapStore{Client: sa, Namespace: tool, Name: "something-else"}
+	if _, err := other.Load(ctx); !apierrors.IsForbidden(err) {
+		t.Errorf("reading another ConfigMap: %v, want Forbidden", err)
+	}
+}

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -131,9 +133,9 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	token := os.Getenv("GITHUB_TOKEN")
-	if strings.TrimSpace(token) == "" {
-		return usagef("GITHUB_TOKEN is not set: export a token that may read Actions and administer runners")
+	auth, err := githubAuth(cfg.GitHub.APIURL)
+	if err != nil {
+		return err
 	}
 	interval := c.Duration("interval")
 	if !c.Bool("once") && interval <= 0 {
@@ -147,15 +149,13 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: http.DefaultTransport},
-	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: auth}
 	gh, err := ghpoll.NewWithOptions(hc, cfg.GitHub.APIURL, ghpoll.Options{Concurrency: concurrency})
 	if err != nil {
 		return usagef("github.api_url: %v", err)
 	}
 	gh.Budget = budget
+	gh.RunnerGroupID = cfg.GitHub.RunnerGroupID
 	if store != nil {
 		if err := gh.LoadCache(c.Context, store); err != nil {
 			log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
@@ -205,6 +205,53 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		case <-t.C:
 		}
 	}
+}
+
+// githubAuth returns the transport that authenticates to GitHub: a token
+// (GITHUB_TOKEN), or a GitHub App installation (GITHUB_APP_ID,
+// GITHUB_APP_INSTALLATION_ID, and GITHUB_APP_PRIVATE_KEY or
+// GITHUB_APP_PRIVATE_KEY_FILE), whose installation token is fetched and renewed as it
+// expires. Exactly one of the two. No error quotes a credential.
+func githubAuth(apiURL string) (http.RoundTripper, error) {
+	token := strings.TrimSpace(os.Getenv("GITHUB_TOKEN"))
+	appID, instID := os.Getenv("GITHUB_APP_ID"), os.Getenv("GITHUB_APP_INSTALLATION_ID")
+	key, keyFile := os.Getenv("GITHUB_APP_PRIVATE_KEY"), os.Getenv("GITHUB_APP_PRIVATE_KEY_FILE")
+	app := appID != "" || instID != "" || key != "" || keyFile != ""
+	switch {
+	case token != "" && app:
+		return nil, usagef("GITHUB_TOKEN and GITHUB_APP_*: set one way to authenticate, not both")
+	case token != "":
+		return &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: http.DefaultTransport}, nil
+	case !app:
+		return nil, usagef("GITHUB_TOKEN is not set: export a token that may read Actions and administer runners, or a GitHub App's GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY")
+	}
+	id, err := strconv.ParseInt(appID, 10, 64)
+	if err != nil || id <= 0 {
+		return nil, usagef("GITHUB_APP_ID: %q is not an App id", appID)
+	}
+	inst, err := strconv.ParseInt(instID, 10, 64)
+	if err != nil || inst <= 0 {
+		return nil, usagef("GITHUB_APP_INSTALLATION_ID: %q is not an installation id", instID)
+	}
+	switch {
+	case key != "" && keyFile != "":
+		return nil, usagef("GITHUB_APP_PRIVATE_KEY and GITHUB_APP_PRIVATE_KEY_FILE: set one")
+	case keyFile != "":
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, usagef("GITHUB_APP_PRIVATE_KEY_FILE: %v", err)
+		}
+		key = string(b)
+	case key == "":
+		return nil, usagef("GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE is not set")
+	}
+	tr, err := ghinstallation.New(http.DefaultTransport, id, inst, []byte(key))
+	if err != nil {
+		// Its message names the parse failure, never the key.
+		return nil, usagef("GITHUB_APP_PRIVATE_KEY: not a PEM RSA private key")
+	}
+	tr.BaseURL = strings.TrimRight(apiURL, "/")
+	return tr, nil
 }
 
 // budgetFlags reads the request budget. In --once mode, --interval says how often the

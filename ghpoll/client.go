@@ -30,7 +30,7 @@ type Client struct {
 	now   func() time.Time
 	tr    *transport
 	cache *Cache
-	// RunnerGroupID is the runner group JIT runners join (1 is the default group).
+	// RunnerGroupID is the runner group org JIT runners join (1 is the default group).
 	RunnerGroupID int64
 	// Budget bounds what a pass may spend; see Select.
 	Budget Budget

@@ -181,3 +181,29 @@ func anyUnfinished(runs []runLite) bool {
 	}
 	return false
 }
+
+// InstallationRepos returns the repositories the GitHub App installation can see that
+// can run workflows: every page, archived and disabled ones left out.
+func (c *Client) InstallationRepos(ctx context.Context) ([]reconcile.Scope, error) {
+	repos, err := listAll(ctx, c, "installation-repos",
+		func(ctx context.Context, lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
+			page, resp, err := c.gh.Apps.ListRepos(ctx, &lo)
+			if page == nil {
+				return nil, resp, err
+			}
+			return page.Repositories, resp, err
+		},
+		func(r *github.Repository) repoLite {
+			return repoLite{Owner: r.GetOwner().GetLogin(), Name: r.GetName(), Archived: r.GetArchived(), Disabled: r.GetDisabled()}
+		})
+	if err != nil {
+		return nil, err
+	}
+	var out []reconcile.Scope
+	for _, r := range repos {
+		if !r.Archived && !r.Disabled && r.Owner != "" {
+			out = append(out, reconcile.Scope{Owner: strings.ToLower(r.Owner), Repo: strings.ToLower(r.Name)})
+		}
+	}
+	return out, nil
+}

@@ -69,14 +69,20 @@ func registration(scope reconcile.Scope, r *github.Runner) reconcile.Registratio
 	return reg
 }
 
-// GenerateJITConfig registers an ephemeral just-in-time runner in scope and returns its
+// GenerateJITConfig registers an ephemeral just-in-time runner in scope (in the default
+// runner group for a repository, in RunnerGroupID for an organisation) and returns its
 // registration and its encoded configuration. reconcile.ErrNameTaken if the name is
 // registered already (GitHub answers 409).
 func (c *Client) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
 	if err := c.preflight(); err != nil {
 		return reconcile.Registration{}, "", err
 	}
-	req := &github.GenerateJITConfigRequest{Name: name, RunnerGroupID: c.RunnerGroupID, Labels: labels}
+	// Repository runners have one group, the default; org runners join the configured one.
+	group := int64(1)
+	if scope.IsOrg() {
+		group = c.RunnerGroupID
+	}
+	req := &github.GenerateJITConfigRequest{Name: name, RunnerGroupID: group, Labels: labels}
 	var jit *github.JITRunnerConfig
 	var err error
 	if scope.IsOrg() {

@@ -29,6 +29,28 @@ type GitHubConfig struct {
 	APIURL string   `json:"api_url,omitempty"`
 	Repos  []string `json:"repos,omitempty"`
 	Orgs   []string `json:"orgs,omitempty"`
+	// InstallationRepos polls every repository the GitHub App installation can see.
+	InstallationRepos bool `json:"installation_repos,omitempty"`
+	// RunnerScope is where runners register: "repo" (default; a runner serves the
+	// repository of the job it was made for) or "org" (it serves any repository of
+	// the organisation that its runner group allows).
+	RunnerScope string `json:"runner_scope,omitempty"`
+	// RunnerGroupID is the runner group of org runners (default 1, the default group).
+	RunnerGroupID int64 `json:"runner_group_id,omitempty"`
+}
+
+// Runner scopes.
+const (
+	RunnerScopeRepo = "repo"
+	RunnerScopeOrg  = "org"
+)
+
+// RunnerScopeOf returns where a runner for a job of repo registers.
+func (c *Config) RunnerScopeOf(repo Scope) Scope {
+	if c.GitHub.RunnerScope == RunnerScopeOrg {
+		return Scope{Owner: repo.Owner}
+	}
+	return repo
 }
 
 // Pool is a set of interchangeable runners: same labels, same backend.
@@ -130,6 +152,12 @@ func (c *Config) applyDefaults() {
 	if c.NamePrefix == "" {
 		c.NamePrefix = DefaultNamePrefix
 	}
+	if c.GitHub.RunnerScope == "" {
+		c.GitHub.RunnerScope = RunnerScopeRepo
+	}
+	if c.GitHub.RunnerGroupID == 0 {
+		c.GitHub.RunnerGroupID = 1
+	}
 	for i := range c.Pools {
 		p := &c.Pools[i]
 		if p.BootTimeout == 0 {
@@ -153,8 +181,14 @@ func (c *Config) Validate() error {
 	if u, err := url.Parse(c.GitHub.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("github.api_url: %q is not an http(s) URL", c.GitHub.APIURL)
 	}
-	if len(c.GitHub.Repos) == 0 && len(c.GitHub.Orgs) == 0 {
-		return errors.New("github.repos: nothing to poll: set github.repos or github.orgs (or --repo, --org)")
+	if len(c.GitHub.Repos) == 0 && len(c.GitHub.Orgs) == 0 && !c.GitHub.InstallationRepos {
+		return errors.New("github.repos: nothing to poll: set github.repos, github.orgs or github.installation_repos (or --repo, --org)")
+	}
+	if s := c.GitHub.RunnerScope; s != "" && s != RunnerScopeRepo && s != RunnerScopeOrg {
+		return fmt.Errorf("github.runner_scope: %q is not repo or org", s)
+	}
+	if c.GitHub.RunnerGroupID < 0 {
+		return fmt.Errorf("github.runner_group_id must be positive")
 	}
 	for i, r := range c.GitHub.Repos {
 		if _, err := ParseRepo(r); err != nil {

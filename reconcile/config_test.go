@@ -26,7 +26,7 @@ pools:
 		t.Fatalf("Validate() = %v, want nil", err)
 	}
 	want := &Config{
-		GitHub:     GitHubConfig{APIURL: DefaultAPIURL, Repos: []string{"Octo-Org/App"}},
+		GitHub:     GitHubConfig{APIURL: DefaultAPIURL, Repos: []string{"Octo-Org/App"}, RunnerScope: "repo", RunnerGroupID: 1},
 		NamePrefix: "gha",
 		Pools: []Pool{{Name: "arm64", Labels: []string{"self-hosted", "ARM64"}, MaxRunners: 4,
 			BootTimeout: Duration(10 * time.Minute), IdleTimeout: Duration(90 * time.Second), MaxLifetime: Duration(24 * time.Hour)}},
@@ -93,6 +93,8 @@ func TestValidate_Rejects(t *testing.T) {
 		{"repo with a path", func(c *Config) { c.GitHub.Repos = []string{"o/r/x"} }, "github.repos[0]"},
 		{"repo named ..", func(c *Config) { c.GitHub.Repos = []string{"o/.."} }, "github.repos[0]"},
 		{"org with a slash", func(c *Config) { c.GitHub.Orgs = []string{"o/r"} }, "github.orgs[0]"},
+		{"unknown runner scope", func(c *Config) { c.GitHub.RunnerScope = "enterprise" }, "github.runner_scope"},
+		{"negative runner group", func(c *Config) { c.GitHub.RunnerGroupID = -1 }, "github.runner_group_id"},
 		{"uppercase prefix", func(c *Config) { c.NamePrefix = "GHA" }, "name_prefix"},
 		{"prefix ending in -", func(c *Config) { c.NamePrefix = "gha-" }, "name_prefix"},
 		{"no pools", func(c *Config) { c.Pools = nil }, "pools"},

@@ -41,6 +41,14 @@ type Budgeter interface {
 	Select(repos []Scope, hot map[Scope]bool) (poll, sweep []Scope, skipped int)
 }
 
+// InstallationLister is implemented by a GitHub client authenticated as an App
+// installation, for github.installation_repos.
+type InstallationLister interface {
+	// InstallationRepos returns the repositories the installation can see that can
+	// run workflows, from every page.
+	InstallationRepos(ctx context.Context) ([]Scope, error)
+}
+
 // Accountant is implemented by a GitHub client that counts what GitHub charges.
 type Accountant interface {
 	// TakeStats returns the counts since the last call and starts again.
@@ -223,6 +231,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 	// The repositories to poll: the configured ones and those of the configured orgs.
 	repos := cfg.Repos()
 	failedOrgs := map[string]bool{}
+	installFailed := false
 	var orgs []string
 	for _, o := range cfg.GitHub.Orgs {
 		orgs = append(orgs, strings.ToLower(o))
@@ -238,6 +247,19 @@ func (p *pass) observe(ctx context.Context) Observed {
 		}
 		repos = append(repos, rs...)
 	})
+	if cfg.GitHub.InstallationRepos {
+		il, ok := p.rc.GitHub.(InstallationLister)
+		var rs []Scope
+		err := errors.New("this GitHub client cannot list an installation's repositories")
+		if ok {
+			rs, err = il.InstallationRepos(ctx)
+		}
+		if err != nil {
+			installFailed = true // which repositories are missing is unknown
+			p.fail(fmt.Errorf("listing the installation's repositories: %w", err))
+		}
+		repos = append(repos, rs...)
+	}
 	slices.SortFunc(repos, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
 	repos = slices.Compact(repos)
 	p.repos = len(repos)
@@ -282,18 +304,11 @@ func (p *pass) observe(ctx context.Context) Observed {
 			hot[r.Repo], hot[r.Scope] = true, true
 		}
 		var skipped int
+		// A repository left for later was quiet at its last look, within
+		// --idle-poll-interval: no runs, so no queued job, and no runner of ours.
 		poll, swept, skipped = bg.Select(repos, hot)
 		sweep = true
 		p.api.Skipped = skipped
-		polled := map[Scope]bool{}
-		for _, r := range poll {
-			polled[r] = true
-		}
-		for _, r := range repos {
-			if !polled[r] {
-				obs.Blind.Jobs[r] = true // not looked at: nothing is deleted there on its account
-			}
-		}
 	}
 	p.api.Polled = len(poll)
 	each(ctx, n, poll, func(repo Scope) {
@@ -302,6 +317,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		defer mu.Unlock()
 		if err != nil {
 			obs.Blind.Jobs[repo] = true
+			obs.Blind.Jobs[cfg.RunnerScopeOf(repo)] = true
 			p.fail(fmt.Errorf("listing queued jobs of %s: %w", repo, err))
 			return
 		}
@@ -324,16 +340,16 @@ func (p *pass) observe(ctx context.Context) Observed {
 	}
 	for _, j := range obs.Jobs {
 		if MatchPool(cfg.Pools, j.Labels) != nil {
-			want[j.Repo] = true
+			want[cfg.RunnerScopeOf(j.Repo)] = true
 		}
 	}
 	if sweep {
 		for _, r := range swept {
-			want[r] = true
+			want[cfg.RunnerScopeOf(r)] = true
 		}
 	}
 	for s := range want {
-		if failedOrgs[s.Owner] && !slices.Contains(repos, s) {
+		if (installFailed || failedOrgs[s.Owner]) && (s.IsOrg() || !slices.Contains(repos, s)) {
 			obs.Blind.Jobs[s] = true // its org could not be listed, so neither could its jobs
 		}
 	}

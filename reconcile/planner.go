@@ -340,7 +340,7 @@ func (pl *planner) collectDemand() {
 }
 
 // scopeOf is where a runner for the job registers.
-func (pl *planner) scopeOf(j Job) Scope { return j.Repo }
+func (pl *planner) scopeOf(j Job) Scope { return pl.cfg.RunnerScopeOf(j.Repo) }
 
 // balance compares demand with supply for one pool in one scope. It returns the creates
 // the demand wants (capped later, per pool) and plans the surplus deletions.

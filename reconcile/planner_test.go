@@ -303,6 +303,26 @@ func TestComputeOverlappingPassesPlanTheSameNames(t *testing.T) {
 	}
 }
 
+// Org runners register with the organisation: a runner serves any of its repositories.
+func TestComputeOrgRunners(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.GitHub.RunnerScope = RunnerScopeOrg
+	org := Scope{Owner: "octo-org"}
+	idle := Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: org, Repo: repoA, JobID: 1, CreatedAt: t0.Add(-time.Minute)}
+	obs := Observed{
+		Jobs:    []Job{job(5, repoB, time.Minute, arm...), job(6, repoA, time.Minute, arm...)},
+		Runners: []Runner{idle},
+		Regs:    []Registration{{ID: 1, Name: idle.Name, Scope: org, Online: true}},
+	}
+	got := Compute(obs, cfg, t0)
+	// The idle runner counts for the whole org: one more for two jobs, named after the oldest.
+	want := Plan{Create: []Create{{Name: "gha-arm64-5", Pool: "arm64", Scope: org, Repo: repoB, JobID: 5, Labels: arm, Reason: ReasonDemand}}}
+	if diff := cmp.Diff(want, got, ignorePools, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Compute() mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestComputePoolStatus(t *testing.T) {
 	t.Parallel()
 	busy := runner("arm64", repoA, 1, time.Hour)

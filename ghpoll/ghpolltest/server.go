@@ -9,6 +9,7 @@ package ghpolltest
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -58,6 +59,8 @@ type Runner struct {
 	Labels []string
 	// JITConfig is the configuration generate-jitconfig returned for it.
 	JITConfig string
+	// Group is the runner group it joined.
+	Group int64
 }
 
 // Request is one request the server received.
@@ -116,6 +119,11 @@ type Server struct {
 	requests []Request
 	failures []failure
 	jits     int
+
+	tokenTTL   time.Duration
+	exchanges  []string // installation ids whose token was asked for, in order
+	appID      string
+	tokens     map[string]time.Time // installation tokens issued → expiry
 
 	limits   Limits
 	stats    Stats
@@ -280,6 +288,60 @@ func (s *Server) Mutations() []string {
 	return out
 }
 
+// SetApp makes the server a GitHub App's: it issues installation tokens valid for ttl
+// to JWTs whose issuer is appID, and from then on accepts only those tokens.
+func (s *Server) SetApp(appID string, ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appID, s.tokenTTL, s.tokens = appID, ttl, map[string]time.Time{}
+}
+
+// TokenExchanges returns the installation ids tokens were issued for, in order.
+func (s *Server) TokenExchanges() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.exchanges)
+}
+
+func (s *Server) accessToken(w http.ResponseWriter, r *http.Request, installation string) {
+	jwt, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	parts := strings.Split(jwt, ".")
+	if !ok || len(parts) != 3 || s.appID == "" {
+		writeError(w, http.StatusUnauthorized, "A JSON web token could not be decoded")
+		return
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct {
+		Iss any `json:"iss"`
+	}
+	if err != nil || json.Unmarshal(payload, &claims) != nil || fmt.Sprint(claims.Iss) != s.appID {
+		writeError(w, http.StatusUnauthorized, "'Issuer' claim ('iss') must be an Integer")
+		return
+	}
+	s.exchanges = append(s.exchanges, installation)
+	token := fmt.Sprintf("ghs_fake%d", len(s.exchanges))
+	expires := time.Now().Add(s.tokenTTL)
+	s.tokens[token] = expires
+	writeJSON(w, http.StatusCreated, map[string]any{"token": token, "expires_at": expires.UTC().Format(time.RFC3339),
+		"permissions": map[string]string{"actions": "read", "administration": "write"}, "repository_selection": "all"})
+}
+
+func (s *Server) installationRepos(w http.ResponseWriter, r *http.Request) {
+	page, total := paginate(w, r, len(s.repos))
+	items := []any{}
+	for i, rp := range s.repos[page[0]:page[1]] {
+		m := example("example_repo.json")
+		m["id"] = page[0] + i + 1
+		m["name"] = rp.name
+		m["full_name"] = rp.owner + "/" + rp.name
+		m["owner"].(map[string]any)["login"] = rp.owner
+		m["archived"] = rp.archived
+		m["disabled"] = rp.disabled
+		items = append(items, m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": total, "repositories": items})
+}
+
 // SetLimits makes the server enforce limits.
 func (s *Server) SetLimits(l Limits) {
 	s.mu.Lock()
@@ -414,6 +476,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if a := r.Header.Get("Authorization"); !strings.HasPrefix(a, "Bearer ") && !strings.HasPrefix(a, "token ") {
 		writeError(w, http.StatusUnauthorized, "Requires authentication")
 		return
+	} else if tok, ok := strings.CutPrefix(a, "token "); s.appID != "" && !strings.HasSuffix(path, "/access_tokens") {
+		if exp, issued := s.tokens[tok]; !ok || !issued || time.Now().After(exp) {
+			writeError(w, http.StatusUnauthorized, "Bad credentials")
+			return
+		}
 	}
 	full := path
 	if r.URL.RawQuery != "" {
@@ -433,6 +500,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.listRuns(w, r, parts[1]+"/"+parts[2])
 	case match(parts, "repos", "*", "*", "actions", "runs", "*", "jobs") && r.Method == http.MethodGet:
 		s.listJobs(w, r, parts[1]+"/"+parts[2], parts[5])
+	case match(parts, "app", "installations", "*", "access_tokens") && r.Method == http.MethodPost:
+		s.accessToken(w, r, parts[2])
+	case match(parts, "installation", "repositories") && r.Method == http.MethodGet:
+		s.installationRepos(w, r)
 	case match(parts, "orgs", "*", "repos") && r.Method == http.MethodGet:
 		s.listOrgRepos(w, r, parts[1])
 	case match(parts, "repos", "*", "*", "actions", "runners"):
@@ -573,7 +644,7 @@ func (s *Server) generateJIT(w http.ResponseWriter, r *http.Request, scope strin
 	}
 	s.jits++
 	id := s.id()
-	rn := &Runner{ID: id, Scope: scope, Name: req.Name, Status: "offline", Labels: req.Labels,
+	rn := &Runner{ID: id, Scope: scope, Name: req.Name, Status: "offline", Labels: req.Labels, Group: *req.RunnerGroupID,
 		JITConfig: fmt.Sprintf("jit-secret-%d-%s", id, req.Name)}
 	s.runners[id] = rn
 	m := example("example_jitconfig_response.json")

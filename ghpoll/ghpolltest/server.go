@@ -9,8 +9,8 @@ package ghpolltest
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -120,10 +120,10 @@ type Server struct {
 	failures []failure
 	jits     int
 
-	tokenTTL   time.Duration
-	exchanges  []string // installation ids whose token was asked for, in order
-	appID      string
-	tokens     map[string]time.Time // installation tokens issued → expiry
+	tokenTTL  time.Duration
+	exchanges []string // installation ids whose token was asked for, in order
+	appID     string
+	tokens    map[string]time.Time // installation tokens issued → expiry
 
 	limits   Limits
 	stats    Stats

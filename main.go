@@ -10,9 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +34,7 @@ import (
 	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/k8s"
 	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/metrics"
 )
 
 // Exit codes.
@@ -38,6 +42,13 @@ const (
 	exitOK     = 0
 	exitFailed = 1 // the pass failed, wholly or partly
 	exitUsage  = 2 // bad flags, environment or configuration; nothing was called
+)
+
+// Set at build time: -ldflags "-X main.version=… -X main.commit=…". The only
+// package-level variables, because the linker can set nothing else.
+var (
+	version = "dev"
+	commit  = "unknown"
 )
 
 // sweepInterval is how often a long-running process lists registrations in every
@@ -106,9 +117,20 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
 			&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only active repositories", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
 			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `ADDR` (loop mode)", EnvVars: []string{"RECONCILE_METRICS_ADDR"}},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write metrics to `FILE` after each pass, for node_exporter's textfile collector", EnvVars: []string{"RECONCILE_METRICS_FILE"}},
+			&cli.StringFlag{Name: "pushgateway-url", Usage: "push metrics to a Pushgateway at `URL` after the pass (--once)", EnvVars: []string{"RECONCILE_PUSHGATEWAY_URL"}},
 			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "auto, json or console (auto: console on a terminal)", EnvVars: []string{"RECONCILE_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RECONCILE_LOG_LEVEL"}},
 		},
+		Commands: []*cli.Command{{
+			Name:  "version",
+			Usage: "print the version, the commit and the Go version",
+			Action: func(*cli.Context) error {
+				fmt.Fprintf(stdout, "reconcile %s (commit %s, %s)\n", version, commit, runtime.Version())
+				return nil
+			},
+		}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unexpected argument %q", c.Args().First())
@@ -171,11 +193,49 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		SweepInterval: sweepInterval,
 	}
 
+	once := c.Bool("once")
+	metricsAddr, metricsFile, pushURL := c.String("metrics-addr"), c.String("metrics-file"), c.String("pushgateway-url")
+	var ln net.Listener
+	switch {
+	case metricsAddr != "" && once:
+		return usagef("--metrics-addr serves a long-running loop; with --once use --metrics-file or --pushgateway-url")
+	case pushURL != "" && !once:
+		return usagef("--pushgateway-url pushes after a --once pass; a loop serves --metrics-addr")
+	case pushURL != "":
+		if u, err := url.Parse(pushURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("--pushgateway-url: %q is not an http(s) URL", pushURL)
+		}
+	case metricsAddr != "":
+		if ln, err = net.Listen("tcp", metricsAddr); err != nil {
+			return usagef("--metrics-addr: %v", err)
+		}
+	}
+	m := metrics.New()
+
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = log.WithContext(ctx)
+	if ln != nil {
+		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
+		go func() {
+			if err := m.Serve(ctx, ln, 3*interval+5*time.Minute); err != nil {
+				log.Error().Err(err).Msg("metrics server stopped")
+			}
+		}()
+	}
 	pass := func() error {
 		sum, err := rc.RunOnce(ctx)
+		m.Record(sum, err != nil)
+		if metricsFile != "" {
+			if werr := m.WriteTextfile(metricsFile); werr != nil {
+				log.Warn().Err(werr).Msg("could not write the metrics file")
+			}
+		}
+		if pushURL != "" {
+			if perr := m.Push(context.WithoutCancel(ctx), pushURL); perr != nil {
+				log.Warn().Err(perr).Msg("could not push metrics")
+			}
+		}
 		if store != nil {
 			if serr := gh.SaveCache(context.WithoutCancel(ctx), store); serr != nil {
 				log.Warn().Err(serr).Msg("could not save the GitHub request cache")
@@ -190,7 +250,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	if c.Bool("once") {
+	if once {
 		return pass()
 	}
 	log.Info().Dur("interval", interval).Bool("dry_run", dryRun).Msg("starting")

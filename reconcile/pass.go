@@ -121,6 +121,17 @@ type Summary struct {
 	Deregistered int
 	Errors       int
 	API          APIStats
+	// ErrorsByStage counts the errors by the stage that met them.
+	ErrorsByStage map[string]int
+	// Done counts the actions carried out, by kind, pool and reason.
+	Done map[Action]int
+}
+
+// Action is a kind of change a pass makes, for counting.
+type Action struct {
+	Kind   string // create, delete, deregister
+	Pool   string // empty for a deregistration
+	Reason Reason
 }
 
 // RunOnce runs one pass: observe, plan, apply. It keeps going past errors and returns
@@ -128,7 +139,8 @@ type Summary struct {
 func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	now := rc.now()
 	sum := Summary{DryRun: rc.DryRun, Started: now}
-	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}, deleted: map[string]time.Time{}, creating: map[string]string{}}
+	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}, deleted: map[string]time.Time{}, creating: map[string]string{},
+		stageErrs: map[string]int{}, done: map[Action]int{}}
 	obs := p.observe(ctx)
 	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
 	planner := rc.Planner
@@ -139,6 +151,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	p.apply(ctx, obs, sum.Plan, &sum)
 	sum.Duration = rc.now().Sub(now)
 	sum.Errors = len(p.errs)
+	sum.ErrorsByStage, sum.Done = p.stageErrs, p.done
 	if a, ok := p.rc.GitHub.(Accountant); ok {
 		sum.API = a.TakeStats()
 	}
@@ -192,16 +205,21 @@ type pass struct {
 	api   APIStats
 	owner map[string]Backend // runner name → the backend that listed it
 
-	mu       sync.Mutex
-	errs     []error
-	deleted  map[string]time.Time // runners this pass deleted: name → creation time, as names come back
-	creating map[string]string    // runner name → pool, for this pass's creates under way or done
+	mu        sync.Mutex
+	errs      []error
+	deleted   map[string]time.Time // runners this pass deleted: name → creation time, as names come back
+	stageErrs map[string]int
+	done      map[Action]int
+	creating  map[string]string // runner name → pool, for this pass's creates under way or done
 }
 
-func (p *pass) fail(err error) {
+// fail records an error of a stage of the pass (list_repos, list_jobs, list_runners,
+// list_registrations, observe, register, create, delete, deregister).
+func (p *pass) fail(stage string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.errs = append(p.errs, err)
+	p.stageErrs[stage]++
 }
 
 // each runs fn for every item, at most n at once, and starts none once ctx is done.
@@ -242,7 +260,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		defer mu.Unlock()
 		if err != nil {
 			failedOrgs[org] = true
-			p.fail(fmt.Errorf("listing repositories of org %s: %w", org, err))
+			p.fail("list_repos", fmt.Errorf("listing repositories of org %s: %w", org, err))
 			return
 		}
 		repos = append(repos, rs...)
@@ -256,7 +274,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		}
 		if err != nil {
 			installFailed = true // which repositories are missing is unknown
-			p.fail(fmt.Errorf("listing the installation's repositories: %w", err))
+			p.fail("list_repos", fmt.Errorf("listing the installation's repositories: %w", err))
 		}
 		repos = append(repos, rs...)
 	}
@@ -283,7 +301,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 			for _, name := range pools[b] {
 				obs.Blind.Pools[name] = true
 			}
-			p.fail(fmt.Errorf("listing runners of pools %s: %w", strings.Join(pools[b], ", "), err))
+			p.fail("list_runners", fmt.Errorf("listing runners of pools %s: %w", strings.Join(pools[b], ", "), err))
 			return
 		}
 		for _, r := range rs {
@@ -318,7 +336,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		if err != nil {
 			obs.Blind.Jobs[repo] = true
 			obs.Blind.Jobs[cfg.RunnerScopeOf(repo)] = true
-			p.fail(fmt.Errorf("listing queued jobs of %s: %w", repo, err))
+			p.fail("list_jobs", fmt.Errorf("listing queued jobs of %s: %w", repo, err))
 			return
 		}
 		obs.Jobs = append(obs.Jobs, jobs...)
@@ -329,7 +347,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		for _, pool := range cfg.Pools {
 			obs.Blind.Pools[pool.Name] = true
 		}
-		p.fail(fmt.Errorf("observing: %w", ctx.Err()))
+		p.fail("observe", fmt.Errorf("observing: %w", ctx.Err()))
 	}
 
 	// Registrations: where we have runners or demand, and everywhere now and then,
@@ -366,7 +384,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		if err != nil {
 			obs.Blind.Regs[s] = true
 			sweptAll = false
-			p.fail(fmt.Errorf("listing runner registrations of %s: %w", s, err))
+			p.fail("list_registrations", fmt.Errorf("listing runner registrations of %s: %w", s, err))
 			return
 		}
 		for _, r := range regs {
@@ -493,23 +511,24 @@ func (p *pass) delete(ctx context.Context, d Delete) bool {
 			return false
 		case err != nil && !mustGo(d.Reason):
 			p.deleteEvent(zerolog.WarnLevel, d).Err(err).Msg("could not remove registration; runner kept")
-			p.fail(fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
+			p.fail("deregister", fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
 			return false
 		case err != nil:
-			p.fail(fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
+			p.fail("deregister", fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
 		}
 	}
 	b, ok := p.owner[d.Runner.Name]
 	if !ok {
-		p.fail(fmt.Errorf("deleting runner %s: no backend listed it", d.Runner.Name))
+		p.fail("delete", fmt.Errorf("deleting runner %s: no backend listed it", d.Runner.Name))
 		return false
 	}
 	if err := b.Delete(ctx, d.Runner); err != nil {
 		p.deleteEvent(zerolog.ErrorLevel, d).Err(err).Msg("delete failed")
-		p.fail(fmt.Errorf("deleting runner %s: %w", d.Runner.Name, err))
+		p.fail("delete", fmt.Errorf("deleting runner %s: %w", d.Runner.Name, err))
 		return false
 	}
 	p.deleteEvent(zerolog.InfoLevel, d).Msg("deleted runner")
+	p.count(Action{"delete", d.Runner.Pool, d.Reason})
 	return true
 }
 
@@ -521,10 +540,11 @@ func (p *pass) deregister(ctx context.Context, d Deregister) bool {
 		return false
 	case err != nil:
 		p.deregisterEvent(zerolog.ErrorLevel, d).Err(err).Msg("removing registration failed")
-		p.fail(fmt.Errorf("removing registration %s in %s: %w", d.Reg.Name, d.Reg.Scope, err))
+		p.fail("deregister", fmt.Errorf("removing registration %s in %s: %w", d.Reg.Name, d.Reg.Scope, err))
 		return false
 	}
 	p.deregisterEvent(zerolog.InfoLevel, d).Msg("removed registration")
+	p.count(Action{Kind: "deregister", Reason: d.Reason})
 	return true
 }
 
@@ -533,7 +553,7 @@ func (p *pass) deregister(ctx context.Context, d Deregister) bool {
 func (p *pass) create(ctx context.Context, c Create) bool {
 	b, ok := p.rc.Backends[c.Pool]
 	if !ok {
-		p.fail(fmt.Errorf("creating runner %s: pool %s has no backend", c.Name, c.Pool))
+		p.fail("create", fmt.Errorf("creating runner %s: pool %s has no backend", c.Name, c.Pool))
 		return false
 	}
 	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, c.Labels)
@@ -550,14 +570,14 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 	}
 	if err != nil {
 		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("registering runner failed")
-		p.fail(fmt.Errorf("registering runner %s: %w", c.Name, err))
+		p.fail("register", fmt.Errorf("registering runner %s: %w", c.Name, err))
 		return false
 	}
 	pool := p.rc.Config.Pool(c.Pool)
 	if err := p.claimRoom(ctx, b, c, pool.MaxRunners); err != nil {
 		p.createEvent(zerolog.WarnLevel, c).Err(err).Msg("not created; removing its registration")
 		if !errors.Is(err, errPoolFull) {
-			p.fail(fmt.Errorf("creating runner %s: %w", c.Name, err))
+			p.fail("create", fmt.Errorf("creating runner %s: %w", c.Name, err))
 		}
 		p.undoRegistration(ctx, c, reg)
 		return false
@@ -566,12 +586,19 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 		Labels: c.Labels, JITConfig: jit, MaxLifetime: time.Duration(pool.MaxLifetime)}
 	if err := b.Create(ctx, spec); err != nil {
 		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("creating runner failed; removing its registration")
-		p.fail(fmt.Errorf("creating runner %s: %w", c.Name, err))
+		p.fail("create", fmt.Errorf("creating runner %s: %w", c.Name, err))
 		p.undoRegistration(ctx, c, reg)
 		return false
 	}
 	p.createEvent(zerolog.InfoLevel, c).Msg("created runner")
+	p.count(Action{"create", c.Pool, c.Reason})
 	return true
+}
+
+func (p *pass) count(a Action) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done[a]++
 }
 
 // wasDeleted reports whether this pass deleted that very runner (not a newer one of
@@ -620,7 +647,7 @@ func (p *pass) undoRegistration(ctx context.Context, c Create, reg Registration)
 	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := p.rc.GitHub.RemoveRegistration(undo, c.Scope, reg.ID); err != nil {
-		p.fail(fmt.Errorf("removing registration of runner %s that was not created: %w", c.Name, err))
+		p.fail("deregister", fmt.Errorf("removing registration of runner %s that was not created: %w", c.Name, err))
 	}
 }
 

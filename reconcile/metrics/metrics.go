@@ -1,0 +1,170 @@
+// Package metrics turns pass summaries into Prometheus metrics, and exposes them three
+// ways, one per way of running: an HTTP endpoint (loop), a node_exporter textfile
+// (systemd timer), a push to a Pushgateway (CronJob). It imports reconcile only.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/push"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// Metrics holds the collectors, in a registry of their own.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	queued, runners       *prometheus.GaugeVec
+	created, deleted      *prometheus.CounterVec
+	deregistered, errs    *prometheus.CounterVec
+	requests, counted     prometheus.Counter
+	notModified, points   prometheus.Counter
+	remaining, reset      prometheus.Gauge
+	repos                 *prometheus.GaugeVec
+	duration              prometheus.Histogram
+	lastSuccess, lastPass prometheus.Gauge
+
+	mu         sync.Mutex
+	lastOK     time.Time
+	lastFailed bool
+}
+
+// New returns the metrics, registered.
+func New() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
+	m.queued = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_queued",
+		Help: "Queued jobs a pool can serve, at the last pass."}, []string{"pool"})
+	m.runners = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_runners",
+		Help: "Runners of a pool by state (booting, idle, busy), at the last pass."}, []string{"pool", "state"})
+	m.created = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_created_total",
+		Help: "Runners created."}, []string{"pool"})
+	m.deleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_deleted_total",
+		Help: "Runners deleted, by reason (finished, surplus, boot_timeout, gone, expired)."}, []string{"pool", "reason"})
+	m.deregistered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_registrations_removed_total",
+		Help: "Runner registrations removed without a runner, by reason (ghost)."}, []string{"reason"})
+	m.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_errors_total",
+		Help: "Errors, by the stage of the pass that met them."}, []string{"stage"})
+	m.requests = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_requests_total",
+		Help: "Requests sent to GitHub."})
+	m.counted = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_requests_counted_total",
+		Help: "Requests counted against GitHub's primary rate limit (all but 304s)."})
+	m.notModified = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_not_modified_total",
+		Help: "304 answers to conditional requests."})
+	m.points = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_points_total",
+		Help: "Secondary rate limit points spent (a read 1, a write 5)."})
+	m.remaining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_github_rate_limit_remaining",
+		Help: "Requests left of the primary rate limit, as GitHub last said."})
+	m.reset = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_github_rate_limit_reset_timestamp_seconds",
+		Help: "When the primary rate limit resets."})
+	m.repos = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_repositories",
+		Help: "Repositories polled and left for a later pass by the budget, at the last pass."}, []string{"state"})
+	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "reconcile_pass_duration_seconds",
+		Help: "How long passes take.", Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}})
+	m.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_last_success_timestamp_seconds",
+		Help: "When a pass last succeeded wholly."})
+	m.lastPass = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_last_pass_timestamp_seconds",
+		Help: "When a pass last ended, successful or not."})
+	for _, c := range []prometheus.Collector{m.queued, m.runners, m.created, m.deleted, m.deregistered, m.errs,
+		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.repos, m.duration, m.lastSuccess, m.lastPass} {
+		f(c)
+	}
+	return m
+}
+
+// Record takes in a pass's summary; failed says whether it ended with errors.
+func (m *Metrics) Record(s reconcile.Summary, failed bool) {
+	for _, p := range s.Plan.Pools {
+		m.queued.WithLabelValues(p.Pool).Set(float64(p.Queued))
+		m.runners.WithLabelValues(p.Pool, "booting").Set(float64(p.Booting))
+		m.runners.WithLabelValues(p.Pool, "idle").Set(float64(p.Idle))
+		m.runners.WithLabelValues(p.Pool, "busy").Set(float64(p.Busy))
+		m.created.WithLabelValues(p.Pool)
+	}
+	for a, n := range s.Done {
+		switch a.Kind {
+		case "create":
+			m.created.WithLabelValues(a.Pool).Add(float64(n))
+		case "delete":
+			m.deleted.WithLabelValues(a.Pool, string(a.Reason)).Add(float64(n))
+		case "deregister":
+			m.deregistered.WithLabelValues(string(a.Reason)).Add(float64(n))
+		}
+	}
+	for stage, n := range s.ErrorsByStage {
+		m.errs.WithLabelValues(stage).Add(float64(n))
+	}
+	a := s.API
+	m.requests.Add(float64(a.Requests))
+	m.counted.Add(float64(a.Primary))
+	m.notModified.Add(float64(a.NotModified))
+	m.points.Add(float64(a.Points))
+	if !a.Reset.IsZero() {
+		m.remaining.Set(float64(a.Remaining))
+		m.reset.Set(float64(a.Reset.Unix()))
+	}
+	m.repos.WithLabelValues("polled").Set(float64(a.Polled))
+	m.repos.WithLabelValues("skipped").Set(float64(a.Skipped))
+	m.duration.Observe(s.Duration.Seconds())
+	end := s.Started.Add(s.Duration)
+	m.lastPass.Set(float64(end.Unix()))
+	m.mu.Lock()
+	m.lastFailed = failed
+	if !failed {
+		m.lastOK = time.Now()
+		m.lastSuccess.Set(float64(end.Unix()))
+	}
+	m.mu.Unlock()
+}
+
+// WriteTextfile writes the metrics for node_exporter's textfile collector, atomically.
+func (m *Metrics) WriteTextfile(path string) error {
+	return prometheus.WriteToTextfile(path, m.Registry)
+}
+
+// Push sends the metrics to a Pushgateway, under job "reconcile".
+func (m *Metrics) Push(ctx context.Context, url string) error {
+	return push.New(url, "reconcile").Gatherer(m.Registry).Client(&http.Client{Timeout: 15 * time.Second}).PushContext(ctx)
+}
+
+// Serve serves /metrics and /healthz on ln until ctx ends. /healthz answers 200 while
+// a pass has succeeded within stale, 503 after.
+func (m *Metrics) Serve(ctx context.Context, ln net.Listener, stale time.Duration) error {
+	started := time.Now()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		m.mu.Lock()
+		ok := m.lastOK
+		m.mu.Unlock()
+		since := ok
+		if since.IsZero() {
+			since = started // give the first pass its time
+		}
+		if time.Since(since) > stale {
+			http.Error(w, fmt.Sprintf("no successful pass for %v", time.Since(since).Round(time.Second)), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,19 +1,22 @@
 # The README's test command is `make test`; CI (.ci/run) runs exactly that.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build test vet fmt-check scripts-check clean
+.PHONY: all build test vet fmt-check scripts-check image-check units-check clean
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/reconcile .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o bin/reconcile .
 
-# Everything CI checks: formatting, vet, the build, and every test with the race detector.
-# The Kubernetes tests run against a real kube-apiserver and etcd that tools/envtest.sh
-# builds from the Go module proxy the first time (several minutes) and caches outside the
-# repository; here a skipped Kubernetes test is a failure.
-test: fmt-check vet scripts-check build
+# Everything CI checks: formatting, vet, scripts, the image build, the systemd units, and
+# every test with the race detector. The Kubernetes tests run against a real
+# kube-apiserver and etcd that tools/envtest.sh builds from the Go module proxy the
+# first time (several minutes) and caches outside the repository; here a skipped
+# Kubernetes test is a failure.
+test: fmt-check vet scripts-check image-check units-check
 	@assets=$$(tools/envtest.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" RECONCILE_REQUIRE_ENVTEST=1 $(GO) test -race -count=1 ./...
 
@@ -31,6 +34,29 @@ scripts-check:
 	@command -v shellcheck >/dev/null || { echo "installing shellcheck"; \
 		(apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null; }
 	shellcheck $(SCRIPTS)
+
+# No Docker engine runs here: run the Dockerfile's own build command, with its flags,
+# and check that the result is static and runs.
+image-check:
+	@out=$$(mktemp -d) && \
+	cmd=$$(sed -n 's/^RUN \(CGO_ENABLED=0 go build .*\)$$/\1/p' Dockerfile | sed "s#/out/#$$out/#") && \
+	test -n "$$cmd" || { echo "Dockerfile: no 'RUN CGO_ENABLED=0 go build' line"; exit 1; } && \
+	echo "$$cmd" && VERSION=$(VERSION) COMMIT=$(COMMIT) sh -c "$$cmd" && \
+	if readelf -l "$$out/reconcile" | grep -q INTERP; then echo "image binary is not static"; exit 1; fi && \
+	$(GO) version -m "$$out/reconcile" | grep -q 'CGO_ENABLED=0' && \
+	"$$out/reconcile" version | tee /dev/stderr | grep -q "reconcile $(VERSION) (commit $(COMMIT)"
+
+# systemd-analyze verify on the units, in a root of their own that holds the binary
+# they start (systemd from Debian's packages when missing). Any complaint fails.
+units-check: build
+	@command -v systemd-analyze >/dev/null || { echo "installing systemd"; \
+		(apt-get update -qq && apt-get install -y -qq systemd) >/dev/null; }
+	@root=$$(mktemp -d) && mkdir -p $$root/usr/local/bin $$root/etc/systemd/system $$root/usr/lib/systemd && \
+	cp bin/reconcile $$root/usr/local/bin/ && cp -a /usr/lib/systemd/system $$root/usr/lib/systemd/ && \
+	cp manifests/systemd/*.service manifests/systemd/*.timer $$root/etc/systemd/system/ && \
+	out=$$(cd $$root/etc/systemd/system && systemd-analyze verify --root=$$root --man=no *.service *.timer 2>&1) ; \
+	rm -rf $$root; \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "systemd-analyze verify: units OK"
 
 clean:
 	rm -rf bin

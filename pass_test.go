@@ -415,3 +415,63 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Self-hosted runners on a public repository, or for a pull request from a fork, run
+// code that anyone can propose: such jobs get no runner unless the configuration says
+// so, and each skip is logged with its reason, from data the pass fetched anyway.
+func TestPass_PublicRepositoriesAndForksAreNotServed(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name                   string
+		allowPublic, allowFork bool
+		want                   []string // reasons of the jobs served: "private", "public", "fork"
+	}{
+		{"by default", false, false, []string{"private"}},
+		{"public repositories allowed", true, false, []string{"private", "public"}},
+		{"forks allowed too", true, true, []string{"private", "public", "fork"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, "octo-org/app")
+			w.rc.Config.GitHub.AllowPublicRepos, w.rc.Config.GitHub.AllowForkPullRequests = tt.allowPublic, tt.allowFork
+			kinds := map[string]int64{}
+			for _, kind := range []string{"private", "public", "fork"} {
+				run := w.gh.AddRun("octo-org/app", "queued")
+				kinds[kind] = w.gh.AddJob(run, "queued", arm64Labels...)
+				w.gh.SetRunOrigin(run, kind == "public", kind == "fork")
+			}
+			var buf syncBuffer
+			ctx := zerolog.New(&buf).WithContext(context.Background())
+			before := len(w.gh.Requests())
+			if _, err := w.rc.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var served []string
+			for _, kind := range []string{"private", "public", "fork"} {
+				if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "arm64", kinds[kind], 0)); ok {
+					served = append(served, kind)
+				}
+			}
+			if diff := cmp.Diff(tt.want, served); diff != "" {
+				t.Errorf("served jobs mismatch (-want +got):\n%s", diff)
+			}
+			logs := buf.String()
+			if !tt.allowPublic && !strings.Contains(logs, `"reason":"public_repo"`) {
+				t.Errorf("no skip logged for the public repository's job:\n%s", logs)
+			}
+			if !tt.allowFork && !strings.Contains(logs, `"reason":"fork_pull_request"`) {
+				t.Errorf("no skip logged for the fork's job:\n%s", logs)
+			}
+			// The same requests as without the rule: runs, each run's jobs, runners, JITs.
+			var extra []string
+			for _, r := range w.gh.Requests()[before:] {
+				if strings.Contains(r.Path, "/pulls") || strings.HasSuffix(r.Path, "octo-org/app") {
+					extra = append(extra, r.Path)
+				}
+			}
+			if len(extra) > 0 {
+				t.Errorf("extra calls to decide: %v", extra)
+			}
+		})
+	}
+}

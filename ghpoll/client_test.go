@@ -153,7 +153,8 @@ func TestClient_QueuedJobs_FindsJobInsideInProgressRun(t *testing.T) {
 	for _, j := range jobs {
 		if j.ID == 22 {
 			want := reconcile.Job{ID: 22, RunID: 2, Repo: repo, Name: "build", Labels: []string{"self-hosted", "ARM64"},
-				CreatedAt: time.Date(2026, 11, 23, 12, 0, 22, 0, time.UTC)}
+				CreatedAt: time.Date(2026, 11, 23, 12, 0, 22, 0, time.UTC),
+				Public:    true} // GitHub's example run is of a public repository
 			if diff := cmp.Diff(want, j); diff != "" {
 				t.Errorf("job 22 mismatch (-want +got):\n%s", diff)
 			}

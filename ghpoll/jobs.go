@@ -24,6 +24,8 @@ type runLite struct {
 	ID      int64     `json:"id"`
 	Status  string    `json:"s"`
 	Created time.Time `json:"c"`
+	Public  bool      `json:"p,omitempty"` // its repository is public
+	Fork    bool      `json:"f,omitempty"` // a pull request from a fork
 }
 
 // jobLite is what a pass needs of a workflow job.
@@ -63,7 +65,19 @@ func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, e
 }
 
 func reduceRun(r *github.WorkflowRun) runLite {
-	return runLite{ID: r.GetID(), Status: r.GetStatus(), Created: r.GetCreatedAt().Time}
+	return runLite{ID: r.GetID(), Status: r.GetStatus(), Created: r.GetCreatedAt().Time,
+		Public: r.Repository != nil && !r.GetRepository().GetPrivate(),
+		Fork:   fromFork(r)}
+}
+
+// fromFork reports whether a run is of a pull request from another repository: its
+// code is anyone's.
+func fromFork(r *github.WorkflowRun) bool {
+	if !strings.HasPrefix(r.GetEvent(), "pull_request") {
+		return false
+	}
+	head, base := r.GetHeadRepository(), r.GetRepository()
+	return head.GetFork() || !strings.EqualFold(head.GetFullName(), base.GetFullName())
 }
 
 func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status string) ([]runLite, error) {
@@ -160,7 +174,8 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 			if created.IsZero() {
 				created = run.Created
 			}
-			out = append(out, reconcile.Job{ID: j.ID, RunID: run.ID, Repo: repo, Name: j.Name, Labels: j.Labels, CreatedAt: created})
+			out = append(out, reconcile.Job{ID: j.ID, RunID: run.ID, Repo: repo, Name: j.Name, Labels: j.Labels, CreatedAt: created,
+				Public: run.Public, FromFork: run.Fork})
 		}
 	}
 	st.Polled, st.Runs = now, len(runs)

@@ -37,6 +37,11 @@ type GitHubConfig struct {
 	RunnerScope string `json:"runner_scope,omitempty"`
 	// RunnerGroupID is the runner group of org runners (default 1, the default group).
 	RunnerGroupID int64 `json:"runner_group_id,omitempty"`
+	// AllowPublicRepos serves jobs of public repositories: their workflows run code
+	// that anyone can propose. Off by default.
+	AllowPublicRepos bool `json:"allow_public_repos,omitempty"`
+	// AllowForkPullRequests serves jobs of pull requests from forks. Off by default.
+	AllowForkPullRequests bool `json:"allow_fork_pull_requests,omitempty"`
 }
 
 // Runner scopes.
@@ -178,8 +183,13 @@ var dnsLabel = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 // Validate checks a loaded configuration, with the command line's additions merged in.
 // Its first error names the key at fault.
 func (c *Config) Validate() error {
-	if u, err := url.Parse(c.GitHub.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, err := url.Parse(c.GitHub.APIURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("github.api_url: %q is not an http(s) URL", c.GitHub.APIURL)
+	}
+	if u.User != nil {
+		// Never echo it: it holds a credential.
+		return errors.New("github.api_url: holds credentials; put the token in GITHUB_TOKEN")
 	}
 	if len(c.GitHub.Repos) == 0 && len(c.GitHub.Orgs) == 0 && !c.GitHub.InstallationRepos {
 		return errors.New("github.repos: nothing to poll: set github.repos, github.orgs or github.installation_repos (or --repo, --org)")

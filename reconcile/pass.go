@@ -339,7 +339,14 @@ func (p *pass) observe(ctx context.Context) Observed {
 			p.fail("list_jobs", fmt.Errorf("listing queued jobs of %s: %w", repo, err))
 			return
 		}
-		obs.Jobs = append(obs.Jobs, jobs...)
+		for _, j := range jobs {
+			if why := p.refuse(j); why != "" {
+				p.log.Info().Str("action", "skip").Str("repo", j.Repo.String()).Int64("job_id", j.ID).
+					Str("reason", why).Msg("job not served")
+				continue
+			}
+			obs.Jobs = append(obs.Jobs, j)
+		}
 	})
 
 	if ctx.Err() != nil {
@@ -397,6 +404,20 @@ func (p *pass) observe(ctx context.Context) Observed {
 		p.rc.lastSweep = p.now
 	}
 	return obs
+}
+
+// refuse says why a job must not get a self-hosted runner, or "". Self-hosted runners
+// on a public repository, or for a pull request from a fork, run code that anyone can
+// propose.
+func (p *pass) refuse(j Job) string {
+	gh := p.rc.Config.GitHub
+	switch {
+	case j.Public && !gh.AllowPublicRepos:
+		return "public_repo"
+	case j.FromFork && !gh.AllowForkPullRequests:
+		return "fork_pull_request"
+	}
+	return ""
 }
 
 // apply carries out a plan: deletions first, to free capacity and names, then creates.

@@ -82,6 +82,8 @@ type Job struct {
 	Name      string
 	Labels    []string // the job's runs-on labels
 	CreatedAt time.Time
+	Public    bool // its repository is public
+	FromFork  bool // its run is a pull request from a fork
 }
 
 // Phase is what a backend says of a runner's machine.

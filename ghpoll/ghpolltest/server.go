@@ -36,6 +36,8 @@ type Run struct {
 	Status    string // queued, in_progress, completed
 	Event     string
 	CreatedAt time.Time
+	Public    bool // the repository is public (runs are private by default)
+	Fork      bool // a pull_request run from a fork
 }
 
 // Job is a workflow job.
@@ -197,6 +199,19 @@ func (s *Server) SetJobStatus(id int64, status, runnerName string) {
 	defer s.mu.Unlock()
 	if j, ok := s.jobs[id]; ok {
 		j.Status, j.RunnerName = status, runnerName
+	}
+}
+
+// SetRunOrigin marks a run as one of a public repository, and as a pull request from
+// a fork.
+func (s *Server) SetRunOrigin(id int64, public, forkPR bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.runs[id]; ok {
+		r.Public, r.Fork = public, forkPR
+		if forkPR {
+			r.Event = "pull_request"
+		}
 	}
 }
 
@@ -679,6 +694,13 @@ func (s *Server) runJSON(run *Run) map[string]any {
 	if repo, ok := m["repository"].(map[string]any); ok {
 		repo["full_name"] = run.Repo
 		repo["name"] = run.Repo[strings.Index(run.Repo, "/")+1:]
+		repo["private"] = !run.Public
+	}
+	if head, ok := m["head_repository"].(map[string]any); ok {
+		head["full_name"], head["fork"] = run.Repo, false
+		if run.Fork {
+			head["full_name"], head["fork"] = "someone/"+run.Repo[strings.Index(run.Repo, "/")+1:], true
+		}
 	}
 	return m
 }

@@ -171,7 +171,9 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: auth}
+	// The client's timeout bounds a call with its retries; each attempt is bounded by
+	// the base transport's header timeout, so that a hung answer is retried.
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: auth}
 	gh, err := ghpoll.NewWithOptions(hc, cfg.GitHub.APIURL, ghpoll.Options{Concurrency: concurrency})
 	if err != nil {
 		return usagef("github.api_url: %v", err)
@@ -273,6 +275,8 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 // GITHUB_APP_PRIVATE_KEY_FILE), whose installation token is fetched and renewed as it
 // expires. Exactly one of the two. No error quotes a credential.
 func githubAuth(apiURL string) (http.RoundTripper, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.ResponseHeaderTimeout = 20 * time.Second
 	token := strings.TrimSpace(os.Getenv("GITHUB_TOKEN"))
 	appID, instID := os.Getenv("GITHUB_APP_ID"), os.Getenv("GITHUB_APP_INSTALLATION_ID")
 	key, keyFile := os.Getenv("GITHUB_APP_PRIVATE_KEY"), os.Getenv("GITHUB_APP_PRIVATE_KEY_FILE")
@@ -281,7 +285,7 @@ func githubAuth(apiURL string) (http.RoundTripper, error) {
 	case token != "" && app:
 		return nil, usagef("GITHUB_TOKEN and GITHUB_APP_*: set one way to authenticate, not both")
 	case token != "":
-		return &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: http.DefaultTransport}, nil
+		return &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: base}, nil
 	case !app:
 		return nil, usagef("GITHUB_TOKEN is not set: export a token that may read Actions and administer runners, or a GitHub App's GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY")
 	}
@@ -305,7 +309,7 @@ func githubAuth(apiURL string) (http.RoundTripper, error) {
 	case key == "":
 		return nil, usagef("GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE is not set")
 	}
-	tr, err := ghinstallation.New(http.DefaultTransport, id, inst, []byte(key))
+	tr, err := ghinstallation.New(base, id, inst, []byte(key))
 	if err != nil {
 		// Its message names the parse failure, never the key.
 		return nil, usagef("GITHUB_APP_PRIVATE_KEY: not a PEM RSA private key")

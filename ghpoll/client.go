@@ -57,6 +57,8 @@ type Options struct {
 	// MaxRetryWait is the longest retry-after waited out before trying once more
 	// (default 20s); a longer one ends that scope for the pass.
 	MaxRetryWait time.Duration
+	// RetryBase is the first backoff of a retried idempotent call (default 500ms).
+	RetryBase time.Duration
 	// Now is the clock of the cache and the budget (simulations).
 	Now func() time.Time
 }
@@ -82,6 +84,9 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	}
 	if o.MaxRetryWait > 0 {
 		tr.maxWait = o.MaxRetryWait
+	}
+	if o.RetryBase > 0 {
+		tr.retryBase = o.RetryBase
 	}
 	wrapped := *hc
 	wrapped.Transport = tr

@@ -27,7 +27,7 @@ var repo = reconcile.Scope{Owner: "octo-org", Repo: "octo-repo"}
 func newClient(t *testing.T) (*Client, *httpmock.MockTransport) {
 	t.Helper()
 	mt := httpmock.NewMockTransport()
-	c, err := New(&http.Client{Transport: mt}, api)
+	c, err := NewWithOptions(&http.Client{Transport: mt}, api, Options{RetryBase: time.Millisecond})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}

@@ -3,6 +3,7 @@ package ghpoll
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -33,8 +34,10 @@ func withETag(ctx context.Context, etag string) context.Context {
 type transport struct {
 	base    http.RoundTripper
 	sem     chan struct{}
-	pace    time.Duration // between two mutating requests
-	maxWait time.Duration // the longest retry-after worth waiting for
+	pace      time.Duration // between two mutating requests
+	maxWait   time.Duration // the longest retry-after worth waiting for
+	attempts  int           // tries of an idempotent call that meets a 5xx or a timeout
+	retryBase time.Duration
 	now     func() time.Time
 
 	mu           sync.Mutex
@@ -47,7 +50,7 @@ func newTransport(base http.RoundTripper, concurrency int) *transport {
 		base = http.DefaultTransport
 	}
 	return &transport{base: base, sem: make(chan struct{}, clampConcurrency(concurrency)),
-		pace: 250 * time.Millisecond, maxWait: 20 * time.Second, now: time.Now}
+		pace: 250 * time.Millisecond, maxWait: 20 * time.Second, attempts: 3, retryBase: 500 * time.Millisecond, now: time.Now}
 }
 
 // clampConcurrency keeps the number of requests at once under GitHub's 100.
@@ -73,30 +76,54 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodDelete
+	rateRetried := false
+	for attempt := 1; ; attempt++ {
 		resp, err := t.base.RoundTrip(req)
 		t.count(req.Method, resp)
-		if err != nil || attempt > 0 {
-			return resp, err
-		}
-		wait, limited := limitedFor(resp, t.now())
-		if !limited || wait > t.maxWait {
-			return resp, nil
+		var wait time.Duration
+		switch {
+		case err != nil:
+			// A timeout or a broken connection: again, if the call is idempotent.
+			if !idempotent || attempt >= t.attempts || ctx.Err() != nil {
+				return nil, err
+			}
+			wait = t.backoff(attempt)
+		case resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented:
+			if !idempotent || attempt >= t.attempts {
+				return resp, nil
+			}
+			wait = t.backoff(attempt)
+		default:
+			w, limited := limitedFor(resp, t.now())
+			if !limited || rateRetried || w > t.maxWait {
+				return resp, nil
+			}
+			rateRetried, wait = true, w
+			t.mu.Lock()
+			t.stats.Waited += w
+			t.mu.Unlock()
 		}
 		retry, ok := rewind(req)
 		if !ok {
-			return resp, nil
+			return resp, err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		t.mu.Lock()
-		t.stats.Waited += wait
-		t.mu.Unlock()
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 		req = retry
 	}
+}
+
+// backoff is the wait before attempt n+1: exponential from the base, with full jitter,
+// so that many passes do not retry in step.
+func (t *transport) backoff(n int) time.Duration {
+	d := t.retryBase << (n - 1)
+	return d/2 + rand.N(d/2+1)
 }
 
 // waitTurn spaces mutating requests: GitHub's secondary limits punish bursts of

@@ -103,6 +103,8 @@ type failure struct {
 	method, contains string
 	status           int
 	times            int
+	header           http.Header
+	delay            time.Duration
 }
 
 // Server is the fake. Its methods are safe for concurrent use.
@@ -378,6 +380,21 @@ func (s *Server) ResetStats() {
 	s.stats = Stats{}
 }
 
+// FailWith is Fail with headers on the answer (Retry-After, X-RateLimit-*).
+func (s *Server) FailWith(method, substr string, status, n int, header http.Header) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, failure{method: method, contains: substr, status: status, times: n, header: header})
+}
+
+// Delay makes the next n matching requests wait d before their answer, as a server
+// that hangs.
+func (s *Server) Delay(method, substr string, d time.Duration, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, failure{method: method, contains: substr, times: n, delay: d})
+}
+
 // Fail makes the next n requests whose method is method and whose path (below the API
 // prefix, query included) contains substr answer with status.
 func (s *Server) Fail(method, substr string, status, n int) {
@@ -505,6 +522,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		f := &s.failures[i]
 		if f.times > 0 && f.method == r.Method && strings.Contains(full, f.contains) {
 			f.times--
+			if f.delay > 0 {
+				s.mu.Unlock()
+				time.Sleep(f.delay)
+				s.mu.Lock()
+				break
+			}
+			for k, v := range f.header {
+				w.Header()[k] = v
+			}
 			writeError(w, f.status, http.StatusText(f.status))
 			return
 		}

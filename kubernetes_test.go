@@ -38,6 +38,9 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	k8stest.Stop()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
 }
 

@@ -112,6 +112,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringSliceFlag{Name: "repo", Usage: "poll repository `OWNER/NAME` too (repeatable)", EnvVars: []string{"RECONCILE_REPOS"}},
 			&cli.StringSliceFlag{Name: "org", Usage: "poll every repository of organisation `NAME` too (repeatable)", EnvVars: []string{"RECONCILE_ORGS"}},
 			&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
+			&cli.DurationFlag{Name: "timeout", Value: 50 * time.Second, Usage: "a pass's deadline: below the schedule's interval", EnvVars: []string{"RECONCILE_TIMEOUT"}},
 			&cli.StringFlag{Name: "cache", Usage: "keep GitHub ETags between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
 			&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
 			&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
@@ -214,6 +215,8 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	m := metrics.New()
 
+	// SIGTERM or SIGINT: no new action starts; the one under way finishes or undoes
+	// itself (within 90 s), and the pass ends saying what was left.
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = log.WithContext(ctx)
@@ -225,8 +228,14 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
+	timeout := c.Duration("timeout")
+	if timeout <= 0 {
+		return usagef("--timeout must be positive")
+	}
 	pass := func() error {
-		sum, err := rc.RunOnce(ctx)
+		pctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("--timeout %v", timeout))
+		defer cancel()
+		sum, err := rc.RunOnce(pctx)
 		m.Record(sum, err != nil)
 		if metricsFile != "" {
 			if werr := m.WriteTextfile(metricsFile); werr != nil {
@@ -259,11 +268,11 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		_ = pass() // logged; the loop goes on
+		err := pass() // logged; the loop goes on
 		select {
 		case <-ctx.Done():
 			log.Info().Msg("stopping")
-			return nil
+			return err // a pass cut short by the signal exits 1
 		case <-t.C:
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"sync"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,11 +87,7 @@ func TestReadmeDryRunCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "reconcile")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	gh := ghpolltest.NewServer(t)
 	job := gh.QueueJob("octo-org/app", "self-hosted", "linux")
 	gh.QueueJob("octo-org/app", "ubuntu-latest")
@@ -121,6 +119,32 @@ func TestReadmeDryRunCommand(t *testing.T) {
 	if strings.Contains(stdout.String()+stderr.String(), "ghp_newcomer") {
 		t.Error("the token appears in the output")
 	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+// binary builds the command once per test run, for tests that run it as a process.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "reconcile-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "reconcile")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
 }
 
 func itoa(n int64) string {

@@ -87,6 +87,9 @@ type Reconciler struct {
 	// not only where this tool has runners or demand, so that ghosts are found.
 	// The first pass of a process always sweeps.
 	SweepInterval time.Duration
+	// InFlight bounds how long an action under way may take to finish, or undo itself,
+	// once the pass is told to stop. Zero means 90s.
+	InFlight time.Duration
 	// Planner computes the plan; nil means Compute. The lifecycle simulation swaps in
 	// broken planners to show that its invariants catch them.
 	Planner func(Observed, Config, time.Time) Plan
@@ -125,6 +128,8 @@ type Summary struct {
 	ErrorsByStage map[string]int
 	// Done counts the actions carried out, by kind, pool and reason.
 	Done map[Action]int
+	// NotStarted counts the planned actions a stopped pass did not start.
+	NotStarted int
 }
 
 // Action is a kind of change a pass makes, for counting.
@@ -189,6 +194,13 @@ func (rc *Reconciler) now() time.Time {
 	return time.Now()
 }
 
+func (rc *Reconciler) inFlight() time.Duration {
+	if rc.InFlight > 0 {
+		return rc.InFlight
+	}
+	return 90 * time.Second
+}
+
 func (rc *Reconciler) concurrency() int {
 	if rc.Concurrency > 0 {
 		return rc.Concurrency
@@ -231,6 +243,10 @@ func each[T any](ctx context.Context, n int, items []T, fn func(T)) {
 			break
 		}
 		sem <- struct{}{}
+		if ctx.Err() != nil { // stopped while waiting for a turn
+			<-sem
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			fn(it)
@@ -441,8 +457,17 @@ func (p *pass) apply(ctx context.Context, obs Observed, plan Plan, sum *Summary)
 		mu.Unlock()
 	}
 	n := p.rc.concurrency()
+	// Once the pass is told to stop (a signal, --timeout), it starts no new action; an
+	// action under way finishes, or undoes itself, within InFlight.
+	started := [3]int{}
+	work := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), p.rc.inFlight())
+	}
 	each(ctx, n, plan.Delete, func(d Delete) {
-		if p.delete(ctx, d) {
+		wctx, cancel := work()
+		defer cancel()
+		count(&started[0])
+		if p.delete(wctx, d) {
 			p.mu.Lock()
 			p.deleted[d.Runner.Name] = d.Runner.CreatedAt
 			p.mu.Unlock()
@@ -450,16 +475,28 @@ func (p *pass) apply(ctx context.Context, obs Observed, plan Plan, sum *Summary)
 		}
 	})
 	each(ctx, n, plan.Deregister, func(d Deregister) {
-		if p.deregister(ctx, d) {
+		wctx, cancel := work()
+		defer cancel()
+		count(&started[1])
+		if p.deregister(wctx, d) {
 			count(&sum.Deregistered)
 		}
 	})
 	creates := p.withinRoom(obs, plan.Create)
 	each(ctx, n, creates, func(c Create) {
-		if p.create(ctx, c) {
+		wctx, cancel := work()
+		defer cancel()
+		count(&started[2])
+		if p.create(wctx, c) {
 			count(&sum.Created)
 		}
 	})
+	if err := ctx.Err(); err != nil {
+		left := [3]int{len(plan.Delete) - started[0], len(plan.Deregister) - started[1], len(creates) - started[2]}
+		sum.NotStarted = left[0] + left[1] + left[2]
+		p.fail("interrupted", fmt.Errorf("pass stopped (%v): %d deletions, %d registration removals and %d creates not started; the next pass plans them again",
+			context.Cause(ctx), left[0], left[1], left[2]))
+	}
 }
 
 // withinRoom drops the creates that would take a pool past max_runners because a

@@ -62,6 +62,7 @@ type Server struct {
 	ops      map[string]*operation
 	fail     map[string]Failure // zone → how inserts fail there
 	down     map[string]bool    // zones the aggregated list cannot reach
+	slow     time.Duration      // every insert waits this long before it is handled
 	seq      int
 	requests []string
 }
@@ -89,6 +90,13 @@ func (s *Server) FailZone(zone string, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail[zone] = f
+}
+
+// SlowInserts makes every insert wait d before it is handled, as a busy zone does.
+func (s *Server) SlowInserts(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.slow = d
 }
 
 // Unreachable makes the aggregated list report zone as unreachable, as Compute does
@@ -158,8 +166,13 @@ var (
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
+	if slow := s.slow; slow > 0 && r.Method == http.MethodPost {
+		s.mu.Unlock()
+		time.Sleep(slow)
+		s.mu.Lock()
+	}
+	defer s.mu.Unlock()
 	p := r.URL.Path
 	var m []string
 	project := func() bool {

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reconcile-dev/reconcile/gce/gcetest"
+	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// These tests run the command as a process, stop it (SIGTERM) or kill it (SIGKILL) at
+// the worst moments, and run the next pass: it must converge, with no duplicate, no
+// leaked registration and no leaked instance.
+
+type procWorld struct {
+	gh      *ghpolltest.Server
+	compute *gcetest.Server
+	config  string
+	env     []string
+}
+
+func newProcWorld(t *testing.T) *procWorld {
+	t.Helper()
+	w := &procWorld{gh: ghpolltest.NewServer(t), compute: gcetest.NewServer(t, "ci-project", "us-central1", "us-central1-a", "us-central1-b")}
+	w.config = filepath.Join(t.TempDir(), "reconcile.yaml")
+	conf := "github: {repos: [octo-org/app]}\npools:\n  - name: arm64\n    labels: [self-hosted, ARM64]\n    max_runners: 10\n" +
+		"    gce: {project: ci-project, region: us-central1, instance_template: t, endpoint: " + w.compute.Endpoint + "}\n"
+	if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.env = append(os.Environ(), "GITHUB_TOKEN=ghp_proc", "GOOGLE_OAUTH_ACCESS_TOKEN=ya29.proc", "GITHUB_API_URL="+w.gh.APIURL)
+	return w
+}
+
+func (w *procWorld) start(t *testing.T) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary(t), "--once", "--config", w.config, "--log-format", "json", "--concurrency", "1")
+	cmd.Env = w.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &stderr
+}
+
+// pass runs one whole pass as a process and returns its exit code.
+func (w *procWorld) pass(t *testing.T) int {
+	t.Helper()
+	cmd, stderr := w.start(t)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Logf("pass exited %d:\n%s", ee.ExitCode(), stderr)
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// waitFor polls until cond holds, or fails.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func (w *procWorld) posted(path string) func() bool {
+	return func() bool {
+		return slices.ContainsFunc(w.gh.Requests(), func(r ghpolltest.Request) bool {
+			return r.Method == http.MethodPost && strings.Contains(r.Path, path)
+		})
+	}
+}
+
+func (w *procWorld) inserted() bool {
+	return slices.ContainsFunc(w.compute.Requests(), func(r string) bool { return strings.HasPrefix(r, "POST ") })
+}
+
+func (w *procWorld) state() (instances, registrations []string) {
+	for _, in := range w.compute.Instances() {
+		instances = append(instances, in.Name)
+	}
+	for _, r := range w.gh.Runners() {
+		registrations = append(registrations, r.Name)
+	}
+	return instances, registrations
+}
+
+func TestProcess_SIGTERMFinishesTheCreateUnderWayAndSaysWhatWasLeft(t *testing.T) {
+	w := newProcWorld(t)
+	for range 3 {
+		w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	}
+	w.compute.SlowInserts(1500 * time.Millisecond)
+	cmd, stderr := w.start(t)
+	waitFor(t, "the first insert", w.inserted)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed {
+		t.Fatalf("exit: %v, want code 1\n%s", err, stderr)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v to stop", d)
+	}
+	if !strings.Contains(stderr.String(), "2 creates not started") {
+		t.Errorf("no line saying what was left:\n%s", stderr)
+	}
+	instances, regs := w.state()
+	if len(instances) != 1 || !slices.Equal(instances, regs) {
+		t.Fatalf("after SIGTERM: instances %v, registrations %v; want the one create under way finished, nothing else registered", instances, regs)
+	}
+	w.compute.SlowInserts(0)
+	if code := w.pass(t); code != exitOK {
+		t.Fatalf("next pass: exit %d", code)
+	}
+	instances, regs = w.state()
+	if len(instances) != 3 || !slices.Equal(instances, regs) {
+		t.Errorf("after the next pass: instances %v, registrations %v; want three, the same", instances, regs)
+	}
+}
+
+func TestProcess_KilledBetweenRegistrationAndCreate(t *testing.T) {
+	w := newProcWorld(t)
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	name := reconcile.RunnerName("gha", "arm64", job, 0)
+	// GitHub registers the runner; the process dies before it creates the instance.
+	w.gh.Delay(http.MethodPost, "generate-jitconfig", 500*time.Millisecond, 1)
+	cmd, _ := w.start(t)
+	waitFor(t, "the registration request", w.posted("generate-jitconfig"))
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitFor(t, "GitHub to register it", func() bool { _, regs := w.state(); return len(regs) == 1 })
+	if instances, _ := w.state(); len(instances) != 0 {
+		t.Fatalf("instances %v before the next pass, want none", instances)
+	}
+
+	if code := w.pass(t); code != exitOK {
+		t.Fatalf("next pass: exit %d", code)
+	}
+	instances, regs := w.state()
+	if !slices.Equal(instances, []string{name + "-r1"}) {
+		t.Fatalf("instances %v, want one runner for the job, %s-r1 (the stale registration holds the plain name)", instances, name)
+	}
+	// The new runner takes the job; the stale registration is then removed.
+	w.gh.SetJobStatus(job, "in_progress", name+"-r1")
+	w.gh.SetRunner(name+"-r1", true, true)
+	if code := w.pass(t); code != exitOK {
+		t.Fatalf("third pass: exit %d", code)
+	}
+	instances, regs = w.state()
+	if !slices.Equal(instances, []string{name + "-r1"}) || !slices.Equal(regs, []string{name + "-r1"}) {
+		t.Errorf("instances %v, registrations %v; want only %s-r1", instances, regs, name)
+	}
+}
+
+func TestProcess_KilledBetweenCreateAndTheEndOfThePass(t *testing.T) {
+	w := newProcWorld(t)
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	name := reconcile.RunnerName("gha", "arm64", job, 0)
+	// The insert reaches Compute Engine; the process dies while it waits for it.
+	w.compute.SlowInserts(time.Second)
+	cmd, _ := w.start(t)
+	waitFor(t, "the insert", w.inserted)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitFor(t, "the instance", func() bool { in, _ := w.state(); return len(in) == 1 })
+	w.compute.SlowInserts(0)
+	if code := w.pass(t); code != exitOK {
+		t.Fatalf("next pass: exit %d", code)
+	}
+	instances, regs := w.state()
+	if !slices.Equal(instances, []string{name}) || !slices.Equal(regs, []string{name}) {
+		t.Errorf("instances %v, registrations %v; want only %s: the booting runner counts, no duplicate", instances, regs, name)
+	}
+}

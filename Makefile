@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build test vet fmt-check scripts-check image-check units-check clean
+.PHONY: all build test vet fmt-check scripts-check image-check units-check fuzz-check clean
 
 all: build
 
@@ -19,6 +19,16 @@ build:
 test: fmt-check vet scripts-check image-check units-check
 	@assets=$$(tools/envtest.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" RECONCILE_REQUIRE_ENVTEST=1 $(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz-check
+
+# Each fuzz target for a short, fixed time (its seeds in testdata/ run with every
+# `go test`). A crasher found here goes into testdata/fuzz as a regression test.
+FUZZTIME ?= 10s
+fuzz-check:
+	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./reconcile
+	$(GO) test -run='^$$' -fuzz='^FuzzRunnerName$$' -fuzztime=$(FUZZTIME) ./reconcile
+	$(GO) test -run='^$$' -fuzz='^FuzzResponses$$' -fuzztime=$(FUZZTIME) ./ghpoll
+	$(GO) test -run='^$$' -fuzz='^FuzzCache$$' -fuzztime=$(FUZZTIME) ./ghpoll
 
 vet:
 	$(GO) vet ./...

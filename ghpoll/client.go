@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,6 +262,9 @@ func fetchPage[T, R any](ctx context.Context, c *Client, key string, opt github.
 	}
 	out := make([]R, 0, len(items))
 	for _, it := range items {
+		if v := reflect.ValueOf(it); v.Kind() == reflect.Pointer && v.IsNil() {
+			continue // a null in the list: nothing to read
+		}
 		out = append(out, reduce(it))
 	}
 	if etag := resp.Header.Get("ETag"); etag != "" {

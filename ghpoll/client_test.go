@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"testing"
@@ -406,3 +407,7 @@ func TestClient_ErrorsCallersBranchOn(t *testing.T) {
 		})
 	}
 }
+
+var fixedNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }

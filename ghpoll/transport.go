@@ -32,13 +32,13 @@ func withETag(ctx context.Context, etag string) context.Context {
 // at once, spaces out the calls that create or delete, waits out a short retry-after
 // once, and counts what GitHub charges.
 type transport struct {
-	base    http.RoundTripper
-	sem     chan struct{}
+	base      http.RoundTripper
+	sem       chan struct{}
 	pace      time.Duration // between two mutating requests
 	maxWait   time.Duration // the longest retry-after worth waiting for
 	attempts  int           // tries of an idempotent call that meets a 5xx or a timeout
 	retryBase time.Duration
-	now     func() time.Time
+	now       func() time.Time
 
 	mu           sync.Mutex
 	stats        reconcile.APIStats

@@ -151,6 +151,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	log.Debug().Str("config", cfg.String()).Msg("configuration")
 	dryRun := c.Bool("dry-run")
 	backends, err := buildBackends(c.Context, cfg, dryRun, realPlatforms(log))
 	if err != nil {

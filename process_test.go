@@ -198,3 +198,31 @@ func TestProcess_KilledBetweenCreateAndTheEndOfThePass(t *testing.T) {
 		t.Errorf("instances %v, registrations %v; want only %s: the booting runner counts, no duplicate", instances, regs, name)
 	}
 }
+
+func TestProcess_TimeoutEndsThePassSayingWhatWasLeft(t *testing.T) {
+	w := newProcWorld(t)
+	for range 3 {
+		w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	}
+	w.compute.SlowInserts(time.Second)
+	cmd := exec.Command(binary(t), "--once", "--config", w.config, "--log-format", "json", "--concurrency", "1", "--timeout", "1500ms")
+	cmd.Env = w.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed {
+		t.Fatalf("exit: %v, want code 1\n%s", err, stderr.String())
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if !strings.Contains(stderr.String(), "pass stopped (--timeout 1.5s)") || !strings.Contains(stderr.String(), "creates not started") {
+		t.Errorf("no line saying the deadline stopped the pass and what was left:\n%s", stderr.String())
+	}
+	instances, regs := w.state()
+	if !slices.Equal(instances, regs) {
+		t.Errorf("instances %v, registrations %v: a create was left half-done", instances, regs)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,18 +24,17 @@ var githubLimits = ghpolltest.Limits{PrimaryPerHour: 5000, PointsPerMinute: 900,
 // orgWorld is an organisation of n repositories on a fake GitHub that enforces both
 // rate limits, with a simulated clock.
 type orgWorld struct {
+	simClock
 	gh      *ghpolltest.Server
 	client  *ghpoll.Client
 	backend *reconciletest.Backend
 	rc      *reconcile.Reconciler
 	repos   []string
-	mu      sync.Mutex
-	now     time.Time
 }
 
 func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *orgWorld {
 	tb.Helper()
-	w := &orgWorld{gh: ghpolltest.NewServer(tb), now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	w := &orgWorld{gh: ghpolltest.NewServer(tb), simClock: simClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}}
 	w.gh.SetClock(w.clock)
 	limits := githubLimits
 	limits.Latency = latency
@@ -61,18 +59,6 @@ func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *
 	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Backends: map[string]reconcile.Backend{"x64": w.backend},
 		Now: w.clock, Concurrency: concurrency}
 	return w
-}
-
-func (w *orgWorld) clock() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.now
-}
-
-func (w *orgWorld) advance(d time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.now = w.now.Add(d)
 }
 
 func (w *orgWorld) pass(tb testing.TB) reconcile.Summary {

@@ -26,17 +26,34 @@ import (
 
 var arm64Labels = []string{"self-hosted", "linux", "ARM64"}
 
+// simClock is a test's clock: it moves when the test says.
+type simClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *simClock) clock() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *simClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 type world struct {
+	simClock
 	gh      *ghpolltest.Server
 	backend *reconciletest.Backend
 	rc      *reconcile.Reconciler
-	now     time.Time
-	mu      sync.Mutex
 }
 
 func newWorld(t *testing.T, repos ...string) *world {
 	t.Helper()
-	w := &world{gh: ghpolltest.NewServer(t), now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	w := &world{gh: ghpolltest.NewServer(t), simClock: simClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}}
 	w.gh.SetClock(w.clock)
 	w.backend = reconciletest.NewBackend(w.clock)
 	client, err := ghpoll.New(&http.Client{Transport: authTransport{}}, w.gh.APIURL)
@@ -60,18 +77,6 @@ pools:
 	}
 	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.clock}
 	return w
-}
-
-func (w *world) clock() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.now
-}
-
-func (w *world) advance(d time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.now = w.now.Add(d)
 }
 
 func (w *world) pass(t *testing.T) (reconcile.Summary, error) {

@@ -347,14 +347,7 @@ func (s *Server) installationRepos(w http.ResponseWriter, r *http.Request) {
 	page, total := paginate(w, r, len(s.repos))
 	items := []any{}
 	for i, rp := range s.repos[page[0]:page[1]] {
-		m := example("example_repo.json")
-		m["id"] = page[0] + i + 1
-		m["name"] = rp.name
-		m["full_name"] = rp.owner + "/" + rp.name
-		m["owner"].(map[string]any)["login"] = rp.owner
-		m["archived"] = rp.archived
-		m["disabled"] = rp.disabled
-		items = append(items, m)
+		items = append(items, repoJSON(page[0]+i+1, rp))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"total_count": total, "repositories": items})
 }
@@ -638,16 +631,20 @@ func (s *Server) listOrgRepos(w http.ResponseWriter, r *http.Request, org string
 	page, _ := paginate(w, r, len(repos))
 	items := []any{}
 	for i, rp := range repos[page[0]:page[1]] {
-		m := example("example_repo.json")
-		m["id"] = page[0] + i + 1
-		m["name"] = rp.name
-		m["full_name"] = rp.owner + "/" + rp.name
-		m["owner"].(map[string]any)["login"] = rp.owner
-		m["archived"] = rp.archived
-		m["disabled"] = rp.disabled
-		items = append(items, m)
+		items = append(items, repoJSON(page[0]+i+1, rp))
 	}
 	writeJSON(w, http.StatusOK, items)
+}
+
+func repoJSON(id int, rp repo) map[string]any {
+	m := example("example_repo.json")
+	m["id"] = id
+	m["name"] = rp.name
+	m["full_name"] = rp.owner + "/" + rp.name
+	m["owner"].(map[string]any)["login"] = rp.owner
+	m["archived"] = rp.archived
+	m["disabled"] = rp.disabled
+	return m
 }
 
 func (s *Server) listRunners(w http.ResponseWriter, r *http.Request, scope string) {

@@ -123,9 +123,7 @@ func TestFaults_SecondaryRateLimits(t *testing.T) {
 	})
 	t.Run("a long one ends the scope and stops calling", func(t *testing.T) {
 		w := faultWorld(t, "octo-org/app")
-		idle := reconcile.Runner{Name: "gha-arm64-5", Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: 5, CreatedAt: w.clock().Add(-time.Hour)}
-		w.backend.Put(idle)
-		w.gh.AddRunner("octo-org/app", idle.Name, true, false)
+		idle := w.idleRunner(5)
 		w.gh.FailWith(http.MethodGet, "actions/runs", http.StatusForbidden, 1,
 			http.Header{"Retry-After": {"120"}, "X-Ratelimit-Remaining": {"4000"}})
 		_, err := w.pass(t)
@@ -150,9 +148,7 @@ func TestFaults_PageFailingMidListing(t *testing.T) {
 		w.gh.AddJob(run, "completed", arm64Labels...)
 	}
 	w.gh.AddJob(run, "queued", arm64Labels...)
-	idle := reconcile.Runner{Name: "gha-arm64-5", Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: 5, CreatedAt: w.clock().Add(-time.Hour)}
-	w.backend.Put(idle)
-	w.gh.AddRunner("octo-org/app", idle.Name, true, false)
+	idle := w.idleRunner(5)
 	w.gh.Fail(http.MethodGet, "jobs?filter=latest&page=2", http.StatusBadGateway, 100)
 	if _, err := w.pass(t); err == nil {
 		t.Fatal("RunOnce() = nil, want the page's error")

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -44,15 +43,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var kubeSeq atomic.Int64
-
 func newNamespace(t *testing.T, cs kubernetes.Interface, prefix string) string {
-	t.Helper()
-	ns := fmt.Sprintf("%s-%d", prefix, kubeSeq.Add(1))
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return ns
+	return k8stest.Namespace(t, cs, prefix)
 }
 
 // kubeWorld is a fake GitHub and a Kubernetes pool in its own namespace.

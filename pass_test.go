@@ -79,6 +79,16 @@ pools:
 	return w
 }
 
+// idleRunner puts in an hour-old runner of octo-org/app, made for jobID, online and
+// idle at GitHub.
+func (w *world) idleRunner(jobID int64) reconcile.Runner {
+	r := reconcile.Runner{Name: reconcile.RunnerName("gha", "arm64", jobID, 0), Pool: "arm64",
+		Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: jobID, CreatedAt: w.clock().Add(-time.Hour)}
+	w.backend.Put(r)
+	w.gh.AddRunner("octo-org/app", r.Name, true, false)
+	return r
+}
+
 func (w *world) pass(t *testing.T) (reconcile.Summary, error) {
 	t.Helper()
 	return w.rc.RunOnce(zerolog.New(zerolog.NewTestWriter(t)).WithContext(context.Background()))
@@ -347,10 +357,7 @@ func TestPass_FailedRepositoryIsLeftAloneAndOthersServed(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app", "octo-org/web")
 	w.gh.QueueJob("octo-org/web", arm64Labels...)
-	idle := reconcile.Runner{Name: "gha-arm64-5", Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"},
-		JobID: 5, CreatedAt: w.clock().Add(-time.Hour)}
-	w.backend.Put(idle)
-	w.gh.AddRunner("octo-org/app", idle.Name, true, false)
+	idle := w.idleRunner(5)
 	w.gh.Fail(http.MethodGet, "repos/octo-org/app/actions/runs?", http.StatusBadGateway, 10)
 
 	_, err := w.pass(t)

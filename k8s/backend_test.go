@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +27,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var nsSeq atomic.Int64
-
 // cluster returns a client of the real apiserver and a fresh namespace for one test.
 func cluster(t *testing.T) (kubernetes.Interface, string) {
 	t.Helper()
@@ -37,11 +34,7 @@ func cluster(t *testing.T) (kubernetes.Interface, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := fmt.Sprintf("runners-%d", nsSeq.Add(1))
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return cs, ns
+	return cs, k8stest.Namespace(t, cs, "runners")
 }
 
 func testConfig(t *testing.T, ns, section string) Config {

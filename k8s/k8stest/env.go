@@ -5,12 +5,18 @@
 package k8stest
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -42,6 +48,19 @@ func Config(t testing.TB) *rest.Config {
 		t.Fatalf("starting kube-apiserver: %v", envErr)
 	}
 	return rest.CopyConfig(cfg)
+}
+
+var nsSeq atomic.Int64
+
+// Namespace creates a namespace of its own for one test: prefix and a number.
+func Namespace(t testing.TB, cs kubernetes.Interface, prefix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("%s-%d", prefix, nsSeq.Add(1))
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating namespace %s: %v", ns, err)
+	}
+	return ns
 }
 
 // Stop stops the apiserver, if one was started; call it from TestMain.

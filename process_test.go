@@ -89,6 +89,24 @@ func (w *procWorld) posted(path string) func() bool {
 	}
 }
 
+// ageRegistration makes a registration look d older, as if it had been made d ago.
+func (w *procWorld) ageRegistration(t *testing.T, name string, d time.Duration) {
+	t.Helper()
+	for _, r := range w.gh.Runners() {
+		if r.Name != name {
+			continue
+		}
+		labels := slices.DeleteFunc(slices.Clone(r.Labels), func(l string) bool { return strings.HasPrefix(l, "reconcile-registered-") })
+		at, ok := reconcile.Registration{Labels: r.Labels}.Registered()
+		if !ok {
+			t.Fatalf("registration %s has no registration time: %v", name, r.Labels)
+		}
+		w.gh.SetRunnerLabels(name, append(labels, reconcile.RegisteredLabel(at.Add(-d))))
+		return
+	}
+	t.Fatalf("no registration %s", name)
+}
+
 func (w *procWorld) inserted() bool {
 	return slices.ContainsFunc(w.compute.Requests(), func(r string) bool { return strings.HasPrefix(r, "POST ") })
 }
@@ -157,8 +175,19 @@ func TestProcess_KilledBetweenRegistrationAndCreate(t *testing.T) {
 		t.Fatalf("instances %v before the next pass, want none", instances)
 	}
 
+	// A registration this fresh may be another pass's create under way: the next pass
+	// counts it as the job's booting runner and makes no second one.
 	if code := w.pass(t); code != exitOK {
 		t.Fatalf("next pass: exit %d", code)
+	}
+	if instances, regs := w.state(); len(instances) != 0 || !slices.Equal(regs, []string{name}) {
+		t.Fatalf("within reconcile.RegistrationGrace: instances %v, registrations %v; want none and %s alone", instances, regs, name)
+	}
+	// Past the grace, it is a dead pass's leftover. (GitHub keeps a JIT registration's
+	// labels as given: the test moves its registration time back.)
+	w.ageRegistration(t, name, reconcile.RegistrationGrace+time.Minute)
+	if code := w.pass(t); code != exitOK {
+		t.Fatalf("pass after the grace: exit %d", code)
 	}
 	instances, regs := w.state()
 	if !slices.Equal(instances, []string{name + "-r1"}) {

@@ -37,7 +37,9 @@ const writeShare = 0.25
 // pass. Quiet ones are polled in rotation, the longest unpolled
 // first, enough of them each pass that every one is looked at within IdleInterval, as
 // far as the point budget allows; their registrations are listed at the same time, to
-// find ghosts. It returns the repositories to poll, those whose registrations to list,
+// find ghosts. A hot repository's registrations are listed at least once per
+// IdleInterval too: ghosts are left where demand has gone, and a busy repository always
+// has demand somewhere else. It returns the repositories to poll, those whose registrations to list,
 // and how many were left for later.
 func (c *Client) Select(repos []reconcile.Scope, hot map[reconcile.Scope]bool) (poll, sweep []reconcile.Scope, skipped int) {
 	b := c.Budget
@@ -49,10 +51,16 @@ func (c *Client) Select(repos []reconcile.Scope, hot map[reconcile.Scope]bool) (
 	var quiet []reconcile.Scope
 	for _, r := range repos {
 		st := c.cache.repo(r.String())
+		if (hot[r] || st.Runs > 0 || now.Before(st.ActiveUntil)) && now.Sub(st.Swept) >= b.IdleInterval-b.Interval {
+			// Polled every pass, but its registrations are listed only where the pass has
+			// runners or demand: sweep it for ghosts before IdleInterval has passed.
+			sweep = append(sweep, r)
+			spend--
+		}
 		switch {
 		case hot[r] || st.Runs > 0:
-			poll = append(poll, r) // two run lists and each run's jobs, mostly 304s
-			spend -= float64(2 + st.Runs)
+			poll = append(poll, r) // the run lists and each run's jobs, mostly 304s
+			spend -= float64(len(runStatuses) + st.Runs)
 			continue
 		case now.Before(st.ActiveUntil):
 			poll = append(poll, r) // had runs lately: a probe every pass
@@ -88,5 +96,6 @@ func (c *Client) Select(repos []reconcile.Scope, hot map[reconcile.Scope]bool) (
 	}
 	n := min(want, afford)
 	poll = append(poll, quiet[:n]...)
-	return poll, quiet[:n], len(quiet) - n
+	sweep = append(sweep, quiet[:n]...)
+	return poll, sweep, len(quiet) - n
 }

@@ -34,11 +34,12 @@ type cachedPage struct {
 type repoState struct {
 	Polled      time.Time `json:"polled,omitzero"`       // jobs last polled (probe or full)
 	ActiveUntil time.Time `json:"active_until,omitzero"` // polled every pass until then
-	Runs        int       `json:"runs,omitempty"`        // queued or in-progress runs at the last full poll
+	Runs        int       `json:"runs,omitempty"`        // runs that could hold a queued job at the last full poll
+	Swept       time.Time `json:"swept,omitzero"`        // registrations last listed whole
 }
 
 // cacheVersion changes when the format does; an older cache is dropped.
-const cacheVersion = 1
+const cacheVersion = 2
 
 // pageTTL: a page unused this long is dropped when the cache is saved.
 const pageTTL = 24 * time.Hour

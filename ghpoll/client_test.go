@@ -106,21 +106,23 @@ func runnersPage(items []any) any {
 }
 func plain(items []any) any { return items }
 
-// runsByStatus answers the run listing with queued and in_progress runs apart, as
-// GitHub does for ?status=.
-func runsByStatus(t *testing.T, mt *httpmock.MockTransport, queued, inProgress []any) {
+// runsByStatus answers the run listing as GitHub does for ?status=: the runs of that
+// status (queued, in_progress, waiting, completed), each list apart; without a status,
+// every run. Any other status the tool asks for is a mistake.
+func runsByStatus(t *testing.T, mt *httpmock.MockTransport, byStatus map[string][]any) {
 	t.Helper()
 	mt.RegisterResponder(http.MethodGet, api+"repos/octo-org/octo-repo/actions/runs", func(req *http.Request) (*http.Response, error) {
-		switch req.URL.Query().Get("status") {
-		case "queued":
-			return httpmock.NewJsonResponse(http.StatusOK, runsPage(queued))
-		case "in_progress":
-			return httpmock.NewJsonResponse(http.StatusOK, runsPage(inProgress))
+		switch st := req.URL.Query().Get("status"); st {
+		case "queued", "in_progress", "waiting", "completed":
+			return httpmock.NewJsonResponse(http.StatusOK, runsPage(byStatus[st]))
 		case "":
-			// The probe: the newest runs, whatever their status.
-			return httpmock.NewJsonResponse(http.StatusOK, runsPage(append(slices.Clone(queued), inProgress...)))
+			var all []any
+			for _, st := range []string{"queued", "in_progress", "waiting", "completed"} {
+				all = append(all, byStatus[st]...)
+			}
+			return httpmock.NewJsonResponse(http.StatusOK, runsPage(all))
 		}
-		t.Errorf("run listing without status: %s", req.URL)
+		t.Errorf("run listing of an unexpected status: %s", req.URL)
 		return httpmock.NewStringResponse(http.StatusBadRequest, "{}"), nil
 	})
 }
@@ -137,7 +139,7 @@ func jobIDs(jobs []reconcile.Job) []int64 {
 func TestClient_QueuedJobs_FindsJobInsideInProgressRun(t *testing.T) {
 	t.Parallel()
 	c, mt := newClient(t)
-	runsByStatus(t, mt, []any{run(t, 1, "queued")}, []any{run(t, 2, "in_progress")})
+	runsByStatus(t, mt, map[string][]any{"queued": {run(t, 1, "queued")}, "in_progress": {run(t, 2, "in_progress")}})
 	paged(mt, api+"repos/octo-org/octo-repo/actions/runs/1/jobs", jobsPage, []any{job(t, 10, 1, "queued", "self-hosted")})
 	paged(mt, api+"repos/octo-org/octo-repo/actions/runs/2/jobs", jobsPage, []any{
 		job(t, 20, 2, "completed", "self-hosted"),
@@ -171,7 +173,7 @@ func TestClient_QueuedJobs_RunInBothListsCountsOnce(t *testing.T) {
 	t.Parallel()
 	c, mt := newClient(t)
 	// The run started between the two lists.
-	runsByStatus(t, mt, []any{run(t, 1, "queued")}, []any{run(t, 1, "in_progress")})
+	runsByStatus(t, mt, map[string][]any{"queued": {run(t, 1, "queued")}, "in_progress": {run(t, 1, "in_progress")}})
 	paged(mt, api+"repos/octo-org/octo-repo/actions/runs/1/jobs", jobsPage, []any{job(t, 10, 1, "queued", "self-hosted")})
 	jobs, err := c.QueuedJobs(context.Background(), repo)
 	if err != nil {
@@ -207,7 +209,7 @@ func TestClient_ListingsFollowEveryPageAndFailWhole(t *testing.T) {
 			}
 		}},
 		{"jobs of a run", func(t *testing.T, mt *httpmock.MockTransport, mid any) func(*Client) ([]int64, error) {
-			runsByStatus(t, mt, []any{run(t, 1, "queued")}, nil)
+			runsByStatus(t, mt, map[string][]any{"queued": {run(t, 1, "queued")}})
 			paged(mt, api+"repos/octo-org/octo-repo/actions/runs/1/jobs", jobsPage,
 				[]any{queuedJob(t, 10)}, mid, []any{queuedJob(t, 30)})
 			return func(c *Client) ([]int64, error) {

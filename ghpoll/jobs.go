@@ -3,6 +3,7 @@ package ghpoll
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -71,13 +72,22 @@ func reduceRun(r *github.WorkflowRun) runLite {
 }
 
 // fromFork reports whether a run is of a pull request from another repository: its
-// code is anyone's.
+// code is anyone's. The test is whether the head repository is another repository than
+// the run's: head_repository.fork is true for every branch of a repository that is
+// itself a fork, so it says nothing about where the pull request came from. A pull
+// request whose head repository is gone (null) is treated as one from a fork.
 func fromFork(r *github.WorkflowRun) bool {
 	if !strings.HasPrefix(r.GetEvent(), "pull_request") {
 		return false
 	}
 	head, base := r.GetHeadRepository(), r.GetRepository()
-	return head.GetFork() || !strings.EqualFold(head.GetFullName(), base.GetFullName())
+	if head == nil || base == nil {
+		return true
+	}
+	if head.GetID() != 0 && base.GetID() != 0 {
+		return head.GetID() != base.GetID()
+	}
+	return !strings.EqualFold(head.GetFullName(), base.GetFullName())
 }
 
 func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status string) ([]runLite, error) {
@@ -95,40 +105,85 @@ func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status stri
 // recentWindow is how long a repository that had runs is probed every pass.
 const recentWindow = time.Hour
 
-// probeSize is how many of the newest runs a probe looks at.
-const probeSize = 20
+// runStatuses are the run statuses that can hold a queued job: a queued run; an
+// in-progress run whose later jobs (a matrix, a dependent stage) wait; a run that waits
+// for an environment's approval while its approved jobs are queued (the gap
+// actions-runner-controller issue 2723 reports). A run that is "pending" (held by a
+// concurrency group) or "requested" has no queued job yet: it becomes queued first.
+var runStatuses = []string{"queued", "in_progress", "waiting"}
 
-// probe asks, in one conditional request, for the repository's newest runs, whatever
-// their status. Any run created since the last look is among them, even one that went
-// in progress meanwhile with a job still queued; a 304 costs no primary rate limit.
-func (c *Client) probe(ctx context.Context, repo reconcile.Scope) ([]runLite, error) {
-	runs, _, err := fetchPage(ctx, c, fmt.Sprintf("probe:%s", repo), github.ListOptions{PerPage: probeSize, Page: 1},
-		func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowRun, *github.Response, error) {
-			page, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Repo, &github.ListWorkflowRunsOptions{ListOptions: lo})
-			if page == nil {
-				return nil, resp, err
+// probeSize is how many of the newest runs a probe looks at: one page, GitHub's largest.
+const probeSize = 100
+
+// probeLite is what a probe keeps of a page of runs.
+type probeLite struct {
+	Total int       `json:"t"`
+	Runs  []runLite `json:"r,omitempty"`
+}
+
+func (c *Client) runsPage(ctx context.Context, repo reconcile.Scope, key, status string, size int) (probeLite, error) {
+	pages, _, err := fetchPage(ctx, c, key, github.ListOptions{PerPage: size, Page: 1},
+		func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowRuns, *github.Response, error) {
+			page, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Repo,
+				&github.ListWorkflowRunsOptions{Status: status, ListOptions: lo})
+			return []*github.WorkflowRuns{page}, resp, err
+		},
+		func(p *github.WorkflowRuns) probeLite {
+			out := probeLite{Total: p.GetTotalCount()}
+			for _, r := range p.WorkflowRuns {
+				if r != nil {
+					out.Runs = append(out.Runs, reduceRun(r))
+				}
 			}
-			return page.WorkflowRuns, resp, err
-		}, reduceRun)
-	return runs, err
+			return out
+		})
+	if err != nil || len(pages) == 0 {
+		return probeLite{}, err
+	}
+	return pages[0], nil
+}
+
+// probe tells, in one conditional request (two for a repository with more runs than a
+// page holds), whether any run of the repository may hold a queued job; a 304 costs no
+// primary rate limit. The newest page shows every new run, whatever its status; a
+// re-run keeps its id and its place in the list, so a re-run of an older run, or a
+// burst larger than a page, shows only in the counts: every run not on the page is
+// completed exactly when GitHub counts as many completed runs as runs in all.
+func (c *Client) probe(ctx context.Context, repo reconcile.Scope) (bool, error) {
+	newest, err := c.runsPage(ctx, repo, "probe:"+repo.String(), "", probeSize)
+	if err != nil {
+		return false, err
+	}
+	if anyUnfinished(newest.Runs) {
+		return true, nil
+	}
+	if newest.Total <= len(newest.Runs) {
+		return false, nil // every run is on the page, and completed
+	}
+	done, err := c.runsPage(ctx, repo, "probe-completed:"+repo.String(), "completed", 1)
+	if err != nil {
+		return false, err
+	}
+	return done.Total != newest.Total, nil
 }
 
 // QueuedJobs returns every queued job of the repository. A repository that had no
-// runs at its last poll is probed first (one conditional request); only when it shows
-// a run that has not completed are the runs listed in full. Jobs wait both in queued runs
-// and inside in-progress runs (the later jobs of a matrix or of a dependent stage), so
-// both lists are read, every page, and every page of each such run's latest jobs.
+// runs at its last poll is probed first (see probe); only when a run may hold a queued
+// job are the runs listed in full: every run status that can hold one (runStatuses),
+// every page, and every page of each such run's latest jobs. A repository GitHub
+// answers 404 or 403 for (deleted, renamed, or not visible to these credentials) is
+// reconcile.ErrUnreachable.
 func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
 	key := repo.String()
 	st := c.cache.repo(key)
 	now := c.now()
 	if st.Runs == 0 {
 		// No runs at the last look: one conditional request tells whether any came.
-		latest, err := c.probe(ctx, repo)
+		active, err := c.probe(ctx, repo)
 		if err != nil {
-			return nil, fmt.Errorf("probing runs: %w", err)
+			return nil, unreachable(repo, fmt.Errorf("probing runs: %w", err))
 		}
-		if !anyUnfinished(latest) {
+		if !active {
 			st.Polled, st.Runs = now, 0
 			c.cache.setRepo(key, st)
 			return nil, nil
@@ -136,10 +191,10 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 	}
 	var runs []runLite
 	seen := map[int64]bool{}
-	for _, status := range []string{"queued", "in_progress"} {
+	for _, status := range runStatuses {
 		rs, err := c.listRuns(ctx, repo, status)
 		if err != nil {
-			return nil, fmt.Errorf("listing %s runs: %w", status, err)
+			return nil, unreachable(repo, fmt.Errorf("listing %s runs: %w", status, err))
 		}
 		for _, r := range rs {
 			// A run that changed status between the two lists shows up in both.
@@ -186,6 +241,17 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 	}
 	c.cache.setRepo(key, st)
 	return out, nil
+}
+
+// unreachable marks err as reconcile.ErrUnreachable when GitHub answered that the
+// repository does not exist or is not visible to these credentials: 404, or 403 when
+// it is not a rate limit (check has turned those into RateLimitError already).
+func unreachable(repo reconcile.Scope, err error) error {
+	switch code := status(err); code {
+	case http.StatusNotFound, http.StatusForbidden:
+		return fmt.Errorf("%w: %s (GitHub answered %d): %w", reconcile.ErrUnreachable, repo, code, err)
+	}
+	return err
 }
 
 func anyUnfinished(runs []runLite) bool {

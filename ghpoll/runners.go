@@ -12,9 +12,21 @@ import (
 )
 
 // Registrations returns every self-hosted runner registered in the repository or
-// organisation, from every page.
+// organisation, from every page, and remembers when the scope was last listed whole
+// (Select sweeps every repository within the idle interval). A repository GitHub
+// answers 404 or 403 for is reconcile.ErrUnreachable.
 func (c *Client) Registrations(ctx context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {
-	return c.listRunners(ctx, scope, nil)
+	regs, err := c.listRunners(ctx, scope, nil)
+	if err != nil {
+		if !scope.IsOrg() {
+			err = unreachable(scope, err)
+		}
+		return nil, err
+	}
+	st := c.cache.repo(scope.String())
+	st.Swept = c.now()
+	c.cache.setRepo(scope.String(), st)
+	return regs, nil
 }
 
 // FindRegistration returns the registration of that name in scope, if there is one.

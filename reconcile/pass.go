@@ -95,6 +95,9 @@ type Reconciler struct {
 	Planner func(Observed, Config, time.Time) Plan
 
 	lastSweep time.Time
+	// unservable remembers, between the passes of one process, the jobs GitHub would
+	// not give to an idle runner of ours, and when that was found.
+	unservable map[int64]time.Time
 }
 
 // APIStats is what a pass cost at GitHub.
@@ -130,6 +133,10 @@ type Summary struct {
 	Done map[Action]int
 	// NotStarted counts the planned actions a stopped pass did not start.
 	NotStarted int
+	// Unreachable lists the repositories GitHub answered 404 or 403 for: deleted,
+	// renamed, or not visible to these credentials. They do not fail the pass unless
+	// every repository is unreachable.
+	Unreachable []string
 }
 
 // Action is a kind of change a pass makes, for counting.
@@ -145,14 +152,17 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	now := rc.now()
 	sum := Summary{DryRun: rc.DryRun, Started: now}
 	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}, deleted: map[string]time.Time{}, creating: map[string]string{},
-		stageErrs: map[string]int{}, done: map[Action]int{}}
+		stageErrs: map[string]int{}, done: map[Action]int{}, gone: map[Scope]error{}}
 	obs := p.observe(ctx)
 	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
+	sum.Unreachable = p.unreachableRepos()
+	obs.Unservable = rc.rememberedUnservable(now)
 	planner := rc.Planner
 	if planner == nil {
 		planner = Compute
 	}
 	sum.Plan = planner(obs, *rc.Config, now)
+	p.noteUnservable(sum.Plan)
 	p.apply(ctx, obs, sum.Plan, &sum)
 	sum.Duration = rc.now().Sub(now)
 	sum.Errors = len(p.errs)
@@ -223,6 +233,59 @@ type pass struct {
 	stageErrs map[string]int
 	done      map[Action]int
 	creating  map[string]string // runner name → pool, for this pass's creates under way or done
+	gone      map[Scope]error   // repositories GitHub answered 404 or 403 for
+}
+
+// rememberedUnservable returns the jobs found unservable less than UnservableRetry ago,
+// and forgets the others: they are tried again.
+func (rc *Reconciler) rememberedUnservable(now time.Time) map[int64]bool {
+	out := map[int64]bool{}
+	for id, at := range rc.unservable {
+		if now.Sub(at) >= UnservableRetry {
+			delete(rc.unservable, id)
+			continue
+		}
+		out[id] = true
+	}
+	return out
+}
+
+// noteUnservable logs each job found unservable once and remembers it, so that the
+// passes of a long-running process do not make a runner for it again.
+func (p *pass) noteUnservable(plan Plan) {
+	for _, u := range plan.Unservable {
+		p.log.Warn().Str("action", "skip").Str("reason", "unservable").Str("pool", u.Pool).
+			Str("repo", u.Job.Repo.String()).Int64("job_id", u.Job.ID).Str("job", u.Job.Name).Str("runner", u.Runner).
+			Msg("GitHub does not give this job to our idle runner: runs-on names a runner group, or the runner group does not allow this repository (public repositories are excluded by default) or workflow; it no longer holds a runner")
+		if p.rc.DryRun {
+			continue
+		}
+		if p.rc.unservable == nil {
+			p.rc.unservable = map[int64]time.Time{}
+		}
+		p.rc.unservable[u.Job.ID] = p.now
+	}
+}
+
+// unreachable records a repository GitHub answered 404 or 403 for, with one warning.
+func (p *pass) unreachable(repo Scope, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, dup := p.gone[repo]; dup {
+		return
+	}
+	p.gone[repo] = err
+	p.log.Warn().Str("repo", repo.String()).Err(err).
+		Msg("repository unreachable: deleted, renamed, or not visible to these credentials; its jobs are not served (check github.repos, the token's or App installation's repository access)")
+}
+
+func (p *pass) unreachableRepos() []string {
+	var out []string
+	for r := range p.gone {
+		out = append(out, r.String())
+	}
+	slices.Sort(out)
+	return out
 }
 
 // fail records an error of a stage of the pass (list_repos, list_jobs, list_runners,
@@ -352,6 +415,10 @@ func (p *pass) observe(ctx context.Context) Observed {
 		if err != nil {
 			obs.Blind.Jobs[repo] = true
 			obs.Blind.Jobs[cfg.RunnerScopeOf(repo)] = true
+			if errors.Is(err, ErrUnreachable) {
+				p.unreachable(repo, err)
+				return
+			}
 			p.fail("list_jobs", fmt.Errorf("listing queued jobs of %s: %w", repo, err))
 			return
 		}
@@ -407,6 +474,10 @@ func (p *pass) observe(ctx context.Context) Observed {
 		if err != nil {
 			obs.Blind.Regs[s] = true
 			sweptAll = false
+			if errors.Is(err, ErrUnreachable) {
+				p.unreachable(s, err)
+				return
+			}
 			p.fail("list_registrations", fmt.Errorf("listing runner registrations of %s: %w", s, err))
 			return
 		}
@@ -418,6 +489,11 @@ func (p *pass) observe(ctx context.Context) Observed {
 	})
 	if sweptAll && ctx.Err() == nil {
 		p.rc.lastSweep = p.now
+	}
+	if len(poll) > 0 && len(p.gone) >= len(poll) && !slices.ContainsFunc(poll, func(r Scope) bool { return p.gone[r] == nil }) {
+		// One repository gone is a configuration to fix; all of them is a token that
+		// sees nothing, or the wrong GitHub.
+		p.fail("list_jobs", fmt.Errorf("every polled repository is unreachable (%d): check the token or App installation and github.api_url", len(poll)))
 	}
 	return obs
 }
@@ -614,7 +690,7 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 		p.fail("create", fmt.Errorf("creating runner %s: pool %s has no backend", c.Name, c.Pool))
 		return false
 	}
-	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, c.Labels)
+	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
 	if errors.Is(err, ErrNameTaken) {
 		var retry bool
 		retry, err = p.resolveConflict(ctx, b, c)
@@ -623,7 +699,7 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 			return false
 		}
 		if err == nil {
-			reg, jit, err = p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, c.Labels)
+			reg, jit, err = p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
 		}
 	}
 	if err != nil {
@@ -651,6 +727,12 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 	p.createEvent(zerolog.InfoLevel, c).Msg("created runner")
 	p.count(Action{"create", c.Pool, c.Reason})
 	return true
+}
+
+// jitLabels are the labels a runner registers with: its pool's, and the time of its
+// registration, which tells another pass that its machine is being created.
+func (p *pass) jitLabels(c Create) []string {
+	return append(slices.Clone(c.Labels), RegisteredLabel(p.rc.now()))
 }
 
 func (p *pass) count(a Action) {

@@ -28,6 +28,19 @@ const (
 // and creates a runner.
 const GoneGrace = 2 * time.Minute
 
+// RegistrationGrace is how long a registration of ours may go without a runner while
+// its job still waits, counted as that job's booting runner. Between its JIT call and
+// its backend create, a pass holds a registration with no machine; a pass that
+// overlaps it sees exactly that. A create under way finishes, or undoes itself, within
+// the pass's in-flight bound (90 s), so two minutes covers it; an older one was left by
+// a pass that died, and the job gets a runner of another name.
+const RegistrationGrace = 2 * time.Minute
+
+// UnservableRetry is how long a job that GitHub would not give to an idle runner of
+// ours stops counting as demand before it is tried again (a runner group fixed, a
+// label added). A runner made for other demand can still take it meanwhile.
+const UnservableRetry = 30 * time.Minute
+
 // maxNameRetries is how many "-rN" names a job may get when runners of its plain name
 // still exist (one made for it that took another job, one being deleted).
 const maxNameRetries = 9
@@ -40,6 +53,9 @@ type Observed struct {
 	// Blind says what could not be listed completely this pass. The planner never
 	// deletes or deregisters on evidence it does not have.
 	Blind Blind
+	// Unservable holds the queued jobs an earlier pass found GitHub would not give to
+	// our runners; they do not count as demand.
+	Unservable map[int64]bool
 }
 
 // Blind records the parts of the world a pass failed to list.
@@ -76,9 +92,10 @@ type Deregister struct {
 
 // PoolStatus is what one pass saw and decided for a pool.
 type PoolStatus struct {
-	Pool    string
-	Queued  int
-	Booting int
+	Pool       string
+	Queued     int // queued jobs it serves
+	Unservable int // queued jobs it matches that GitHub will not give to its runners
+	Booting    int
 	Idle    int
 	Busy    int
 	Create  int
@@ -91,6 +108,17 @@ type Plan struct {
 	Delete     []Delete
 	Deregister []Deregister
 	Pools      []PoolStatus
+	// Unservable lists the jobs found this pass that GitHub will not give to our
+	// runners: each matched a pool and waited while an idle runner of that pool and
+	// scope stood by for idle_timeout. They no longer count as demand.
+	Unservable []Unservable
+}
+
+// Unservable is a queued job GitHub does not assign to our idle runner.
+type Unservable struct {
+	Job    Job
+	Pool   string
+	Runner string // the idle runner it was not given to
 }
 
 // Empty reports whether the plan changes nothing.
@@ -180,6 +208,7 @@ func Compute(obs Observed, cfg Config, now time.Time) Plan {
 		states:  map[string]state{},
 		taken:   map[string]bool{},
 		owned:   map[string]bool{},
+		pending: map[Scope]map[int64]bool{},
 		supply:  map[poolScope][]Runner{},
 		demand:  map[poolScope][]Job{},
 		queued:  map[int64]bool{},
@@ -198,6 +227,7 @@ type planner struct {
 	states  map[string]state
 	taken   map[string]bool // names of runners of any state, of registrations, and of planned creates
 	owned   map[string]bool // names of runners, of any state
+	pending map[Scope]map[int64]bool // jobs with a fresh registration of ours and no runner yet
 	supply  map[poolScope][]Runner
 	demand  map[poolScope][]Job
 	queued  map[int64]bool
@@ -241,6 +271,7 @@ func (pl *planner) compute() Plan {
 		pl.owned[r.Name] = true
 		pl.classify(r)
 	}
+	pl.collectPending()
 	pl.collectDemand()
 	keys := make([]poolScope, 0, len(pl.demand)+len(pl.supply))
 	for k := range pl.demand {
@@ -318,6 +349,22 @@ func (pl *planner) doom(r Runner, reg *Registration, why Reason) {
 	pl.poolStatus(r.Pool).Delete++
 }
 
+// collectPending finds the registrations of ours that have no runner, offline and idle,
+// made less than RegistrationGrace ago: another pass is creating their machines.
+func (pl *planner) collectPending() {
+	for _, r := range pl.obs.Regs {
+		jobID, ours := ParseRunnerName(pl.cfg.NamePrefix, r.Name)
+		at, known := r.Registered()
+		if !ours || pl.owned[r.Name] || r.Online || r.Busy || !known || pl.now.Sub(at) >= RegistrationGrace {
+			continue
+		}
+		if pl.pending[r.Scope] == nil {
+			pl.pending[r.Scope] = map[int64]bool{}
+		}
+		pl.pending[r.Scope][jobID] = true
+	}
+}
+
 // collectDemand matches every queued job to its pool, oldest job first.
 func (pl *planner) collectDemand() {
 	jobs := slices.Clone(pl.obs.Jobs)
@@ -333,6 +380,10 @@ func (pl *planner) collectDemand() {
 		if p == nil {
 			continue // not ours to serve: GitHub-hosted, or labels no pool has
 		}
+		if pl.obs.Unservable[j.ID] {
+			pl.poolStatus(p.Name).Unservable++
+			continue
+		}
 		k := poolScope{p.Name, pl.scopeOf(j)}
 		pl.demand[k] = append(pl.demand[k], j)
 		pl.poolStatus(p.Name).Queued++
@@ -345,17 +396,63 @@ func (pl *planner) scopeOf(j Job) Scope { return pl.cfg.RunnerScopeOf(j.Repo) }
 // balance compares demand with supply for one pool in one scope. It returns the creates
 // the demand wants (capped later, per pool) and plans the surplus deletions.
 func (pl *planner) balance(k poolScope) []Create {
-	jobs, supply := pl.demand[k], pl.supply[k]
 	if pl.obs.Blind.Pools[k.pool] {
 		return nil // its runners are unknown: creating could duplicate, deleting could kill
 	}
+	jobs, supply := pl.servable(k), pl.supply[k]
+	pending := 0
+	for _, j := range jobs {
+		if pl.pending[k.scope][j.ID] {
+			pending++
+		}
+	}
+	pl.poolStatus(k.pool).Booting += pending
+	have := len(supply) + pending
 	switch {
-	case len(jobs) > len(supply):
-		return pl.want(k, jobs, supply, len(jobs)-len(supply))
-	case len(supply) > len(jobs) && !pl.obs.Blind.Jobs[k.scope]:
-		pl.trim(k, supply, len(supply)-len(jobs))
+	case len(jobs) > have:
+		return pl.want(k, jobs, supply, len(jobs)-have)
+	case have > len(jobs) && !pl.obs.Blind.Jobs[k.scope]:
+		pl.trim(k, supply, min(have-len(jobs), len(supply)))
 	}
 	return nil
+}
+
+// servable returns the pool's queued jobs in a scope, less those GitHub will not give
+// to our runners. The evidence is an idle runner of the pool and scope, older than
+// idle_timeout, beside a job that has been queued for idle_timeout while that runner
+// existed: GitHub gives a queued job to an idle runner whose labels cover it in
+// seconds, so it is not giving that job to us (runs-on names a runner group, or an org
+// runner group does not allow the repository or the workflow). Such a job no longer
+// holds the runner; any runner of the pool can still take it if GitHub allows.
+func (pl *planner) servable(k poolScope) []Job {
+	jobs := pl.demand[k]
+	_, idle, _ := pl.timeouts(k.pool)
+	var witness *Runner
+	for i, r := range pl.supply[k] {
+		if pl.states[r.Name] == stateIdle && pl.now.Sub(r.CreatedAt) >= idle &&
+			(witness == nil || r.CreatedAt.Before(witness.CreatedAt)) {
+			witness = &pl.supply[k][i]
+		}
+	}
+	if witness == nil {
+		return jobs
+	}
+	var out []Job
+	st := pl.poolStatus(k.pool)
+	for _, j := range jobs {
+		since := j.CreatedAt
+		if witness.CreatedAt.After(since) {
+			since = witness.CreatedAt
+		}
+		if pl.now.Sub(since) < idle {
+			out = append(out, j)
+			continue
+		}
+		pl.plan.Unservable = append(pl.plan.Unservable, Unservable{Job: j, Pool: k.pool, Runner: witness.Name})
+		st.Queued--
+		st.Unservable++
+	}
+	return out
 }
 
 // want names n new runners after the oldest queued jobs that no booting or idle
@@ -364,6 +461,9 @@ func (pl *planner) want(k poolScope, jobs []Job, supply []Runner, n int) []Creat
 	served := map[int64]bool{}
 	for _, r := range supply {
 		served[r.JobID] = true
+	}
+	for id := range pl.pending[k.scope] {
+		served[id] = true // its runner is being created by another pass
 	}
 	p := pl.cfg.Pool(k.pool)
 	var out []Create
@@ -479,6 +579,7 @@ func (pl *planner) finish() Plan {
 	p := pl.plan
 	slices.SortFunc(p.Create, func(a, b Create) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(p.Delete, func(a, b Delete) int { return strings.Compare(a.Runner.Name, b.Runner.Name) })
+	slices.SortFunc(p.Unservable, func(a, b Unservable) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
 	slices.SortFunc(p.Deregister, func(a, b Deregister) int {
 		return cmp.Or(strings.Compare(a.Reg.Scope.String(), b.Reg.Scope.String()), strings.Compare(a.Reg.Name, b.Reg.Name))
 	})

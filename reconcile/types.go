@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -128,6 +129,30 @@ type Registration struct {
 	Labels []string
 }
 
+// registeredLabel starts the label that records when this tool registered a runner.
+// GitHub's runner object has no creation time, and a pass must tell a registration
+// another pass made a moment ago (its machine is being created) from one a dead pass
+// left behind; GitHub keeps the labels of a JIT registration as given.
+const registeredLabel = "reconcile-registered-"
+
+// RegisteredLabel is the label a registration made at t carries.
+func RegisteredLabel(t time.Time) string {
+	return registeredLabel + strconv.FormatInt(t.Unix(), 10)
+}
+
+// Registered returns when this tool made the registration, from its label; false for
+// one made without it (by an older version, or by hand).
+func (r Registration) Registered() (time.Time, bool) {
+	for _, l := range r.Labels {
+		if v, ok := strings.CutPrefix(strings.ToLower(l), registeredLabel); ok {
+			if sec, err := strconv.ParseInt(v, 10, 64); err == nil && sec > 0 {
+				return time.Unix(sec, 0), true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
 // RunnerSpec is what a backend needs to start one runner.
 type RunnerSpec struct {
 	Name      string
@@ -170,4 +195,7 @@ var (
 	// ErrRateLimited: GitHub's primary or secondary rate limit was hit; no more calls
 	// are made until it resets.
 	ErrRateLimited = errors.New("github rate limit exceeded")
+	// ErrUnreachable: GitHub answers 404 or 403 (not a rate limit) for a repository:
+	// it was deleted, renamed, or is not visible to these credentials.
+	ErrUnreachable = errors.New("repository not found or not accessible with these credentials")
 )

@@ -248,6 +248,20 @@ func (s *Server) SetRunner(name string, online, busy bool) bool {
 	return false
 }
 
+// SetRunnerLabels replaces a registration's labels, by name; false if there is none.
+// GitHub keeps a JIT registration's labels as they were given.
+func (s *Server) SetRunnerLabels(name string, labels []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.runners {
+		if r.Name == name {
+			r.Labels = slices.Clone(labels)
+			return true
+		}
+	}
+	return false
+}
+
 // RemoveRunner deletes a registration by name, as GitHub does when an ephemeral runner
 // has run its job.
 func (s *Server) RemoveRunner(name string) {

@@ -140,6 +140,32 @@ func TestInvariantsBite(t *testing.T) {
 			},
 		},
 		{name: "never deletes finished runners", invariant: "invariant 4", planner: without(reconcile.ReasonFinished)},
+		{
+			// A registration with no machine yet is taken for a dead pass's leftover at
+			// once, as before RegistrationGrace: a second runner beside a create under way.
+			name: "ignores registration times", invariant: "invariant 6",
+			planner: func(obs reconcile.Observed, cfg reconcile.Config, now time.Time) reconcile.Plan {
+				regs := slices.Clone(obs.Regs)
+				for i := range regs {
+					regs[i].Labels = slices.DeleteFunc(slices.Clone(regs[i].Labels), func(l string) bool {
+						return strings.HasPrefix(l, "reconcile-registered-")
+					})
+				}
+				obs.Regs = regs
+				return reconcile.Compute(obs, cfg, now)
+			},
+		},
+		{
+			// The old rule: a job GitHub will not assign still holds the idle runner.
+			name: "lets unservable jobs hold runners", invariant: "invariant 7",
+			planner: func(obs reconcile.Observed, cfg reconcile.Config, now time.Time) reconcile.Plan {
+				p := reconcile.Compute(obs, cfg, now)
+				if len(p.Unservable) > 0 {
+					p.Delete = slices.DeleteFunc(p.Delete, func(d reconcile.Delete) bool { return d.Reason == reconcile.ReasonSurplus })
+				}
+				return p
+			},
+		},
 		{name: "never sweeps ghosts", invariant: "invariant 5", planner: without(reconcile.ReasonGhost)},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,10 @@
 // that take a while to boot or never boot, GitHub giving an idle runner ANY queued job
 // its labels cover, jobs that run and deregister their ephemeral runner, jobs cancelled
 // while queued, Spot-style preemption mid-job, API and backend calls that fail now and
-// then, passes that overlap, and passes that die between JIT generation and create.
+// then, passes that overlap (one starts while another is between registering a runner
+// and creating its machine), passes that die between JIT generation and create, and
+// jobs that match a pool by labels but that GitHub never gives to our runners (an org
+// runner group that does not allow the repository, runs-on naming a group).
 package sim
 
 import (
@@ -37,7 +40,8 @@ type Params struct {
 	Preempt      float64       // per active machine per step
 	Faults       float64       // per API or backend call
 	Crash        float64       // per pass: dies after a JIT generation, before the create
-	Overlap      float64       // per pass: another pass runs inside it
+	Overlap      float64       // per pass: another pass runs inside it, between a registration and its create
+	Unassignable float64       // share of self-hosted jobs GitHub never gives to our runners
 	MaxJobLength time.Duration // jobs run 30s up to this
 	// HideBooting breaks the platform on purpose: its listing leaves out machines that
 	// have not come up yet (a peer's bug: listing only RUNNING instances).
@@ -49,7 +53,7 @@ func DefaultParams() Params {
 	return Params{
 		Repos: 3, Step: 10 * time.Second, PassEvery: 3,
 		ArrivalRate: 0.3, HostedShare: 0.15, StageShare: 0.3, CancelRate: 0.004,
-		NeverBoot: 0.05, Preempt: 0.002, Faults: 0.02, Crash: 0.03, Overlap: 0.05,
+		NeverBoot: 0.05, Preempt: 0.002, Faults: 0.02, Crash: 0.03, Overlap: 0.05, Unassignable: 0.04,
 		MaxJobLength: 8 * time.Minute,
 	}
 }
@@ -83,13 +87,22 @@ type job struct {
 	doneAt    time.Time
 	next      *job // the dependent stage, queued when this one ends
 	cleanRuns int  // fault-free passes that ended while it was queued
+	// unassignable: GitHub never gives it to our runners, whatever their labels.
+	unassignable bool
 }
+
+// unassignableFor is how long an unassignable job stays queued before someone cancels
+// it (GitHub itself fails a job queued for 24 hours; the simulation is quicker).
+const unassignableFor = 20 * time.Minute
 
 type registration struct {
 	reconcile.Registration
 	jit       string
 	offlineAt time.Time // GitHub notices a dead busy runner at this time
 	cleanRuns int       // fault-free passes it spent without a runner, removable
+	idleSince time.Time // online and not busy since
+	made      bool      // a machine was created for it
+	heldRuns  int       // fault-free passes it spent idle past invariant 7's bound
 }
 
 type machine struct {
@@ -204,6 +217,8 @@ func (w *World) Step() {
 		switch {
 		case j.status == "queued" && j.hosted && w.chance(0.2):
 			w.finishJob(j, "served by a GitHub-hosted runner")
+		case j.status == "queued" && j.unassignable && w.now.Sub(j.created) >= unassignableFor:
+			w.finishJob(j, "cancelled: GitHub never gave it to a runner")
 		case j.status == "queued" && w.trouble && w.chance(w.P.CancelRate):
 			w.finishJob(j, "cancelled while queued")
 		case j.status == "in_progress" && !j.doneAt.After(w.now):
@@ -231,6 +246,15 @@ func (w *World) Step() {
 		}
 	}
 	w.assign()
+	for _, id := range sortedKeys(w.regs) {
+		r := w.regs[id]
+		switch {
+		case !r.Online || r.Busy:
+			r.idleSince = time.Time{}
+		case r.idleSince.IsZero():
+			r.idleSince = w.now
+		}
+	}
 }
 
 // poisson draws from a Poisson distribution of that mean (Knuth's method).
@@ -254,7 +278,7 @@ func (w *World) newRun() {
 		first.next.labels, first.next.hosted = w.pickLabels()
 	}
 	w.jobs[first.id] = first
-	w.log("job %d queued in %s %v", first.id, repo, first.labels)
+	w.log("job %d queued in %s %v (unassignable: %v)", first.id, repo, first.labels, first.unassignable)
 }
 
 func (w *World) pickLabels() ([]string, bool) {
@@ -267,6 +291,7 @@ func (w *World) pickLabels() ([]string, bool) {
 func (w *World) newJob(runID int64, repo reconcile.Scope) *job {
 	j := &job{id: w.id(), runID: runID, repo: repo, status: "queued", created: w.now}
 	j.labels, j.hosted = w.pickLabels()
+	j.unassignable = !j.hosted && w.chance(w.P.Unassignable)
 	return j
 }
 
@@ -341,7 +366,7 @@ func (w *World) assign() {
 		var best *job
 		for _, jid := range sortedKeys(w.jobs) {
 			j := w.jobs[jid]
-			if j.status != "queued" || j.hosted || j.repo != r.Scope || !covers(r.Labels, j.labels) {
+			if j.status != "queued" || j.hosted || j.unassignable || j.repo != r.Scope || !covers(r.Labels, j.labels) {
 				continue
 			}
 			if best == nil || j.created.Before(best.created) {
@@ -376,6 +401,7 @@ var errDead = errors.New("the pass's process is dead")
 // pass is one pass's view of the world: its calls can fail, and it can die.
 type pass struct {
 	w     *World
+	seen  int64 // the world's last id when the pass began: what it could observe
 	id    int
 	dead  bool
 	jits  int
@@ -404,7 +430,7 @@ func (w *World) RunPass(ctx context.Context) {
 }
 
 func (w *World) runPass(ctx context.Context, depth int) {
-	p := &pass{w: w, id: w.passes*10 + depth, depth: depth}
+	p := &pass{w: w, id: w.passes*10 + depth, depth: depth, seen: w.nextID}
 	rc := &reconcile.Reconciler{
 		Config:      w.Cfg,
 		GitHub:      ghView{p},
@@ -469,11 +495,6 @@ func (g ghView) FindRegistration(ctx context.Context, scope reconcile.Scope, nam
 
 func (g ghView) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
 	w, p := g.p.w, g.p
-	if p.jits == 0 && p.depth == 0 && w.trouble && w.chance(w.P.Overlap) {
-		w.passFaults++ // an overlap makes this pass's view stale: not a clean pass
-		w.log("pass %d: another pass starts while this one creates", p.id)
-		w.runPass(ctx, p.depth+1)
-	}
 	p.jits++
 	if err := p.call("generate-jitconfig " + name); err != nil {
 		return reconcile.Registration{}, "", err
@@ -491,6 +512,12 @@ func (g ghView) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, na
 		p.dead = true
 		w.passFaults++
 		w.log("pass %d: dies after registering %s, before creating it", p.id, name)
+	}
+	if !p.dead && p.jits == 1 && p.depth == 0 && w.trouble && w.chance(w.P.Overlap) {
+		// The other pass sees this registration with no machine yet.
+		w.passFaults++ // an overlap makes this pass's view stale: not a clean pass
+		w.log("pass %d: another pass starts between registering %s and creating it", p.id, name)
+		w.runPass(ctx, p.depth+1)
 	}
 	return r.Registration, reconcile.Secret(r.jit), nil
 }
@@ -543,11 +570,29 @@ func (b backendView) Create(_ context.Context, spec reconcile.RunnerSpec) error 
 	if _, ok := w.mach[spec.Name]; ok {
 		return nil
 	}
+	// Invariant 6: no second runner for a job beside a create under way that the pass
+	// could see: a fresh registration of ours for the same job, made before this pass
+	// began, whose machine does not exist yet. (One made after the pass looked is a
+	// race no listing can close; the surplus rule removes the spare runner.)
+	for _, id := range sortedKeys(w.regs) {
+		r := w.regs[id]
+		if id > b.p.seen {
+			continue
+		}
+		jobID, ours := reconcile.ParseRunnerName(w.Cfg.NamePrefix, r.Name)
+		at, known := r.Registered()
+		if ours && !r.made && r.Name != spec.Name && jobID == spec.JobID && known && w.now.Sub(at) < reconcile.RegistrationGrace {
+			w.violate("invariant 6: created %s beside %s, registered %v ago and still being created", spec.Name, r.Name, w.now.Sub(at))
+		}
+	}
 	m := &machine{name: spec.Name, pool: spec.Pool, scope: spec.Scope, repo: spec.Repo, jobID: spec.JobID, created: w.now, jit: spec.JITConfig.Reveal()}
 	if !w.chance(w.P.NeverBoot) {
 		m.bootAt = w.now.Add(w.dur(20*time.Second, 3*time.Minute))
 	}
 	w.mach[spec.Name] = m
+	if r := w.regByName(spec.Name); r != nil && r.jit == m.jit {
+		r.made = true
+	}
 	w.log("pass %d: created machine %s (boots: %v)", b.p.id, spec.Name, !m.bootAt.IsZero())
 	active := 0
 	for _, o := range w.mach {
@@ -607,7 +652,7 @@ func (w *World) checkAfterPass() {
 			j.cleanRuns++
 		}
 		pool := reconcile.MatchPool(w.Cfg.Pools, j.labels)
-		if pool == nil || j.cleanRuns < 2 {
+		if pool == nil || j.cleanRuns < 2 || j.unassignable {
 			continue
 		}
 		k := key{pool.Name, j.repo}
@@ -637,11 +682,23 @@ func (w *World) checkAfterPass() {
 					supply++
 				}
 			}
+			// A registration with no machine yet, younger than the grace, is a create
+			// under way (or, for that long, a dead pass's leftover): it counts.
+			for _, id := range sortedKeys(w.regs) {
+				r := w.regs[id]
+				jobID, _ := reconcile.ParseRunnerName(w.Cfg.NamePrefix, r.Name)
+				at, known := r.Registered()
+				if _, hasMachine := w.mach[r.Name]; !hasMachine && known && w.now.Sub(at) < reconcile.RegistrationGrace &&
+					r.Scope == k.repo && slices.Contains(ids, jobID) {
+					supply++
+				}
+			}
 			if active < w.Cfg.Pool(k.pool).MaxRunners && supply < len(ids) {
 				w.violate("invariant 3: jobs %v of %s in pool %s waited two passes; %d runners booting or idle for them, pool has room (%d active)", ids, k.repo, k.pool, supply, active)
 			}
 		}
 	}
+	w.checkHeldIdle(clean)
 	// Invariant 5: a registration of ours without a runner, offline and idle, whose job
 	// no longer waits, lasts at most one clean pass.
 	for _, id := range sortedKeys(w.regs) {
@@ -660,6 +717,42 @@ func (w *World) checkAfterPass() {
 		if r.cleanRuns >= 2 {
 			w.violate("invariant 5: registration %s has had no runner for %d clean passes", r.Name, r.cleanRuns)
 			r.cleanRuns = 0
+		}
+	}
+}
+
+// checkHeldIdle judges invariant 7: a runner is never held idle past idle_timeout and
+// one pass for a job GitHub will not give it. A runner is held from when it is idle
+// and, if unassignable jobs of its pool and repository wait, from when the newest of
+// them queued: that job's wait is the only evidence there is.
+func (w *World) checkHeldIdle(clean bool) {
+	bound := w.P.Step*time.Duration(w.P.PassEvery) + w.P.Step
+	for _, id := range sortedKeys(w.regs) {
+		r := w.regs[id]
+		m, ok := w.mach[r.Name]
+		if !ok || m.finished || r.idleSince.IsZero() || w.Cfg.Pool(m.pool) == nil {
+			r.heldRuns = 0
+			continue
+		}
+		pool := w.Cfg.Pool(m.pool)
+		since := r.idleSince
+		for _, jid := range sortedKeys(w.jobs) {
+			j := w.jobs[jid]
+			if jp := reconcile.MatchPool(w.Cfg.Pools, j.labels); j.status == "queued" && j.unassignable && jp != nil &&
+				jp.Name == m.pool && j.repo == m.scope && j.created.After(since) {
+				since = j.created
+			}
+		}
+		if w.now.Sub(since) <= time.Duration(pool.IdleTimeout)+bound {
+			r.heldRuns = 0
+			continue
+		}
+		if clean {
+			r.heldRuns++
+		}
+		if r.heldRuns >= 2 {
+			w.violate("invariant 7: runner %s held idle %v (idle_timeout %v)", r.Name, w.now.Sub(since), time.Duration(pool.IdleTimeout))
+			r.heldRuns = 0
 		}
 	}
 }

@@ -96,10 +96,10 @@ type PoolStatus struct {
 	Queued     int // queued jobs it serves
 	Unservable int // queued jobs it matches that GitHub will not give to its runners
 	Booting    int
-	Idle    int
-	Busy    int
-	Create  int
-	Delete  int
+	Idle       int
+	Busy       int
+	Create     int
+	Delete     int
 }
 
 // Plan is the outcome of Compute: sorted, so that equal worlds give equal plans.
@@ -225,8 +225,8 @@ type planner struct {
 	runners []Runner
 	regs    map[regKey]Registration
 	states  map[string]state
-	taken   map[string]bool // names of runners of any state, of registrations, and of planned creates
-	owned   map[string]bool // names of runners, of any state
+	taken   map[string]bool          // names of runners of any state, of registrations, and of planned creates
+	owned   map[string]bool          // names of runners, of any state
 	pending map[Scope]map[int64]bool // jobs with a fresh registration of ours and no runner yet
 	supply  map[poolScope][]Runner
 	demand  map[poolScope][]Job

@@ -56,7 +56,7 @@ func newWorld(t *testing.T, repos ...string) *world {
 	w := &world{gh: ghpolltest.NewServer(t), simClock: simClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}}
 	w.gh.SetClock(w.clock)
 	w.backend = reconciletest.NewBackend(w.clock)
-	client, err := ghpoll.New(&http.Client{Transport: authTransport{}}, w.gh.APIURL)
+	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL, ghpoll.Options{Now: w.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

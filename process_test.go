@@ -255,3 +255,70 @@ func TestProcess_TimeoutEndsThePassSayingWhatWasLeft(t *testing.T) {
 		t.Errorf("instances %v, registrations %v: a create was left half-done", instances, regs)
 	}
 }
+
+// Two --once processes started at the same moment (a CronJob's pass and a terminal, a
+// timer that fires as a pass runs long) over three queued jobs: each job gets exactly
+// one runner. A process that finds another's registration with no instance yet counts
+// it as that job's booting runner; one whose JIT call meets 409 looks for the other's
+// instance. With slow inserts, each sees the other's registrations long before their
+// instances.
+func TestProcess_TwoPassesStartedTogetherMakeOneRunnerPerJob(t *testing.T) {
+	for _, slow := range []time.Duration{0, 1500 * time.Millisecond} {
+		t.Run("inserts taking "+slow.String(), func(t *testing.T) {
+			w := newProcWorld(t)
+			var names []string
+			for range 3 {
+				names = append(names, reconcile.RunnerName("gha", "arm64", w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64"), 0))
+			}
+			w.compute.SlowInserts(slow)
+			a, aErr := w.start(t)
+			b, bErr := w.start(t)
+			for _, p := range []struct {
+				cmd    *exec.Cmd
+				stderr *bytes.Buffer
+			}{{a, aErr}, {b, bErr}} {
+				if err := p.cmd.Wait(); err != nil {
+					t.Errorf("a pass: %v\n%s", err, p.stderr)
+				}
+			}
+			instances, regs := w.state()
+			if !slices.Equal(instances, names) || !slices.Equal(regs, names) {
+				t.Errorf("instances %v, registrations %v; want exactly %v", instances, regs, names)
+			}
+		})
+	}
+}
+
+// A repository that always has runs (GitHub-hosted jobs keep it busy) is polled every
+// pass; a ghost registration there is still removed within --idle-poll-interval of
+// --once passes that share a --cache.
+func TestProcess_GhostInABusyRepositoryIsSweptWithinTheIdleInterval(t *testing.T) {
+	w := newProcWorld(t)
+	run := w.gh.AddRun("octo-org/app", "in_progress")
+	w.gh.AddJob(run, "in_progress", "ubuntu-latest")
+	cache := filepath.Join(t.TempDir(), "cache.gz")
+	pass := func() {
+		t.Helper()
+		cmd := exec.Command(binary(t), "--once", "--config", w.config, "--log-format", "json",
+			"--interval", "1s", "--idle-poll-interval", "3s", "--cache", cache)
+		cmd.Env = w.env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pass: %v\n%s", err, out)
+		}
+	}
+	// A warm cache: the repository's registrations were listed a moment ago, and it
+	// has runs, so it is polled every pass without its registrations.
+	pass()
+	w.gh.AddRunner("octo-org/app", "gha-arm64-4242", false, false) // a dead pass's leftover; its job ran elsewhere
+	start := time.Now()
+	for time.Since(start) < 4*time.Second {
+		pass()
+		if _, regs := w.state(); len(regs) == 0 {
+			t.Logf("ghost removed %v after it appeared", time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	_, regs := w.state()
+	t.Errorf("registrations %v after %v of passes, want the ghost gone within --idle-poll-interval 3s and one --interval", regs, time.Since(start).Round(time.Second))
+}

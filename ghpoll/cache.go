@@ -21,6 +21,9 @@ type Cache struct {
 	mu    sync.Mutex
 	Pages map[string]*cachedPage `json:"pages"`
 	Repos map[string]*repoState  `json:"repos"`
+	// Unservable holds the jobs a pass found GitHub would not give to our runners
+	// (reconcile.Notebook).
+	Unservable map[int64]time.Time `json:"unservable,omitempty"`
 }
 
 type cachedPage struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -96,6 +97,22 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	gh.UserAgent = "reconcile"
 	return &Client{gh: gh, now: o.Now, tr: tr, cache: NewCache(), RunnerGroupID: 1, Budget: DefaultBudget()}, nil
 }
+
+// Unservable implements reconcile.Notebook.
+func (c *Client) Unservable() map[int64]time.Time {
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	return maps.Clone(c.cache.Unservable)
+}
+
+// SetUnservable implements reconcile.Notebook.
+func (c *Client) SetUnservable(jobs map[int64]time.Time) {
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	c.cache.Unservable = maps.Clone(jobs)
+}
+
+var _ reconcile.Notebook = (*Client)(nil)
 
 // TakeStats returns what GitHub charged since the last call, and starts counting again.
 func (c *Client) TakeStats() reconcile.APIStats { return c.tr.take() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,16 @@ type InstallationLister interface {
 	// InstallationRepos returns the repositories the installation can see that can
 	// run workflows, from every page.
 	InstallationRepos(ctx context.Context) ([]Scope, error)
+}
+
+// Notebook is implemented by a GitHub client whose cache can outlive the process
+// (ghpoll with --cache), so that what a pass learned and GitHub does not keep carries
+// over to the next --once process. Losing it is harmless: a job is only tested again.
+type Notebook interface {
+	// Unservable returns the jobs found unservable, with when that was found.
+	Unservable() map[int64]time.Time
+	// SetUnservable replaces them.
+	SetUnservable(map[int64]time.Time)
 }
 
 // Accountant is implemented by a GitHub client that counts what GitHub charges.
@@ -156,6 +167,9 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	obs := p.observe(ctx)
 	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
 	sum.Unreachable = p.unreachableRepos()
+	if nb, ok := rc.GitHub.(Notebook); ok && rc.unservable == nil {
+		rc.unservable = nb.Unservable()
+	}
 	obs.Unservable = rc.rememberedUnservable(now)
 	planner := rc.Planner
 	if planner == nil {
@@ -250,8 +264,9 @@ func (rc *Reconciler) rememberedUnservable(now time.Time) map[int64]bool {
 	return out
 }
 
-// noteUnservable logs each job found unservable once and remembers it, so that the
-// passes of a long-running process do not make a runner for it again.
+// noteUnservable logs each job found unservable and remembers it, so that the next
+// passes (of this process, or of the next ones through a Notebook) make no runner for
+// it until UnservableRetry has passed. A dry run only logs.
 func (p *pass) noteUnservable(plan Plan) {
 	for _, u := range plan.Unservable {
 		p.log.Warn().Str("action", "skip").Str("reason", "unservable").Str("pool", u.Pool).
@@ -264,6 +279,9 @@ func (p *pass) noteUnservable(plan Plan) {
 			p.rc.unservable = map[int64]time.Time{}
 		}
 		p.rc.unservable[u.Job.ID] = p.now
+	}
+	if nb, ok := p.rc.GitHub.(Notebook); ok && !p.rc.DryRun {
+		nb.SetUnservable(maps.Clone(p.rc.unservable))
 	}
 }
 

@@ -45,6 +45,12 @@ func reg(id int64, r Runner, online, busy bool) Registration {
 
 func regp(g Registration) *Registration { return &g }
 
+// registered gives a registration the label of a registration made age ago.
+func registered(g Registration, age time.Duration) Registration {
+	g.Labels = append(g.Labels, RegisteredLabel(t0.Add(-age)))
+	return g
+}
+
 func create(pool string, repo Scope, jobID int64, name string) Create {
 	labels := arm
 	if pool == "x64" {
@@ -256,6 +262,58 @@ func TestCompute(t *testing.T) {
 				Regs: []Registration{reg(1, runner("gpu", repoA, 50, 0), true, false)}},
 			want: Plan{Delete: []Delete{{Runner: runner("gpu", repoA, 50, 10*time.Minute),
 				Reg: regp(reg(1, runner("gpu", repoA, 50, 0), true, false)), Reason: ReasonSurplus}}},
+		},
+		{
+			// GitHub gives a queued job to an idle runner whose labels cover it in
+			// seconds: one that waited idle_timeout beside it is not given to us
+			// (runs-on names a runner group, a group excludes the repository).
+			name: "a job GitHub will not assign to the idle runner stops holding it",
+			obs: Observed{Jobs: []Job{job(1, repoA, 30*time.Minute, arm...)}, Runners: []Runner{idleA},
+				Regs: []Registration{reg(1, idleA, true, false)}},
+			want: Plan{Delete: []Delete{{Runner: idleA, Reg: regp(reg(1, idleA, true, false)), Reason: ReasonSurplus}},
+				Unservable: []Unservable{{Job: job(1, repoA, 30*time.Minute, arm...), Pool: "arm64", Runner: idleA.Name}}},
+		},
+		{
+			name: "a job newer than the idle runner is judged only after idle_timeout of its own",
+			obs: Observed{Jobs: []Job{job(8, repoA, 4*time.Minute, arm...)}, Runners: []Runner{idleA},
+				Regs: []Registration{reg(1, idleA, true, false)}},
+			want: Plan{},
+		},
+		{
+			name: "an unservable job beside a servable one: the servable one keeps the runner",
+			obs: Observed{Jobs: []Job{job(1, repoA, 30*time.Minute, arm...), job(8, repoA, time.Minute, arm...)},
+				Runners: []Runner{idleA}, Regs: []Registration{reg(1, idleA, true, false)}},
+			want: Plan{Unservable: []Unservable{{Job: job(1, repoA, 30*time.Minute, arm...), Pool: "arm64", Runner: idleA.Name}}},
+		},
+		{
+			name: "a booting runner is no evidence: the job keeps it",
+			obs: Observed{Jobs: []Job{job(3, repoA, 30*time.Minute, arm...)}, Runners: []Runner{runner("arm64", repoA, 3, 8*time.Minute)},
+				Regs: []Registration{reg(1, runner("arm64", repoA, 3, 0), false, false)}},
+			want: Plan{},
+		},
+		{
+			name: "a job an earlier pass found unservable gets no runner",
+			obs:  Observed{Jobs: []Job{job(1, repoA, 40*time.Minute, arm...)}, Unservable: map[int64]bool{1: true}},
+			want: Plan{},
+		},
+		{
+			// Another pass registered it a moment ago and is creating its machine.
+			name: "a fresh registration without a runner counts as its job's booting runner",
+			obs: Observed{Jobs: []Job{job(7, repoA, time.Minute, arm...)},
+				Regs: []Registration{registered(reg(5, runner("arm64", repoA, 7, 0), false, false), 30*time.Second)}},
+			want: Plan{},
+		},
+		{
+			// A pass died between registering and creating: past the grace, another name.
+			name: "a registration without a runner past the grace does not",
+			obs: Observed{Jobs: []Job{job(7, repoA, 5*time.Minute, arm...)},
+				Regs: []Registration{registered(reg(5, runner("arm64", repoA, 7, 0), false, false), RegistrationGrace)}},
+			want: Plan{Create: []Create{create("arm64", repoA, 7, "gha-arm64-7-r1")}},
+		},
+		{
+			name: "a fresh registration without a runner whose job is gone is a ghost",
+			obs: Observed{Regs: []Registration{registered(reg(5, runner("arm64", repoA, 7, 0), false, false), 30*time.Second)}},
+			want: Plan{Deregister: []Deregister{{Reg: registered(reg(5, runner("arm64", repoA, 7, 0), false, false), 30*time.Second), Reason: ReasonGhost}}},
 		},
 		{
 			name: "a job listed twice is counted once",

@@ -9,11 +9,14 @@ import (
 // WriteTable writes the pass's per-pool table for a person at a terminal.
 func WriteTable(w io.Writer, s Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POOL\tQUEUED\tBOOTING\tIDLE\tBUSY\tTO CREATE\tTO DELETE")
+	fmt.Fprintln(tw, "POOL\tQUEUED\tUNSERVABLE\tBOOTING\tIDLE\tBUSY\tTO CREATE\tTO DELETE")
 	for _, p := range s.Plan.Pools {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Booting, p.Idle, p.Busy, p.Create, p.Delete)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Unservable, p.Booting, p.Idle, p.Busy, p.Create, p.Delete)
 	}
 	tw.Flush()
+	for _, r := range s.Unreachable {
+		fmt.Fprintf(w, "unreachable: %s (GitHub answered 404 or 403: deleted, renamed, or not visible to these credentials)\n", r)
+	}
 	a := s.API
 	fmt.Fprintf(w, "github: %d requests, %d points, %d counted against the primary limit, %d not modified; %d repositories polled, %d left for later",
 		a.Requests, a.Points, a.Primary, a.NotModified, a.Polled, a.Skipped)

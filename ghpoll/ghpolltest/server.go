@@ -123,6 +123,8 @@ type Server struct {
 	requests []Request
 	failures []failure
 	jits     int
+	forks    map[string]bool // repositories that are themselves forks
+	gone     map[string]bool // repositories deleted, renamed or hidden from the token
 
 	tokenTTL  time.Duration
 	exchanges []string // installation ids whose token was asked for, in order
@@ -145,7 +147,8 @@ type pointAt struct {
 func NewServer(t interface {
 	Cleanup(func())
 }) *Server {
-	s := &Server{now: time.Now, nextID: 1000, runs: map[int64]*Run{}, jobs: map[int64]*Job{}, runners: map[int64]*Runner{}}
+	s := &Server{now: time.Now, nextID: 1000, runs: map[int64]*Run{}, jobs: map[int64]*Job{}, runners: map[int64]*Runner{},
+		forks: map[string]bool{}, gone: map[string]bool{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.APIURL = s.Server.URL + APIPrefix
 	t.Cleanup(s.Server.Close)
@@ -170,6 +173,24 @@ func (s *Server) AddRepo(fullName string, archived, disabled bool) {
 	defer s.mu.Unlock()
 	owner, name, _ := strings.Cut(fullName, "/")
 	s.repos = append(s.repos, repo{owner: owner, name: name, archived: archived, disabled: disabled})
+}
+
+// SetRepoFork makes a repository one that is itself a fork of another: on GitHub, its
+// runs' repository and head_repository both say "fork": true, for every branch.
+func (s *Server) SetRepoFork(fullName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forks[strings.ToLower(fullName)] = true
+}
+
+// SetRepoGone makes every repository endpoint of fullName answer 404 Not Found, as
+// GitHub does for a repository that was deleted or renamed, or that the token cannot
+// see (GitHub answers 404 rather than 403 so as not to reveal that a private
+// repository exists).
+func (s *Server) SetRepoGone(fullName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gone[strings.ToLower(fullName)] = true
 }
 
 // AddRun adds a workflow run and returns its id.
@@ -214,6 +235,29 @@ func (s *Server) SetRunOrigin(id int64, public, forkPR bool) {
 		if forkPR {
 			r.Event = "pull_request"
 		}
+	}
+}
+
+// Runs returns the ids of a repository's runs, oldest first.
+func (s *Server) Runs(repo string) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []int64
+	for _, r := range s.runs {
+		if strings.EqualFold(r.Repo, repo) {
+			ids = append(ids, r.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// SetRunEvent changes the event that triggered a run (push, pull_request, ...).
+func (s *Server) SetRunEvent(id int64, event string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.runs[id]; ok {
+		r.Event = event
 	}
 }
 
@@ -543,6 +587,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) >= 3 && parts[0] == "repos" && s.gone[strings.ToLower(parts[1]+"/"+parts[2])] {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
 	switch {
 	case match(parts, "repos", "*", "*", "actions", "runs") && r.Method == http.MethodGet:
 		s.listRuns(w, r, parts[1]+"/"+parts[2])
@@ -728,18 +776,32 @@ func (s *Server) runJSON(run *Run) map[string]any {
 	m["event"] = run.Event
 	m["created_at"] = run.CreatedAt.UTC().Format(time.RFC3339)
 	m["updated_at"] = run.CreatedAt.UTC().Format(time.RFC3339)
+	// The run's repository and, for a push or a pull request from a branch of the same
+	// repository, its head_repository are the same repository: same id, same full name,
+	// and "fork" says whether that repository is itself a fork. A pull request from a
+	// fork has another head repository, which is a fork.
+	name := run.Repo[strings.Index(run.Repo, "/")+1:]
+	isFork := s.forks[strings.ToLower(run.Repo)]
 	if repo, ok := m["repository"].(map[string]any); ok {
+		repo["id"] = repoID(run.Repo)
 		repo["full_name"] = run.Repo
-		repo["name"] = run.Repo[strings.Index(run.Repo, "/")+1:]
+		repo["name"] = name
 		repo["private"] = !run.Public
+		repo["fork"] = isFork
 	}
 	if head, ok := m["head_repository"].(map[string]any); ok {
-		head["full_name"], head["fork"] = run.Repo, false
+		head["id"], head["full_name"], head["name"], head["fork"] = repoID(run.Repo), run.Repo, name, isFork
 		if run.Fork {
-			head["full_name"], head["fork"] = "someone/"+run.Repo[strings.Index(run.Repo, "/")+1:], true
+			head["id"], head["full_name"], head["fork"] = repoID("someone/"+name), "someone/"+name, true
 		}
 	}
 	return m
+}
+
+// repoID is a repository's id: stable for its name, as GitHub's is for a repository.
+func repoID(fullName string) int64 {
+	sum := sha256.Sum256([]byte(strings.ToLower(fullName)))
+	return int64(sum[0])<<24 | int64(sum[1])<<16 | int64(sum[2])<<8 | int64(sum[3]) + 1
 }
 
 func (s *Server) jobJSON(run *Run, j *Job) map[string]any {

@@ -24,6 +24,8 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	queued, runners       *prometheus.GaugeVec
+	unservable            *prometheus.GaugeVec
+	unreachable           *prometheus.GaugeVec
 	created, deleted      *prometheus.CounterVec
 	deregistered, errs    *prometheus.CounterVec
 	requests, counted     prometheus.Counter
@@ -44,6 +46,10 @@ func New() *Metrics {
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	m.queued = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_queued",
 		Help: "Queued jobs a pool can serve, at the last pass."}, []string{"pool"})
+	m.unservable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_unservable",
+		Help: "Queued jobs a pool matches that GitHub does not give to its idle runners (a runner group that excludes the repository or workflow, runs-on naming a group), at the last pass."}, []string{"pool"})
+	m.unreachable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_repository_unreachable",
+		Help: "1 for each repository GitHub answered 404 or 403 for at the last pass: deleted, renamed, or not visible to these credentials."}, []string{"repo"})
 	m.runners = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_runners",
 		Help: "Runners of a pool by state (booting, idle, busy), at the last pass."}, []string{"pool", "state"})
 	m.created = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_created_total",
@@ -74,7 +80,7 @@ func New() *Metrics {
 		Help: "When a pass last succeeded wholly."})
 	m.lastPass = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_last_pass_timestamp_seconds",
 		Help: "When a pass last ended, successful or not."})
-	for _, c := range []prometheus.Collector{m.queued, m.runners, m.created, m.deleted, m.deregistered, m.errs,
+	for _, c := range []prometheus.Collector{m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.errs,
 		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
@@ -85,10 +91,15 @@ func New() *Metrics {
 func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 	for _, p := range s.Plan.Pools {
 		m.queued.WithLabelValues(p.Pool).Set(float64(p.Queued))
+		m.unservable.WithLabelValues(p.Pool).Set(float64(p.Unservable))
 		m.runners.WithLabelValues(p.Pool, "booting").Set(float64(p.Booting))
 		m.runners.WithLabelValues(p.Pool, "idle").Set(float64(p.Idle))
 		m.runners.WithLabelValues(p.Pool, "busy").Set(float64(p.Busy))
 		m.created.WithLabelValues(p.Pool)
+	}
+	m.unreachable.Reset() // a repository that answers again leaves the gauge
+	for _, r := range s.Unreachable {
+		m.unreachable.WithLabelValues(r).Set(1)
 	}
 	for a, n := range s.Done {
 		switch a.Kind {

@@ -312,7 +312,7 @@ func TestCompute(t *testing.T) {
 		},
 		{
 			name: "a fresh registration without a runner whose job is gone is a ghost",
-			obs: Observed{Regs: []Registration{registered(reg(5, runner("arm64", repoA, 7, 0), false, false), 30*time.Second)}},
+			obs:  Observed{Regs: []Registration{registered(reg(5, runner("arm64", repoA, 7, 0), false, false), 30*time.Second)}},
 			want: Plan{Deregister: []Deregister{{Reg: registered(reg(5, runner("arm64", repoA, 7, 0), false, false), 30*time.Second), Reason: ReasonGhost}}},
 		},
 		{

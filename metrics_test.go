@@ -189,3 +189,28 @@ func TestMetrics_FlagsForTheWrongMode(t *testing.T) {
 		}
 	}
 }
+
+// A repository GitHub answers 404 for (deleted, renamed, hidden from the token) is
+// reported by name and does not stop the pass from counting as a success: exit 0, and
+// the last-success time that /healthz and the alerts read moves on.
+func TestMetrics_UnreachableRepositoryIsAGaugeNotAFailure(t *testing.T) {
+	gh := metricsWorld(t)
+	gh.SetRepoGone("octo-org/gone")
+	path := filepath.Join(t.TempDir(), "reconcile.prom")
+	if code := runQuiet(context.Background(), "--once", "--dry-run", "--repo", "octo-org/app", "--repo", "octo-org/gone",
+		"--github-url", gh.APIURL, "--metrics-file", path); code != exitOK {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := parseMetrics(t, string(b))
+	checkPassMetrics(t, fams)
+	if v, ok := value(fams, "reconcile_repository_unreachable", map[string]string{"repo": "octo-org/gone"}); !ok || v != 1 {
+		t.Errorf("reconcile_repository_unreachable{repo=octo-org/gone} = %v (present %v), want 1", v, ok)
+	}
+	if _, ok := value(fams, "reconcile_repository_unreachable", map[string]string{"repo": "octo-org/app"}); ok {
+		t.Error("the reachable repository is reported unreachable")
+	}
+}

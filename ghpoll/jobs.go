@@ -2,6 +2,7 @@ package ghpoll
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -181,7 +182,7 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 		// No runs at the last look: one conditional request tells whether any came.
 		active, err := c.probe(ctx, repo)
 		if err != nil {
-			return nil, unreachable(repo, fmt.Errorf("probing runs: %w", err))
+			return nil, c.unreachable(repo, fmt.Errorf("probing runs: %w", err))
 		}
 		if !active {
 			st.Polled, st.Runs = now, 0
@@ -194,7 +195,7 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 	for _, status := range runStatuses {
 		rs, err := c.listRuns(ctx, repo, status)
 		if err != nil {
-			return nil, unreachable(repo, fmt.Errorf("listing %s runs: %w", status, err))
+			return nil, c.unreachable(repo, fmt.Errorf("listing %s runs: %w", status, err))
 		}
 		for _, r := range rs {
 			// A run that changed status between the two lists shows up in both.
@@ -245,7 +246,18 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 
 // unreachable marks err as reconcile.ErrUnreachable when GitHub answered that the
 // repository does not exist or is not visible to these credentials: 404, or 403 when
-// it is not a rate limit (check has turned those into RateLimitError already).
+// it is not a rate limit (check has turned those into RateLimitError already). Such a
+// repository counts as polled, so that the rotation does not come back to it first.
+func (c *Client) unreachable(repo reconcile.Scope, err error) error {
+	err = unreachable(repo, err)
+	if errors.Is(err, reconcile.ErrUnreachable) {
+		st := c.cache.repo(repo.String())
+		st.Polled, st.Runs = c.now(), 0
+		c.cache.setRepo(repo.String(), st)
+	}
+	return err
+}
+
 func unreachable(repo reconcile.Scope, err error) error {
 	switch code := status(err); code {
 	case http.StatusNotFound, http.StatusForbidden:

@@ -508,9 +508,10 @@ func (p *pass) observe(ctx context.Context) Observed {
 	if sweptAll && ctx.Err() == nil {
 		p.rc.lastSweep = p.now
 	}
-	if len(poll) > 0 && len(p.gone) >= len(poll) && !slices.ContainsFunc(poll, func(r Scope) bool { return p.gone[r] == nil }) {
+	if len(poll) > 0 && len(poll) == len(repos) && !slices.ContainsFunc(poll, func(r Scope) bool { return p.gone[r] == nil }) {
 		// One repository gone is a configuration to fix; all of them is a token that
-		// sees nothing, or the wrong GitHub.
+		// sees nothing, or the wrong GitHub. (A pass that polled only some, on a
+		// budget, cannot tell.)
 		p.fail("list_jobs", fmt.Errorf("every polled repository is unreachable (%d): check the token or App installation and github.api_url", len(poll)))
 	}
 	return obs

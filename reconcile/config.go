@@ -235,12 +235,16 @@ func (c *Config) Validate() error {
 		if len(p.Labels) == 0 {
 			return fmt.Errorf("%s.labels: a pool needs at least one label", key)
 		}
-		if len(p.Labels) > 100 {
-			return fmt.Errorf("%s.labels: %d labels, GitHub accepts at most 100", key, len(p.Labels))
+		if len(p.Labels) > 99 {
+			// GitHub accepts 100 labels; the tool adds one, the registration time.
+			return fmt.Errorf("%s.labels: %d labels, at most 99 (GitHub accepts 100 and the tool adds %s<time>)", key, len(p.Labels), registeredLabel)
 		}
 		for j, l := range p.Labels {
 			if strings.TrimSpace(l) == "" || len(l) > 256 {
 				return fmt.Errorf("%s.labels[%d]: %q is not a label", key, j, l)
+			}
+			if strings.HasPrefix(strings.ToLower(l), registeredLabel) {
+				return fmt.Errorf("%s.labels[%d]: %q: labels starting %q are the tool's own", key, j, l, registeredLabel)
 			}
 		}
 		if p.MaxRunners <= 0 {

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,13 @@ func TestValidate_Rejects(t *testing.T) {
 		{"pool name with a dot", func(c *Config) { c.Pools[1].Name = "x.64" }, "pools[1].name"},
 		{"200-character pool name", func(c *Config) { c.Pools[0].Name = strings.Repeat("a", 200) }, "pools[0].name"},
 		{"empty label", func(c *Config) { c.Pools[0].Labels = []string{"self-hosted", " "} }, "pools[0].labels[1]"},
+		{"the tool's own registration label", func(c *Config) { c.Pools[0].Labels = []string{"self-hosted", "Reconcile-Registered-1"} }, "pools[0].labels[1]"},
+		{"100 labels, with the tool's own 101", func(c *Config) {
+			c.Pools[0].Labels = nil
+			for i := range 100 {
+				c.Pools[0].Labels = append(c.Pools[0].Labels, fmt.Sprintf("l%d", i))
+			}
+		}, "pools[0].labels: 100 labels, at most 99"},
 		{"negative boot_timeout", func(c *Config) { c.Pools[0].BootTimeout = Duration(-time.Second) }, "pools[0].boot_timeout must be positive"},
 		{"lifetime shorter than boot", func(c *Config) { c.Pools[0].MaxLifetime = Duration(time.Minute) }, "pools[0].max_lifetime"},
 	}

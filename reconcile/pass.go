@@ -146,7 +146,7 @@ type Summary struct {
 	NotStarted int
 	// Unreachable lists the repositories GitHub answered 404 or 403 for: deleted,
 	// renamed, or not visible to these credentials. They do not fail the pass unless
-	// every repository is unreachable.
+	// it polled every repository and none answered.
 	Unreachable []string
 }
 

@@ -290,6 +290,24 @@ func TestPass_StaleRegistrationOfTheSameNameIsReplaced(t *testing.T) {
 	}
 }
 
+func TestPass_FreshRegistrationOfTheSameNameIsLeftToItsPass(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	// Another pass registered it after this pass had looked, and is creating its
+	// machine: the 409 is that pass's create under way, not a leftover to replace.
+	id := w.gh.AddRunner("octo-org/app", name, false, false, append(slices.Clone(arm64Labels), reconcile.RegisteredLabel(w.clock()))...)
+	w.rc.GitHub = lateGitHub{GitHub: w.rc.GitHub, hide: name}
+	w.mustPass(t)
+	if regs := w.gh.Runners(); len(regs) != 1 || regs[0].ID != id {
+		t.Errorf("registrations %+v, want the other pass's registration %d untouched", regs, id)
+	}
+	if m := w.backend.Mutations(); len(m) != 0 {
+		t.Errorf("backend calls %v, want none", m)
+	}
+}
+
 func TestPass_VisibleStaleRegistrationKeepsItsNameWhileItsJobWaits(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")

@@ -841,6 +841,9 @@ func (p *pass) resolveConflict(ctx context.Context, b Backend, c Create) (bool, 
 	if reg.Online || reg.Busy {
 		return false, fmt.Errorf("registration %s is live but no runner of ours has that name", c.Name)
 	}
+	if at, ok := reg.Registered(); ok && p.rc.now().Sub(at) < RegistrationGrace {
+		return false, nil // another pass registered it a moment ago and is creating its machine
+	}
 	p.createEvent(zerolog.InfoLevel, c).Msg("removing stale registration of the same name")
 	if err := p.rc.GitHub.RemoveRegistration(ctx, c.Scope, reg.ID); err != nil {
 		return false, fmt.Errorf("removing stale registration %s: %w", c.Name, err)

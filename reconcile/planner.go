@@ -400,6 +400,10 @@ func (pl *planner) balance(k poolScope) []Create {
 		return nil // its runners are unknown: creating could duplicate, deleting could kill
 	}
 	jobs, supply := pl.servable(k), pl.supply[k]
+	if pl.obs.Blind.Regs[k.scope] {
+		// Its registrations are unknown: one may be another pass's create under way.
+		return nil
+	}
 	pending := 0
 	for _, j := range jobs {
 		if pl.pending[k.scope][j.ID] {

@@ -316,6 +316,13 @@ func TestCompute(t *testing.T) {
 			want: Plan{Deregister: []Deregister{{Reg: registered(reg(5, runner("arm64", repoA, 7, 0), false, false), 30*time.Second), Reason: ReasonGhost}}},
 		},
 		{
+			// A registration it cannot see may be another pass's create under way.
+			name: "no creates where registrations could not be listed",
+			obs: Observed{Jobs: []Job{job(7, repoA, time.Minute, arm...), job(8, repoB, time.Minute, arm...)},
+				Blind: Blind{Regs: map[Scope]bool{repoA: true}}},
+			want: Plan{Create: []Create{create("arm64", repoB, 8, "gha-arm64-8")}},
+		},
+		{
 			name: "a job listed twice is counted once",
 			obs:  Observed{Jobs: []Job{job(1, repoA, time.Minute, arm...), job(1, repoA, time.Minute, arm...)}},
 			want: Plan{Create: []Create{create("arm64", repoA, 1, "gha-arm64-1")}},

@@ -163,22 +163,9 @@ func TestSemantics_ReRunAndBurstInAQuietRepositoryAreFound(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, "octo-org/app")
-			for range 150 {
-				w.gh.AddRun("octo-org/app", "completed")
-			}
-			w.mustPass(t)
-			w.advance(time.Minute)
-			before := len(w.gh.Requests())
-			w.mustPass(t) // quiet: a probe, and registrations
-			probes := 0
-			for _, r := range w.gh.Requests()[before:] {
-				if strings.HasSuffix(r.Path, "/actions/runs") {
-					probes++
-				}
-			}
-			if probes != 2 {
-				t.Errorf("a quiet repository with more runs than a page cost %d run listings, want 2 (the newest page and the count of completed runs)", probes)
+			w, probes, _ := quietRepository(t, 150)
+			if len(probes) != 2 {
+				t.Errorf("a quiet repository with more runs than a page cost run listings %v, want 2 (the newest page and the count of completed runs)", probes)
 			}
 			job := tt.queue(w)
 			w.advance(time.Minute)
@@ -194,8 +181,18 @@ func TestSemantics_ReRunAndBurstInAQuietRepositoryAreFound(t *testing.T) {
 // request to probe.
 func TestSemantics_ProbeOfASmallQuietRepositoryIsOneRequest(t *testing.T) {
 	t.Parallel()
+	_, probes, sum := quietRepository(t, 30)
+	if len(probes) != 1 || sum.API.NotModified == 0 {
+		t.Errorf("run listings %v (%d not modified), want one conditional request", probes, sum.API.NotModified)
+	}
+}
+
+// quietRepository makes a repository with n completed runs, polls it once, and probes
+// it: it returns the world, the run listings of the probe, and the probe's pass.
+func quietRepository(t *testing.T, n int) (*world, []string, reconcile.Summary) {
+	t.Helper()
 	w := newWorld(t, "octo-org/app")
-	for range 30 {
+	for range n {
 		w.gh.AddRun("octo-org/app", "completed")
 	}
 	w.mustPass(t)
@@ -208,9 +205,7 @@ func TestSemantics_ProbeOfASmallQuietRepositoryIsOneRequest(t *testing.T) {
 			runs = append(runs, r.Query.Encode())
 		}
 	}
-	if len(runs) != 1 || sum.API.NotModified == 0 {
-		t.Errorf("run listings %v (%d not modified), want one conditional request", runs, sum.API.NotModified)
-	}
+	return w, runs, sum
 }
 
 // Ghosts are left where demand has gone; a repository that always has runs (GitHub-

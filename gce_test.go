@@ -178,3 +178,87 @@ func TestGCE_StoppedInstancesAreDeletedBusyOnesKept(t *testing.T) {
 		t.Errorf("registrations left %v, want only the busy runner's", regsLeft)
 	}
 }
+
+// ARM (T2A, C4A), GPU and new machine families exist in some zones of a region only;
+// an insert elsewhere answers 400 "Machine type … does not exist in zone …". With
+// zones unset (every zone of the region), an ARM pool where a third of the zones lack
+// T2A serves every job on its first pass; with a --cache, the next process never tries
+// that zone again.
+func TestGCE_ZoneWithoutTheMachineTypeDoesNotBlockJobs(t *testing.T) {
+	w := newGCEWorld(t)
+	const lacking = "us-central1-b"
+	w.compute.FailZone(lacking, gcetest.FailNoMachineType)
+	var want []string
+	for range 6 {
+		want = append(want, reconcile.RunnerName("gha", "arm64", w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64"), 0))
+	}
+	slices.Sort(want)
+	// Where each name's zone order starts, without knowing what any zone lacks.
+	cfg, err := gce.ParseConfig([]byte(`{"project":"ci-project","region":"us-central1","zones":["us-central1-a","us-central1-b","us-central1-c"],"instance_template":"gha-arm64-spot"}`), "gce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	naive, err := gce.New(context.Background(), cfg, "gha", option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer naive.Close()
+	startsThere := func(names []string) (n int) {
+		for _, name := range names {
+			if naive.ZoneOrder(name)[0] == lacking {
+				n++
+			}
+		}
+		return n
+	}
+	if startsThere(want) < 2 {
+		t.Fatalf("the test needs names that start in %s", lacking)
+	}
+	cache := filepath.Join(t.TempDir(), "cache.gz")
+	pass := func() (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"reconcile", "--once", "--config", w.config, "--github-url", w.gh.APIURL,
+			"--log-format", "json", "--cache", cache}, &stdout, &stderr)
+		return code, stderr.String()
+	}
+	if code, log := pass(); code != exitOK {
+		t.Fatalf("exit code %d, want 0:\n%s", code, log)
+	}
+	var names []string
+	for _, in := range w.compute.Instances() {
+		names = append(names, in.Name)
+		if in.Zone == lacking {
+			t.Errorf("%s in %s, which lacks the machine type", in.Name, lacking)
+		}
+	}
+	if !slices.Equal(names, want) {
+		t.Fatalf("instances %v, want one for each job %v", names, want)
+	}
+	inserts := func() (n int) {
+		for _, r := range w.compute.Requests() {
+			if strings.HasPrefix(r, "POST ") && strings.Contains(r, "/zones/"+lacking+"/instances") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := inserts(); n != 1 {
+		t.Errorf("%d inserts into %s in the first pass, want 1: the one that found it lacking", n, lacking)
+	}
+	var more []string
+	for range 4 {
+		more = append(more, reconcile.RunnerName("gha", "arm64", w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64"), 0))
+	}
+	if startsThere(more) == 0 {
+		t.Fatalf("the test needs a new name that starts in %s", lacking)
+	}
+	if code, log := pass(); code != exitOK {
+		t.Fatalf("second process: exit code %d:\n%s", code, log)
+	}
+	if n := len(w.compute.Instances()); n != 10 {
+		t.Errorf("%d instances after the second process, want 10", n)
+	}
+	if n := inserts(); n != 1 {
+		t.Errorf("%d inserts into %s after the second process, want still 1: the cache remembers", n, lacking)
+	}
+}

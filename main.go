@@ -187,6 +187,11 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 			log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
 		}
 	}
+	for _, b := range backends {
+		if mu, ok := b.(reconcile.MemoUser); ok {
+			mu.UseMemo(gh) // kept in the cache with the ETags
+		}
+	}
 	rc := &reconcile.Reconciler{
 		Config:        cfg,
 		GitHub:        gh,

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net/http"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	compute "cloud.google.com/go/compute/apiv1"
@@ -47,6 +49,11 @@ var capacityReasons = []string{
 	"STOCKOUT",
 }
 
+// lackingTTL is how long a zone that does not offer the template's machine type (or
+// accelerator, or CPU platform) is left out of the zone order: such zones gain a machine
+// family seldom, and after a day one failed insert tells again.
+const lackingTTL = 24 * time.Hour
+
 // Backend runs one pool's runners as instances of one project.
 type Backend struct {
 	cfg       Config
@@ -54,9 +61,17 @@ type Backend struct {
 	instances *compute.InstancesClient
 	// PageSize is how many instances one aggregated list request asks for.
 	PageSize uint32
+
+	mu      sync.Mutex
+	memo    reconcile.Memo
+	lacking map[string]time.Time // zone → when an insert found it lacks what the template asks for
+	now     func() time.Time
 }
 
-var _ reconcile.Backend = (*Backend)(nil)
+var (
+	_ reconcile.Backend  = (*Backend)(nil)
+	_ reconcile.MemoUser = (*Backend)(nil)
+)
 
 // New returns a backend for a pool. It fills in the project, region and zones the
 // configuration leaves unset, from the metadata server (GCE_METADATA_HOST redirects
@@ -90,7 +105,7 @@ func New(ctx context.Context, cfg Config, owner string, opts ...option.ClientOpt
 	if err != nil {
 		return nil, fmt.Errorf("compute client: %w", err)
 	}
-	return &Backend{cfg: cfg, owner: owner, instances: instances, PageSize: 500}, nil
+	return &Backend{cfg: cfg, owner: owner, instances: instances, PageSize: 500, lacking: map[string]time.Time{}, now: time.Now}, nil
 }
 
 // regionZones lists the zones of a region that are up.
@@ -180,18 +195,79 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 // ZoneOrder returns the zones a create of that name tries, in order.
 func (b *Backend) ZoneOrder(name string) []string { return b.zoneOrder(name) }
 
+// UseMemo implements reconcile.MemoUser: the zones that lack the template's machine
+// type are kept there too, so that the next --once process does not try them first.
+func (b *Backend) UseMemo(m reconcile.Memo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.memo = m
+	if b.lacking == nil {
+		b.lacking = map[string]time.Time{}
+	}
+	v, _ := m.Recall(b.memoKey())
+	for _, item := range strings.Split(v, ",") {
+		zone, at, ok := strings.Cut(item, "=")
+		sec, err := strconv.ParseInt(at, 10, 64)
+		if ok && err == nil && slices.Contains(b.cfg.Zones, zone) && time.Unix(sec, 0).After(b.lacking[zone]) {
+			b.lacking[zone] = time.Unix(sec, 0)
+		}
+	}
+}
+
+func (b *Backend) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
+}
+
+// memoKey names what the memo keeps for this pool's template.
+func (b *Backend) memoKey() string { return "gce-lacking-zones:" + b.cfg.templatePath() }
+
+// markLacking remembers that zone does not offer what the template asks for.
+func (b *Backend) markLacking(zone string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lacking == nil {
+		b.lacking = map[string]time.Time{}
+	}
+	b.lacking[zone] = b.clock()
+	if b.memo == nil {
+		return
+	}
+	var items []string
+	for _, z := range slices.Sorted(maps.Keys(b.lacking)) {
+		items = append(items, z+"="+strconv.FormatInt(b.lacking[z].Unix(), 10))
+	}
+	b.memo.Remember(b.memoKey(), strings.Join(items, ","))
+}
+
 // zoneOrder returns the pool's zones starting from one chosen by the name, so that
-// runners spread over the zones and two passes creating one runner pick the same zone.
+// runners spread over the zones and two passes creating one runner pick the same zone;
+// zones known to lack the template's machine type are left out (all of them are tried
+// if every zone is known to lack it: the knowledge may be old).
 func (b *Backend) zoneOrder(name string) []string {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	start := int(h.Sum32() % uint32(len(b.cfg.Zones)))
-	return append(slices.Clone(b.cfg.Zones[start:]), b.cfg.Zones[:start]...)
+	order := append(slices.Clone(b.cfg.Zones[start:]), b.cfg.Zones[:start]...)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	offered := slices.DeleteFunc(slices.Clone(order), func(z string) bool {
+		at, ok := b.lacking[z]
+		return ok && b.clock().Sub(at) < lackingTTL
+	})
+	if len(offered) == 0 {
+		return order
+	}
+	return offered
 }
 
 // Create inserts an instance from the template and waits for the operation, so that a
-// create reported done is done. A zone out of capacity (stockout, zonal quota) moves
-// the create to the next zone. Nil if an instance of that name already exists.
+// create reported done is done. A zone out of capacity (stockout, zonal quota), or one
+// that does not offer the template's machine type, accelerator or CPU platform, moves
+// the create to the next zone; the latter is remembered (see zoneOrder). Nil if an
+// instance of that name already exists.
 func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 	var tried []string
 	var errs []error
@@ -200,13 +276,16 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 		if err == nil {
 			return nil
 		}
-		if !isCapacity(err) {
+		switch {
+		case isNotOffered(err, zone):
+			b.markLacking(zone)
+		case !isCapacity(err):
 			return fmt.Errorf("creating instance %s in %s: %w", spec.Name, zone, err)
 		}
 		tried = append(tried, zone)
 		errs = append(errs, fmt.Errorf("%s: %w", zone, err))
 	}
-	return fmt.Errorf("creating instance %s: no capacity in zones %s: %w", spec.Name, strings.Join(tried, ", "), errors.Join(errs...))
+	return fmt.Errorf("creating instance %s: no zone could take it (tried %s): %w", spec.Name, strings.Join(tried, ", "), errors.Join(errs...))
 }
 
 func (b *Backend) insert(ctx context.Context, zone string, spec reconcile.RunnerSpec) error {
@@ -288,6 +367,37 @@ func isCapacity(err error) bool {
 	return slices.ContainsFunc(rs, func(r string) bool {
 		return slices.ContainsFunc(capacityReasons, func(c string) bool { return strings.EqualFold(r, c) })
 	})
+}
+
+// notOfferedPhrases are how Compute words "this zone does not have it" in a 400
+// (reason "invalid") or a 404 (reason "notFound"): a machine type ("Machine type with
+// name 't2a-standard-4' does not exist in zone 'us-central1-b'"), an accelerator type
+// ("The resource '…/zones/us-central1-b/acceleratorTypes/nvidia-l4' was not found"), a
+// CPU platform ("… is not available in zone …", "… is not supported in zone …").
+var notOfferedPhrases = []string{"does not exist in zone", "not available in zone", "not supported in zone", "was not found"}
+
+// isNotOffered reports whether an insert failed because zone does not offer what the
+// template asks for: another zone of the region may.
+func isNotOffered(err error, zone string) bool {
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) || (ge.Code != http.StatusBadRequest && ge.Code != http.StatusNotFound) {
+		return false
+	}
+	msgs := []string{ge.Message}
+	for _, e := range ge.Errors {
+		msgs = append(msgs, e.Message)
+	}
+	for _, m := range msgs {
+		m = strings.ToLower(m)
+		if !strings.Contains(m, "'"+zone+"'") && !strings.Contains(m, "zones/"+zone+"/") {
+			continue
+		}
+		if slices.ContainsFunc(notOfferedPhrases, func(p string) bool { return strings.Contains(m, p) }) &&
+			!strings.Contains(m, "/instances/") { // an instance not found is something else
+			return true
+		}
+	}
+	return false
 }
 
 func isAlreadyExists(err error) bool {

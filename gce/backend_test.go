@@ -3,11 +3,13 @@ package gce
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
 	"github.com/reconcile-dev/reconcile/gce/gcetest"
@@ -111,6 +113,78 @@ func TestBackend_CapacityErrorsMoveToTheNextZone(t *testing.T) {
 				t.Errorf("instances %+v, want one in %s", got, order[1])
 			}
 		})
+	}
+}
+
+// memo is a reconcile.Memo in memory.
+type memo map[string]string
+
+func (m memo) Recall(k string) (string, bool) { v, ok := m[k]; return v, ok }
+func (m memo) Remember(k, v string)           { m[k] = v }
+
+// A zone that does not offer the template's machine type answers 400 "does not exist in
+// zone" (see gcetest.FailNoMachineType): the create moves on, and the zone is left out
+// of every later create, of this backend and of one that shares its memo.
+func TestBackend_ZoneWithoutTheMachineTypeIsSkippedAndRemembered(t *testing.T) {
+	t.Parallel()
+	const section = `{"project": "my-project", "region": "us-central1", "instance_template": "t"}`
+	b, fake := newBackend(t, section)
+	m := memo{}
+	b.UseMemo(m)
+	sp := spec("gha-arm64-7")
+	lacking := b.zoneOrder(sp.Name)[0]
+	fake.FailZone(lacking, gcetest.FailNoMachineType)
+	if err := b.Create(context.Background(), sp); err != nil {
+		t.Fatalf("Create() = %v, want nil: another zone offers it", err)
+	}
+	inserts := func() (n int) {
+		for _, r := range fake.Requests() {
+			if strings.HasPrefix(r, "POST ") && strings.Contains(r, "/zones/"+lacking+"/instances") {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range 30 {
+		name := reconcile.RunnerName("gha", "arm64", int64(100+i), 0)
+		if slices.Contains(b.zoneOrder(name), lacking) {
+			t.Fatalf("zoneOrder(%s) = %v, want %s left out", name, b.zoneOrder(name), lacking)
+		}
+		if err := b.Create(context.Background(), spec(name)); err != nil {
+			t.Fatalf("Create(%s) = %v", name, err)
+		}
+	}
+	if n := inserts(); n != 1 {
+		t.Errorf("%d inserts into %s, want 1: the one that found it lacking", n, lacking)
+	}
+	// A new process with the same memo (the --cache) knows it from the start.
+	next, _ := newBackend(t, section)
+	next.UseMemo(m)
+	if order := next.zoneOrder(sp.Name); slices.Contains(order, lacking) || len(order) != len(zones)-1 {
+		t.Errorf("zoneOrder after UseMemo = %v, want every zone but %s", order, lacking)
+	}
+}
+
+// Only the zone the message names counts: a 400 about something else is an error.
+func TestIsNotOffered(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"machine type", &googleapi.Error{Code: 400, Message: "Invalid value for field 'resource.machineType': 'zones/us-central1-b/machineTypes/t2a-standard-4'. Machine type with name 't2a-standard-4' does not exist in zone 'us-central1-b'.",
+			Errors: []googleapi.ErrorItem{{Reason: "invalid"}}}, true},
+		{"accelerator", &googleapi.Error{Code: 400, Message: "Invalid value for field 'resource.guestAccelerators[0].acceleratorType': 'projects/p/zones/us-central1-b/acceleratorTypes/nvidia-l4'. The resource 'projects/p/zones/us-central1-b/acceleratorTypes/nvidia-l4' was not found"}, true},
+		{"CPU platform", &googleapi.Error{Code: 400, Message: "Invalid value for field 'resource.minCpuPlatform': 'Intel Sapphire Rapids'. The requested CPU platform is not available in zone 'us-central1-b'."}, true},
+		{"another zone named", &googleapi.Error{Code: 400, Message: "Machine type with name 't2a-standard-4' does not exist in zone 'us-central1-a'."}, false},
+		{"a bad label", &googleapi.Error{Code: 400, Message: "Invalid value for field 'resource.labels': 'X'"}, false},
+		{"an instance not found", &googleapi.Error{Code: 404, Message: "The resource 'projects/p/zones/us-central1-b/instances/x' was not found"}, false},
+		{"stockout", &googleapi.Error{Code: 503, Message: "The zone 'projects/p/zones/us-central1-b' does not have enough resources available to fulfill the request."}, false},
+	} {
+		if got := isNotOffered(tt.err, "us-central1-b"); got != tt.want {
+			t.Errorf("%s: isNotOffered() = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -24,6 +24,8 @@ type Cache struct {
 	// Unservable holds the jobs a pass found GitHub would not give to our runners
 	// (reconcile.Notebook).
 	Unservable map[int64]time.Time `json:"unservable,omitempty"`
+	// Memo holds the backends' facts (reconcile.Memo).
+	Memo map[string]string `json:"memo,omitempty"`
 }
 
 type cachedPage struct {

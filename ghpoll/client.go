@@ -114,6 +114,30 @@ func (c *Client) SetUnservable(jobs map[int64]time.Time) {
 
 var _ reconcile.Notebook = (*Client)(nil)
 
+// Recall implements reconcile.Memo.
+func (c *Client) Recall(key string) (string, bool) {
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	v, ok := c.cache.Memo[key]
+	return v, ok
+}
+
+// Remember implements reconcile.Memo.
+func (c *Client) Remember(key, value string) {
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	if value == "" {
+		delete(c.cache.Memo, key)
+		return
+	}
+	if c.cache.Memo == nil {
+		c.cache.Memo = map[string]string{}
+	}
+	c.cache.Memo[key] = value
+}
+
+var _ reconcile.Memo = (*Client)(nil)
+
 // TakeStats returns what GitHub charged since the last call, and starts counting again.
 func (c *Client) TakeStats() reconcile.APIStats { return c.tr.take() }
 

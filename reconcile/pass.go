@@ -60,6 +60,22 @@ type Notebook interface {
 	SetUnservable(map[int64]time.Time)
 }
 
+// Memo keeps small facts between processes where a cache is configured (--cache): what
+// a backend learned of its platform that saves failed calls, such as the zones that do
+// not offer a machine type. ghpoll's client implements it in its cache. Losing it is
+// harmless.
+type Memo interface {
+	// Recall returns the value remembered under key.
+	Recall(key string) (string, bool)
+	// Remember keeps value under key; an empty value forgets it.
+	Remember(key, value string)
+}
+
+// MemoUser is implemented by a backend that keeps facts in a Memo.
+type MemoUser interface {
+	UseMemo(Memo)
+}
+
 // Accountant is implemented by a GitHub client that counts what GitHub charges.
 type Accountant interface {
 	// TakeStats returns the counts since the last call and starts again.

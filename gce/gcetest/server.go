@@ -38,7 +38,15 @@ const (
 	// FailOperation accepts the call; the operation then ends with
 	// ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS.
 	FailOperation
+	// FailNoMachineType answers the insert call with 400, reason "invalid", as Compute
+	// does in a zone that does not offer the template's machine type (ARM T2A and C4A,
+	// GPU and new families exist in some zones only): "Invalid value for field
+	// 'resource.machineType': '…'. Machine type with name '…' does not exist in zone '…'."
+	FailNoMachineType
 )
+
+// MachineType is the machine type the fake's instance templates ask for.
+const MachineType = "t2a-standard-4"
 
 type operation struct {
 	name, zone, kind, target string
@@ -274,6 +282,10 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
 		return
 	case FailOperation:
 		writeJSON(w, http.StatusOK, s.newOp(zone, "insert", body.Name, "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", http.StatusServiceUnavailable).json(s))
+		return
+	case FailNoMachineType:
+		apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.machineType': 'zones/"+zone+"/machineTypes/"+MachineType+
+			"'. Machine type with name '"+MachineType+"' does not exist in zone '"+zone+"'.")
 		return
 	}
 	if _, ok := s.insts[zone+"/"+body.Name]; ok {

@@ -35,7 +35,14 @@ const (
 	rootlessUID     = 1000 // docker:dind-rootless's user
 	workVolume      = "work"
 	dockerVolume    = "docker-socket"
+	externalsVolume = "externals"
 	runnerWorkDir   = "/home/runner/_work"
+	// runnerExternals holds the runner's bundled tools (node for JavaScript actions);
+	// the runner mounts it into a job container at /__e.
+	runnerExternals = "/home/runner/externals"
+	// ExternalsInit is the init container that copies the runner image's externals into
+	// a volume the Docker daemon sees.
+	ExternalsInit = "init-externals"
 )
 
 func runnerLabels(owner string, spec reconcile.RunnerSpec) map[string]string {
@@ -155,9 +162,9 @@ func podTemplate(c Config, spec reconcile.RunnerSpec) corev1.PodTemplateSpec {
 
 	switch c.Mode {
 	case ModeDind:
-		addDind(ps, rc, c.DindImage, false)
+		addDind(ps, rc, c, false)
 	case ModeDindRootless:
-		addDind(ps, rc, c.DindImage, true)
+		addDind(ps, rc, c, true)
 	case ModeUserns:
 		ps.HostUsers = ptr.To(false)
 	}
@@ -165,23 +172,50 @@ func podTemplate(c Config, spec reconcile.RunnerSpec) corev1.PodTemplateSpec {
 }
 
 // addDind adds a Docker daemon as a native sidecar (an init container that keeps
-// running), so that the pod, and the Job, finish when the runner does. The runner and
-// the daemon share the socket's directory and the work directory, so that the bind
-// mounts of a job's containers find the files.
-func addDind(ps *corev1.PodSpec, rc *corev1.Container, image string, rootless bool) {
+// running), so that the pod, and the Job, finish when the runner does.
+//
+// The daemon resolves a job container's bind mounts on its own filesystem: the runner
+// asks for /home/runner/_work as /__w and /home/runner/externals as /__e, so both
+// paths must hold the same files in the daemon's container as in the runner's. The
+// work directory is a volume both mount; the externals come with the runner image, so
+// an init container copies them into a volume both mount at the runner's path (what
+// actions-runner-controller's gha-runner-scale-set chart does). The daemon has a
+// startup probe (docker info): Kubernetes starts the runner only once a native
+// sidecar's startup probe has passed, so no job meets a daemon that is not up yet.
+func addDind(ps *corev1.PodSpec, rc *corev1.Container, c Config, rootless bool) {
 	ps.Volumes = append(ps.Volumes,
 		corev1.Volume{Name: workVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		corev1.Volume{Name: dockerVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.Volume{Name: externalsVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	)
 	socketDir, host := "/var/run/docker-socket", "unix:///var/run/docker-socket/docker.sock"
+	copyExternals := corev1.Container{
+		Name:         ExternalsInit,
+		Image:        c.Image,
+		Command:      []string{"cp", "-a", runnerExternals + "/.", "/externals/"},
+		VolumeMounts: []corev1.VolumeMount{{Name: externalsVolume, MountPath: "/externals"}},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To[int64](runnerUID),
+			RunAsGroup:               ptr.To[int64](runnerUID),
+			RunAsNonRoot:             ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
 	sidecar := corev1.Container{
 		Name:          DindContainer,
-		Image:         image,
+		Image:         c.DindImage,
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Env:           []corev1.EnvVar{{Name: "DOCKER_TLS_CERTDIR", Value: ""}},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: workVolume, MountPath: runnerWorkDir},
 			{Name: dockerVolume, MountPath: socketDir},
+			{Name: externalsVolume, MountPath: runnerExternals, ReadOnly: true},
+		},
+		StartupProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"docker", "--host", host, "info"}}},
+			PeriodSeconds:    2,
+			FailureThreshold: 60, // two minutes for the daemon to answer
 		},
 	}
 	if rootless {
@@ -200,11 +234,12 @@ func addDind(ps *corev1.PodSpec, rc *corev1.Container, image string, rootless bo
 		sidecar.Args = []string{"dockerd", "--host=" + host, "--group=" + strconv.Itoa(dockerGID)}
 		sidecar.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
 	}
-	ps.InitContainers = append(ps.InitContainers, sidecar)
+	ps.InitContainers = append(ps.InitContainers, copyExternals, sidecar)
 	rc.Env = append(rc.Env, corev1.EnvVar{Name: "DOCKER_HOST", Value: host})
 	rc.VolumeMounts = append(rc.VolumeMounts,
 		corev1.VolumeMount{Name: workVolume, MountPath: runnerWorkDir},
 		corev1.VolumeMount{Name: dockerVolume, MountPath: socketDir},
+		corev1.VolumeMount{Name: externalsVolume, MountPath: runnerExternals}, // the copy: the same files
 	)
 }
 

@@ -3,6 +3,7 @@ package k8s
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ func TestBuildJob_Modes(t *testing.T) {
 	cs, ns := cluster(t)
 	type shape struct {
 		HostUsers      *bool
+		Inits          []string // init containers, in order
 		Sidecars       []string // native sidecars: init containers that keep running
 		SidecarUser    *int64
 		Privileged     bool
@@ -32,10 +34,12 @@ func TestBuildJob_Modes(t *testing.T) {
 	}{
 		{ModeStandard, shape{}},
 		{ModeUserns, shape{HostUsers: ptr.To(false)}},
-		{ModeDind, shape{Sidecars: []string{"dind=docker:dind"}, Privileged: true,
-			DockerHost: "unix:///var/run/docker-socket/docker.sock", RunnerMounts: []string{"/home/runner/_work", "/var/run/docker-socket"}}},
-		{ModeDindRootless, shape{Sidecars: []string{"dind=docker:dind-rootless"}, SidecarUser: ptr.To[int64](1000), Privileged: true,
-			DockerHost: "unix:///var/run/docker-socket/docker.sock", RunnerMounts: []string{"/home/runner/_work", "/var/run/docker-socket"},
+		{ModeDind, shape{Inits: []string{"init-externals", "dind"}, Sidecars: []string{"dind=docker:dind"}, Privileged: true,
+			DockerHost:   "unix:///var/run/docker-socket/docker.sock",
+			RunnerMounts: []string{"/home/runner/_work", "/var/run/docker-socket", "/home/runner/externals"}}},
+		{ModeDindRootless, shape{Inits: []string{"init-externals", "dind"}, Sidecars: []string{"dind=docker:dind-rootless"}, SidecarUser: ptr.To[int64](1000), Privileged: true,
+			DockerHost:     "unix:///var/run/docker-socket/docker.sock",
+			RunnerMounts:   []string{"/home/runner/_work", "/var/run/docker-socket", "/home/runner/externals"},
 			SupplementalGs: []int64{1000}}},
 	}
 	for _, tt := range tests {
@@ -51,6 +55,7 @@ func TestBuildJob_Modes(t *testing.T) {
 			var got shape
 			got.HostUsers = pod.HostUsers
 			for _, ic := range pod.InitContainers {
+				got.Inits = append(got.Inits, ic.Name)
 				if ptr.Deref(ic.RestartPolicy, "") == corev1.ContainerRestartPolicyAlways {
 					got.Sidecars = append(got.Sidecars, ic.Name+"="+ic.Image)
 					got.Privileged = ptr.Deref(ic.SecurityContext.Privileged, false)
@@ -77,6 +82,66 @@ func TestBuildJob_Modes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Docker resolves a job container's bind mounts on the daemon's filesystem: the runner
+// asks for /home/runner/_work as /__w and /home/runner/externals as /__e (the runner's
+// container hooks; actions-runner-controller's dind chart lays the pod out the same
+// way). Each path must be the same volume in the runner's container and the daemon's,
+// the externals volume must be filled from the runner image before the daemon starts,
+// and the daemon must answer before the runner starts (a startup probe on a native
+// sidecar holds the main containers back).
+func TestBuildJob_DindJobContainersSeeTheRunnersFiles(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []Mode{ModeDind, ModeDindRootless} {
+		c, err := ParseConfig(json.RawMessage(`{"mode":"`+string(mode)+`","image":"registry.example/runner:2.330"}`), "kubernetes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := buildJob(c, "gha", spec("gha-x64-1", 1)).Spec.Template.Spec
+		container := func(name string) corev1.Container {
+			for _, ct := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+				if ct.Name == name {
+					return ct
+				}
+			}
+			t.Fatalf("%s: no container %s", mode, name)
+			return corev1.Container{}
+		}
+		runner, dind, init := container(RunnerContainer), container(DindContainer), container(ExternalsInit)
+		for _, p := range []string{"/home/runner/_work/octo-repo/octo-repo", "/home/runner/externals/node20/bin/node"} {
+			rv, dv := volumeAt(runner, p), volumeAt(dind, p)
+			if rv == "" || rv != dv {
+				t.Errorf("%s: %s is volume %q in the runner and %q in the daemon, want the same volume", mode, p, rv, dv)
+			}
+		}
+		ext := volumeAt(dind, "/home/runner/externals/node20")
+		if init.Image != c.Image || !slices.Contains(init.Command, "/home/runner/externals/.") || !slices.ContainsFunc(init.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.Name == ext && slices.Contains(init.Command, m.MountPath+"/")
+		}) {
+			t.Errorf("%s: init container %+v does not copy the runner image's externals into volume %q", mode, init, ext)
+		}
+		if slices.IndexFunc(pod.InitContainers, func(c corev1.Container) bool { return c.Name == ExternalsInit }) >
+			slices.IndexFunc(pod.InitContainers, func(c corev1.Container) bool { return c.Name == DindContainer }) {
+			t.Errorf("%s: the externals are copied after the daemon starts", mode)
+		}
+		probe := dind.StartupProbe
+		if probe == nil || probe.Exec == nil || !slices.Equal(probe.Exec.Command, []string{"docker", "--host", "unix:///var/run/docker-socket/docker.sock", "info"}) {
+			t.Errorf("%s: daemon startup probe %+v, want docker info on the runner's DOCKER_HOST", mode, probe)
+		}
+	}
+}
+
+// volumeAt returns the volume that holds path in a container: the mount with the
+// longest mountPath that contains it.
+func volumeAt(c corev1.Container, path string) string {
+	best, vol := "", ""
+	for _, m := range c.VolumeMounts {
+		if (path == m.MountPath || strings.HasPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/")) && len(m.MountPath) > len(best) {
+			best, vol = m.MountPath, m.Name
+		}
+	}
+	return vol
 }
 
 // The pool's pod_template is the base; what the tool controls wins.

@@ -143,7 +143,7 @@ func TestBudget_CorruptCacheIsIgnored(t *testing.T) {
 		t.Error("LoadCache of garbage = nil, want an error to warn with")
 	}
 	w.pass(t) // goes on cold
-	if err := w.client.SaveCache(context.Background(), ghpoll.FileStore(path)); err != nil {
+	if _, err := w.client.SaveCache(context.Background(), ghpoll.FileStore(path)); err != nil {
 		t.Fatal(err)
 	}
 	fresh := newOrgWorld(t, 3, 0, 4)
@@ -157,7 +157,7 @@ func TestBudget_CacheCarriesAcrossRuns(t *testing.T) {
 	w := newOrgWorld(t, 50, 0, 8)
 	w.pass(t)
 	path := t.TempDir() + "/cache"
-	if err := w.client.SaveCache(context.Background(), ghpoll.FileStore(path)); err != nil {
+	if _, err := w.client.SaveCache(context.Background(), ghpoll.FileStore(path)); err != nil {
 		t.Fatal(err)
 	}
 	// A new process: a new client, the same GitHub.

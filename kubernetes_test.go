@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -414,5 +418,94 @@ func TestKubernetes_CacheConfigMapWithTheManifestRole(t *testing.T) {
 	other := k8s.ConfigMapStore{Client: sa, Namespace: tool, Name: "something-else"}
 	if _, err := other.Load(ctx); !apierrors.IsForbidden(err) {
 		t.Errorf("reading another ConfigMap: %v, want Forbidden", err)
+	}
+}
+
+// memStore is a cache store in memory.
+type memStore struct{ data []byte }
+
+func (m *memStore) Load(context.Context) ([]byte, error)      { return m.data, nil }
+func (m *memStore) Save(_ context.Context, data []byte) error { m.data = data; return nil }
+
+// storedCache is what the cache of an organisation of n repositories looks like once
+// stored: each repository's probe page and registrations page with api.github.com's
+// weak 64-hex-digit ETags (hashes: they do not compress), and its polling state.
+func storedCache(t *testing.T, n int, now time.Time) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(n), 11))
+	pages, repos := map[string]any{}, map[string]any{}
+	for i := range n {
+		repo := fmt.Sprintf("big-org/repo%05d", i)
+		used := now.Add(-time.Duration(n-i) * time.Second).Format(time.RFC3339Nano)
+		for _, key := range []string{"probe:" + repo + "#1", "runners:" + repo + "#1"} {
+			pages[key] = map[string]any{"etag": fmt.Sprintf(`W/"%016x%016x%016x%016x"`, rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()),
+				"items": json.RawMessage(`[]`), "used": used}
+		}
+		repos[repo] = map[string]any{"polled": used, "swept": used}
+	}
+	raw, err := json.Marshal(map[string]any{"version": 2, "cache": map[string]any{"pages": pages, "repos": repos}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+// A ConfigMap holds at most 1 MiB (the apiserver refuses more, as envtest's does). The
+// cache of 5,000 repositories fits; a larger one is trimmed to fit, the pages used
+// longest ago first, instead of failing every save and starting every pass cold.
+func TestKubernetes_CacheConfigMapStaysWithinTheObjectLimit(t *testing.T) {
+	cs, err := kubernetes.NewForConfig(k8stest.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := newNamespace(t, cs, "cache")
+	now := time.Now()
+	for _, tt := range []struct {
+		repos   int
+		trimmed bool
+	}{{5000, false}, {25000, true}} {
+		src := &memStore{data: storedCache(t, tt.repos, now)}
+		gh, err := ghpoll.NewWithOptions(http.DefaultClient, "https://api.github.com/", ghpoll.Options{Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gh.LoadCache(ctx, src); err != nil {
+			t.Fatal(err)
+		}
+		store := k8s.ConfigMapStore{Client: cs, Namespace: ns, Name: fmt.Sprintf("cache-%d", tt.repos)}
+		if tt.trimmed {
+			// Stored whole, it is more than the apiserver takes.
+			if err := store.Save(ctx, src.data); err == nil || !strings.Contains(err.Error(), "1048576") {
+				t.Fatalf("Save of %d bytes = %v, want the apiserver's size limit", len(src.data), err)
+			}
+		}
+		dropped, err := gh.SaveCache(ctx, store)
+		if err != nil {
+			t.Fatalf("%d repositories: SaveCache() = %v", tt.repos, err)
+		}
+		if (dropped > 0) != tt.trimmed {
+			t.Errorf("%d repositories (%d bytes whole): %d pages dropped, want trimmed %v", tt.repos, len(src.data), dropped, tt.trimmed)
+		}
+		data, err := store.Load(ctx)
+		if err != nil || len(data) > k8s.MaxCacheSize {
+			t.Fatalf("Load() = %d bytes, %v; want at most %d", len(data), err, k8s.MaxCacheSize)
+		}
+		back, err := ghpoll.UnmarshalCache(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(back.Repos) != tt.repos {
+			t.Errorf("%d repositories' polling state stored, want %d", len(back.Repos), tt.repos)
+		}
+		last := fmt.Sprintf("probe:big-org/repo%05d#1", tt.repos-1)
+		if _, ok := back.Pages[last]; !ok {
+			t.Errorf("the page used last (%s) was dropped", last)
+		}
+		t.Logf("%d repositories: %d bytes whole, %d stored, %d of %d pages dropped", tt.repos, len(src.data), len(data), dropped, 2*tt.repos)
 	}
 }

@@ -254,8 +254,13 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 			}
 		}
 		if store != nil {
-			if serr := gh.SaveCache(context.WithoutCancel(ctx), store); serr != nil {
+			dropped, serr := gh.SaveCache(context.WithoutCancel(ctx), store)
+			if serr != nil {
 				log.Warn().Err(serr).Msg("could not save the GitHub request cache")
+			}
+			if dropped > 0 {
+				log.Warn().Int("pages_dropped", dropped).
+					Msg("the GitHub request cache was trimmed to fit its store: the pages used longest ago will cost a request each again")
 			}
 		}
 		if console {

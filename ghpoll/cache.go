@@ -2,6 +2,7 @@ package ghpoll
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -100,6 +103,11 @@ type Store interface {
 	Save(ctx context.Context, data []byte) error
 }
 
+// Bounded is a Store that holds at most Limit bytes (a ConfigMap: 1 MiB in all).
+type Bounded interface {
+	Limit() int
+}
+
 type envelope struct {
 	Version int    `json:"version"`
 	Cache   *Cache `json:"cache"`
@@ -107,14 +115,52 @@ type envelope struct {
 
 // Marshal encodes the cache, gzipped, dropping pages unused for a day.
 func (c *Cache) Marshal(now time.Time) ([]byte, error) {
+	data, _, err := c.MarshalWithin(now, 0)
+	return data, err
+}
+
+// MarshalWithin is Marshal for a store that holds at most limit bytes (0: no limit).
+// When the cache does not fit, the pages used longest ago are dropped first: a page
+// costs one request to fetch again, and the least recently used belong to the quiet
+// repositories looked at least often. The repositories' polling state, the notebook
+// and the memo are kept. It returns how many pages it dropped.
+func (c *Cache) MarshalWithin(now time.Time, limit int) ([]byte, int, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for k, p := range c.Pages {
 		if now.Sub(p.Used) > pageTTL {
 			delete(c.Pages, k)
 		}
 	}
+	dropped := 0
+	for {
+		data, err := c.encode()
+		if err != nil || limit <= 0 || len(data) <= limit {
+			return data, dropped, err
+		}
+		if len(c.Pages) == 0 {
+			return nil, dropped, fmt.Errorf("cache of %d bytes without any page is over the store's %d", len(data), limit)
+		}
+		// Drop the share of pages the excess is of the whole, and a tenth more, so
+		// that a few rounds suffice.
+		n := min(len(c.Pages), int(float64(len(c.Pages))*(1-float64(limit)/float64(len(data)))*1.1)+1)
+		keys := make([]string, 0, len(c.Pages))
+		for k := range c.Pages {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int {
+			return cmp.Or(c.Pages[a].Used.Compare(c.Pages[b].Used), strings.Compare(a, b))
+		})
+		for _, k := range keys[:n] {
+			delete(c.Pages, k)
+		}
+		dropped += n
+	}
+}
+
+// encode gzips the cache's JSON; the caller holds c.mu.
+func (c *Cache) encode() ([]byte, error) {
 	raw, err := json.Marshal(envelope{Version: cacheVersion, Cache: c})
-	c.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}

@@ -156,13 +156,18 @@ func (c *Client) LoadCache(ctx context.Context, st Store) error {
 	return nil
 }
 
-// SaveCache stores the cache.
-func (c *Client) SaveCache(ctx context.Context, st Store) error {
-	data, err := c.cache.Marshal(c.now())
-	if err != nil {
-		return err
+// SaveCache stores the cache; for a Bounded store, within its limit, dropping the
+// pages used longest ago. It returns how many pages it dropped to fit.
+func (c *Client) SaveCache(ctx context.Context, st Store) (int, error) {
+	limit := 0
+	if b, ok := st.(Bounded); ok {
+		limit = b.Limit()
 	}
-	return st.Save(ctx, data)
+	data, dropped, err := c.cache.MarshalWithin(c.now(), limit)
+	if err != nil {
+		return dropped, err
+	}
+	return dropped, st.Save(ctx, data)
 }
 
 // RateLimitError is returned for every call made, or refused, while GitHub's primary

@@ -21,6 +21,14 @@ type ConfigMapStore struct {
 	Name      string
 }
 
+// MaxCacheSize is the most the cache may take in its ConfigMap. Kubernetes refuses a
+// ConfigMap whose data and binaryData hold more than 1 MiB (1,048,576 bytes); the rest
+// is left for the object's metadata.
+const MaxCacheSize = 1000 * 1000
+
+// Limit implements ghpoll.Bounded.
+func (s ConfigMapStore) Limit() int { return MaxCacheSize }
+
 // Load returns the stored cache; nil, nil if there is none yet.
 func (s ConfigMapStore) Load(ctx context.Context) ([]byte, error) {
 	cm, err := s.Client.CoreV1().ConfigMaps(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})

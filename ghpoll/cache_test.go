@@ -1,0 +1,92 @@
+package ghpoll
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// realisticCache is the cache of an organisation of n repositories after a rotation:
+// each repository's probe page and registrations page, with GitHub's weak ETags (a
+// hash: they do not compress), and its polling state; one in fifty is busy, with its
+// three run lists and a run's jobs. Pages were used over the last idle interval, in
+// the order of the repositories' numbers.
+func realisticCache(n int, now time.Time) *Cache {
+	rng := rand.New(rand.NewPCG(uint64(n), 7))
+	etag := func() string { // api.github.com's: weak, 64 hex digits
+		return fmt.Sprintf(`W/"%016x%016x%016x%016x"`, rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64())
+	}
+	c := NewCache()
+	put := func(key string, items any, used time.Time) {
+		raw, _ := json.Marshal(items)
+		c.putPage(key, cachedPage{ETag: etag(), Items: raw, Used: used})
+	}
+	for i := range n {
+		repo := fmt.Sprintf("big-org/repo%05d", i)
+		used := now.Add(-5 * time.Minute).Add(time.Duration(i) * 5 * time.Minute / time.Duration(n))
+		put("probe:"+repo+"#1", []probeLite{{Total: rng.IntN(400)}}, used)
+		put("runners:"+repo+"#1", []any{}, used)
+		st := repoState{Polled: used, Swept: used}
+		if i%50 == 0 {
+			for _, status := range runStatuses {
+				put(fmt.Sprintf("runs:%s:%s#1", repo, status), []runLite{{ID: rng.Int64(), Status: status, Created: used}}, now)
+			}
+			put(fmt.Sprintf("jobs:%s:%d#1", repo, rng.Int64()), []jobLite{{ID: rng.Int64(), Status: "queued", Name: "build (arm64)",
+				Labels: []string{"self-hosted", "linux", "ARM64"}, Created: used}}, now)
+			st.Runs, st.ActiveUntil = 1, now.Add(time.Hour)
+		}
+		c.setRepo(repo, st)
+	}
+	return c
+}
+
+// The stored cache grows with the repositories: past a store's limit (a ConfigMap
+// holds 1 MiB), it is trimmed to fit, the pages used longest ago first, and what the
+// rotation needs (every repository's polling state) is kept.
+func TestCache_MarshalWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, n := range []int{1000, 5000} {
+		data, err := realisticCache(n, now).Marshal(now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d repositories: %d bytes stored", n, len(data))
+	}
+	c := realisticCache(5000, now)
+	full, _ := c.Marshal(now)
+	limit := len(full) / 3
+	data, dropped, err := c.MarshalWithin(now, limit)
+	if err != nil {
+		t.Fatalf("MarshalWithin() = %v", err)
+	}
+	if len(data) > limit || dropped == 0 {
+		t.Fatalf("MarshalWithin(%d) = %d bytes with %d pages dropped, want it within the limit", limit, len(data), dropped)
+	}
+	back, err := UnmarshalCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Repos) != 5000 {
+		t.Errorf("%d repositories' states kept, want all 5000", len(back.Repos))
+	}
+	// Every page kept was used no earlier than every page dropped.
+	var oldestKept time.Time
+	for _, p := range back.Pages {
+		if oldestKept.IsZero() || p.Used.Before(oldestKept) {
+			oldestKept = p.Used
+		}
+	}
+	for k, p := range realisticCache(5000, now).Pages {
+		if _, kept := back.Pages[k]; !kept && p.Used.After(oldestKept) {
+			t.Errorf("page %s (used %v) dropped while one used at %v was kept", k, p.Used, oldestKept)
+			break
+		}
+	}
+	if _, kept := back.Pages["probe:big-org/repo04999#1"]; !kept {
+		t.Error("the most recently used probe was dropped")
+	}
+	t.Logf("limit %d: %d bytes, %d of %d pages dropped", limit, len(data), dropped, len(realisticCache(5000, now).Pages))
+}

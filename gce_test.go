@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -260,5 +261,78 @@ func TestGCE_ZoneWithoutTheMachineTypeDoesNotBlockJobs(t *testing.T) {
 	}
 	if n := inserts(); n != 1 {
 		t.Errorf("%d inserts into %s after the second process, want still 1: the cache remembers", n, lacking)
+	}
+}
+
+// The startup script, run with the commands it calls stubbed: the JIT configuration
+// reaches the runner through its environment and nothing else: no command line, no
+// other child of the script (the logger, the power-off); and the VM powers off when
+// the runner exits.
+func TestGCE_StartupScriptGivesTheJITConfigToTheRunnerAlone(t *testing.T) {
+	const jit = "jit-s3cr3t-value"
+	dir := t.TempDir()
+	stubs, out, runnerDir := filepath.Join(dir, "bin"), filepath.Join(dir, "out"), filepath.Join(dir, "runner")
+	for _, d := range []string{stubs, out, runnerDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each stub records its arguments and environment; curl answers as the metadata
+	// server does for the instance's attributes.
+	record := `n=$(date +%s%N); { echo "$0 $*"; env; } > "` + out + `/$(basename "$0").$n"` + "\n"
+	scripts := map[string]string{
+		"curl": record + `case "$*" in
+*reconcile-jit-config*) printf %s '` + jit + `' ;;
+*reconcile-job-id*) printf 42 ;;
+*reconcile-repo*) printf octo-org/app ;;
+*) exit 22 ;;
+esac`,
+		"runuser":     record + `shift 3; exec "$@"`,
+		"systemctl":   record,
+		"shutdown":    record,
+		"systemd-cat": record + "cat >/dev/null",
+		"id":          "exit 0",
+		"getent":      "exit 2",
+		"chown":       record,
+	}
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte("#!/bin/bash\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runSh := "#!/bin/bash\n" + `{ echo "run.sh $*"; env; } > "` + out + `/run.sh"` + "\n"
+	if err := os.WriteFile(filepath.Join(runnerDir, "run.sh"), []byte(runSh), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "manifests/gce/startup.sh")
+	cmd.Env = []string{"PATH=" + stubs + ":/usr/bin:/bin", "RUNNER_DIR=" + runnerDir, "RUNNER_USER=runner", "HOME=" + dir}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("startup.sh: %v\n%s", err, b)
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "*"))
+	var poweredOff bool
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		argv, env, _ := strings.Cut(string(b), "\n")
+		base := filepath.Base(f)
+		poweredOff = poweredOff || strings.HasPrefix(base, "systemctl.") && strings.Contains(argv, "poweroff")
+		if strings.Contains(argv, jit) {
+			t.Errorf("%s ran with the JIT configuration on its command line: %s", base, argv)
+		}
+		switch hasJIT := strings.Contains(env, "ACTIONS_RUNNER_INPUT_JITCONFIG="+jit); {
+		case base == "run.sh" && !hasJIT:
+			t.Errorf("the runner did not get ACTIONS_RUNNER_INPUT_JITCONFIG in its environment")
+		case base != "run.sh" && !strings.HasPrefix(base, "runuser.") && strings.Contains(env, jit):
+			t.Errorf("%s (%s) inherited the JIT configuration", base, argv)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "run.sh")); err != nil {
+		t.Fatal("the runner never ran")
+	}
+	if !poweredOff {
+		t.Error("the VM was not powered off after the runner exited")
 	}
 }

@@ -62,13 +62,16 @@ main() {
 		exit 1
 	fi
 	log "starting the runner for job $(attribute reconcile-job-id || echo '?') of $(attribute reconcile-repo || echo '?')"
-	# The configuration goes through the environment, never a command line, where any
-	# process on the VM could read it; the runner masks it in its own logs.
-	export ACTIONS_RUNNER_INPUT_JITCONFIG="${jit}"
-	unset jit
+	# The configuration goes to the runner alone, through its environment: never on a
+	# command line, where any process on the VM could read it, and never exported from
+	# this script, whose other children (the logger, the power-off) would inherit it. Once
+	# the runner has it, this script keeps no copy. The runner masks it in its own logs.
 	cd "${RUNNER_DIR}"
+	ACTIONS_RUNNER_INPUT_JITCONFIG="${jit}" runuser -u "${RUNNER_USER}" -- ./run.sh &
+	local runner=$!
+	unset jit
 	local status=0
-	runuser -u "${RUNNER_USER}" -- ./run.sh || status=$?
+	wait "${runner}" || status=$?
 	log "runner exited with status ${status}"
 }
 

@@ -51,6 +51,22 @@ pools:
 	return w
 }
 
+// zoneOrderer is a backend of the world's pool that knows nothing of its zones, for
+// the zone order a runner's name picks.
+func zoneOrderer(t *testing.T) *gce.Backend {
+	t.Helper()
+	cfg, err := gce.ParseConfig([]byte(`{"project":"ci-project","region":"us-central1","zones":["us-central1-a","us-central1-b","us-central1-c"],"instance_template":"gha-arm64-spot"}`), "gce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := gce.New(context.Background(), cfg, "gha", option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func (w *gceWorld) run(t *testing.T) (int, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
@@ -75,15 +91,7 @@ func TestGCE_PassCreatesInstancesFromTheTemplate(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Fatalf("instances %v, want %v", names, want)
 	}
-	cfg, err := gce.ParseConfig([]byte(`{"project":"ci-project","region":"us-central1","zones":["us-central1-a","us-central1-b","us-central1-c"],"instance_template":"gha-arm64-spot"}`), "gce")
-	if err != nil {
-		t.Fatal(err)
-	}
-	order, err := gce.New(context.Background(), cfg, "gha", option.WithoutAuthentication())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer order.Close()
+	order := zoneOrderer(t)
 	for _, in := range insts {
 		reg := regs[slices.IndexFunc(regs, func(r ghpolltest.Runner) bool { return r.Name == in.Name })]
 		if in.Template != "projects/ci-project/regions/us-central1/instanceTemplates/gha-arm64-spot" {
@@ -195,15 +203,7 @@ func TestGCE_ZoneWithoutTheMachineTypeDoesNotBlockJobs(t *testing.T) {
 	}
 	slices.Sort(want)
 	// Where each name's zone order starts, without knowing what any zone lacks.
-	cfg, err := gce.ParseConfig([]byte(`{"project":"ci-project","region":"us-central1","zones":["us-central1-a","us-central1-b","us-central1-c"],"instance_template":"gha-arm64-spot"}`), "gce")
-	if err != nil {
-		t.Fatal(err)
-	}
-	naive, err := gce.New(context.Background(), cfg, "gha", option.WithoutAuthentication())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer naive.Close()
+	naive := zoneOrderer(t)
 	startsThere := func(names []string) (n int) {
 		for _, name := range names {
 			if naive.ZoneOrder(name)[0] == lacking {

@@ -117,7 +117,9 @@ func TestMetrics_ServedInLoopMode(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if body = string(b); strings.Contains(body, "reconcile_last_success_timestamp_seconds ") {
+		// The gauges exist from the start, at 0: wait for a pass to have been recorded.
+		if body = string(b); strings.Contains(body, "reconcile_last_success_timestamp_seconds ") &&
+			!strings.Contains(body, "reconcile_last_success_timestamp_seconds 0\n") {
 			break
 		}
 	}

@@ -86,7 +86,11 @@ pools:
 	if err := conf.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	backends, err := buildBackends(context.Background(), conf, false, platforms{kube: func() (kubernetes.Interface, error) { return cs, nil }})
+	specs, err := parseBackends(conf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends, err := buildBackends(context.Background(), conf, specs, platforms{kube: func() (kubernetes.Interface, error) { return cs, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,8 +358,12 @@ func TestKubernetes_EveryManifestIsAccepted(t *testing.T) {
 		if err == nil {
 			err = cfg.Validate()
 		}
+		var specs []backendSpec
 		if err == nil {
-			_, err = buildBackends(context.Background(), cfg, false, platforms{kube: func() (kubernetes.Interface, error) { return nil, errors.New("unused") }})
+			specs, err = parseBackends(cfg, false)
+		}
+		if err == nil {
+			_, err = buildBackends(context.Background(), cfg, specs, platforms{kube: func() (kubernetes.Interface, error) { return nil, errors.New("unused") }})
 		}
 		if err != nil && !strings.Contains(err.Error(), "unused") {
 			t.Errorf("the example configuration is refused: %v", err)

@@ -141,47 +141,56 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-// serve checks everything it was given before it calls anything, then runs passes.
+// settings is everything the command was given, checked, before anything is called.
+type settings struct {
+	log         zerolog.Logger
+	console     bool
+	cfg         *reconcile.Config
+	backends    []backendSpec
+	auth        http.RoundTripper
+	dryRun      bool
+	once        bool
+	interval    time.Duration
+	timeout     time.Duration
+	budget      ghpoll.Budget
+	concurrency int
+	cache       string
+	metricsAddr string
+	metricsFile string
+	pushURL     string
+}
+
+// serve parses and checks everything it was given (exit 2 on any mistake, nothing
+// called), then builds the clients, then runs one pass or the loop.
 func serve(c *cli.Context, stdout, stderr io.Writer) error {
-	log, console, err := newLogger(c.String("log-format"), c.String("log-level"), stderr)
+	s, err := parseSettings(c, stderr)
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c)
+	log := s.log
+	var ln net.Listener
+	if s.metricsAddr != "" {
+		if ln, err = net.Listen("tcp", s.metricsAddr); err != nil {
+			return usagef("--metrics-addr: %v", err)
+		}
+	}
+	store, err := cacheStore(s.cache, log)
 	if err != nil {
 		return err
 	}
-	log.Debug().Str("config", cfg.String()).Msg("configuration")
-	dryRun := c.Bool("dry-run")
-	backends, err := buildBackends(c.Context, cfg, dryRun, realPlatforms(log))
-	if err != nil {
-		return err
-	}
-	auth, err := githubAuth(cfg.GitHub.APIURL)
-	if err != nil {
-		return err
-	}
-	interval := c.Duration("interval")
-	if !c.Bool("once") && interval <= 0 {
-		return usagef("--interval must be positive")
-	}
-	budget, concurrency, err := budgetFlags(c, interval)
-	if err != nil {
-		return err
-	}
-	store, err := cacheStore(c.String("cache"), log)
+	backends, err := buildBackends(c.Context, s.cfg, s.backends, realPlatforms(log))
 	if err != nil {
 		return err
 	}
 	// The client's timeout bounds a call with its retries; each attempt is bounded by
 	// the base transport's header timeout, so that a hung answer is retried.
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: auth}
-	gh, err := ghpoll.NewWithOptions(hc, cfg.GitHub.APIURL, ghpoll.Options{Concurrency: concurrency})
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: s.auth}
+	gh, err := ghpoll.NewWithOptions(hc, s.cfg.GitHub.APIURL, ghpoll.Options{Concurrency: s.concurrency})
 	if err != nil {
 		return usagef("github.api_url: %v", err)
 	}
-	gh.Budget = budget
-	gh.RunnerGroupID = cfg.GitHub.RunnerGroupID
+	gh.Budget = s.budget
+	gh.RunnerGroupID = s.cfg.GitHub.RunnerGroupID
 	if store != nil {
 		if err := gh.LoadCache(c.Context, store); err != nil {
 			log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
@@ -193,31 +202,13 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	rc := &reconcile.Reconciler{
-		Config:        cfg,
+		Config:        s.cfg,
 		GitHub:        gh,
 		Backends:      backends,
-		DryRun:        dryRun,
-		Concurrency:   concurrency,
+		DryRun:        s.dryRun,
+		Concurrency:   s.concurrency,
 		ConflictWait:  5 * time.Second,
 		SweepInterval: sweepInterval,
-	}
-
-	once := c.Bool("once")
-	metricsAddr, metricsFile, pushURL := c.String("metrics-addr"), c.String("metrics-file"), c.String("pushgateway-url")
-	var ln net.Listener
-	switch {
-	case metricsAddr != "" && once:
-		return usagef("--metrics-addr serves a long-running loop; with --once use --metrics-file or --pushgateway-url")
-	case pushURL != "" && !once:
-		return usagef("--pushgateway-url pushes after a --once pass; a loop serves --metrics-addr")
-	case pushURL != "":
-		if u, err := url.Parse(pushURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usagef("--pushgateway-url: %q is not an http(s) URL", pushURL)
-		}
-	case metricsAddr != "":
-		if ln, err = net.Listen("tcp", metricsAddr); err != nil {
-			return usagef("--metrics-addr: %v", err)
-		}
 	}
 	m := metrics.New()
 
@@ -229,27 +220,20 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if ln != nil {
 		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
 		go func() {
-			if err := m.Serve(ctx, ln, 3*interval+5*time.Minute); err != nil {
+			if err := m.Serve(ctx, ln, 3*s.interval+5*time.Minute); err != nil {
 				log.Error().Err(err).Msg("metrics server stopped")
 			}
 		}()
 	}
-	timeout := c.Duration("timeout")
-	if timeout <= 0 {
-		return usagef("--timeout must be positive")
-	}
-	pass := func() error {
-		pctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("--timeout %v", timeout))
-		defer cancel()
-		sum, err := rc.RunOnce(pctx)
+	after := func(sum reconcile.Summary, err error) {
 		m.Record(sum, err != nil)
-		if metricsFile != "" {
-			if werr := m.WriteTextfile(metricsFile); werr != nil {
+		if s.metricsFile != "" {
+			if werr := m.WriteTextfile(s.metricsFile); werr != nil {
 				log.Warn().Err(werr).Msg("could not write the metrics file")
 			}
 		}
-		if pushURL != "" {
-			if perr := m.Push(context.WithoutCancel(ctx), pushURL); perr != nil {
+		if s.pushURL != "" {
+			if perr := m.Push(context.WithoutCancel(ctx), s.pushURL); perr != nil {
 				log.Warn().Err(perr).Msg("could not push metrics")
 			}
 		}
@@ -263,30 +247,70 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 					Msg("the GitHub request cache was trimmed to fit its store: the pages used longest ago will cost a request each again")
 			}
 		}
-		if console {
+		if s.console {
 			reconcile.WriteTable(stdout, sum)
 		}
 		if err != nil {
 			log.Error().Err(err).Msg("pass failed")
+		}
+	}
+	if s.once {
+		sum, err := rc.RunWithin(ctx, s.timeout)
+		after(sum, err)
+		if err != nil {
 			return errPassFailed
 		}
 		return nil
 	}
-	if once {
-		return pass()
+	log.Info().Dur("interval", s.interval).Bool("dry_run", s.dryRun).Msg("starting")
+	err = rc.Run(ctx, s.interval, s.timeout, after)
+	log.Info().Msg("stopping")
+	if err != nil {
+		return errPassFailed // a pass cut short by the signal exits 1
 	}
-	log.Info().Dur("interval", interval).Bool("dry_run", dryRun).Msg("starting")
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		err := pass() // logged; the loop goes on
-		select {
-		case <-ctx.Done():
-			log.Info().Msg("stopping")
-			return err // a pass cut short by the signal exits 1
-		case <-t.C:
+	return nil
+}
+
+// parseSettings reads flags, environment and configuration into settings. It calls
+// nothing: it reads the configuration file and an App key file, and that is all.
+func parseSettings(c *cli.Context, stderr io.Writer) (settings, error) {
+	s := settings{dryRun: c.Bool("dry-run"), once: c.Bool("once"), interval: c.Duration("interval"), timeout: c.Duration("timeout"),
+		cache: c.String("cache"), metricsAddr: c.String("metrics-addr"), metricsFile: c.String("metrics-file"), pushURL: c.String("pushgateway-url")}
+	var err error
+	if s.log, s.console, err = newLogger(c.String("log-format"), c.String("log-level"), stderr); err != nil {
+		return s, err
+	}
+	if s.cfg, err = loadConfig(c); err != nil {
+		return s, err
+	}
+	s.log.Debug().Str("config", s.cfg.String()).Msg("configuration")
+	if s.backends, err = parseBackends(s.cfg, s.dryRun); err != nil {
+		return s, err
+	}
+	if s.auth, err = githubAuth(s.cfg.GitHub.APIURL); err != nil {
+		return s, err
+	}
+	switch {
+	case !s.once && s.interval <= 0:
+		return s, usagef("--interval must be positive")
+	case s.timeout <= 0:
+		return s, usagef("--timeout must be positive")
+	case s.metricsAddr != "" && s.once:
+		return s, usagef("--metrics-addr serves a long-running loop; with --once use --metrics-file or --pushgateway-url")
+	case s.pushURL != "" && !s.once:
+		return s, usagef("--pushgateway-url pushes after a --once pass; a loop serves --metrics-addr")
+	case s.pushURL != "":
+		if u, err := url.Parse(s.pushURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return s, usagef("--pushgateway-url: %q is not an http(s) URL", s.pushURL)
 		}
 	}
+	if s.budget, s.concurrency, err = budgetFlags(c, s.interval); err != nil {
+		return s, err
+	}
+	if _, _, err := parseCacheSpec(s.cache); err != nil {
+		return s, err
+	}
+	return s, nil
 }
 
 // githubAuth returns the transport that authenticates to GitHub: a token
@@ -362,18 +386,30 @@ func budgetFlags(c *cli.Context, interval time.Duration) (ghpoll.Budget, int, er
 	return b, n, nil
 }
 
-// cacheStore reads --cache: a file, or configmap:NAMESPACE/NAME.
+// parseCacheSpec reads --cache: a file, or configmap:NAMESPACE/NAME (ns and name set).
+func parseCacheSpec(spec string) (ns, name string, err error) {
+	ref, ok := strings.CutPrefix(spec, "configmap:")
+	if !ok {
+		return "", "", nil
+	}
+	ns, name, ok = strings.Cut(ref, "/")
+	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return "", "", usagef("--cache: %q is not configmap:NAMESPACE/NAME", spec)
+	}
+	return ns, name, nil
+}
+
+// cacheStore makes the store --cache names; nil for none.
 func cacheStore(spec string, log zerolog.Logger) (ghpoll.Store, error) {
 	if spec == "" {
 		return nil, nil
 	}
-	ref, ok := strings.CutPrefix(spec, "configmap:")
-	if !ok {
-		return ghpoll.FileStore(spec), nil
+	ns, name, err := parseCacheSpec(spec)
+	if err != nil {
+		return nil, err
 	}
-	ns, name, ok := strings.Cut(ref, "/")
-	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		return nil, usagef("--cache: %q is not configmap:NAMESPACE/NAME", spec)
+	if ns == "" {
+		return ghpoll.FileStore(spec), nil
 	}
 	kube, err := k8s.NewClientset(log)
 	if err != nil {
@@ -474,11 +510,17 @@ func realPlatforms(log zerolog.Logger) platforms {
 	}
 }
 
-// buildBackends makes each pool's backend from its configuration section. Clients
-// are made only for the platforms some pool uses; one Kubernetes client serves all.
-func buildBackends(ctx context.Context, cfg *reconcile.Config, dryRun bool, pf platforms) (map[string]reconcile.Backend, error) {
-	backends := map[string]reconcile.Backend{}
-	var kube kubernetes.Interface
+// backendSpec is one pool's backend section, parsed.
+type backendSpec struct {
+	pool string
+	key  string // pools[i], for errors
+	gce  *gce.Config
+	kube *k8s.Config
+}
+
+// parseBackends decodes and checks each pool's backend section; it calls nothing.
+func parseBackends(cfg *reconcile.Config, dryRun bool) ([]backendSpec, error) {
+	var out []backendSpec
 	for i, p := range cfg.Pools {
 		key := fmt.Sprintf("pools[%d]", i)
 		switch {
@@ -489,24 +531,41 @@ func buildBackends(ctx context.Context, cfg *reconcile.Config, dryRun bool, pf p
 			if err != nil {
 				return nil, usageError{err}
 			}
-			b, err := pf.gce(ctx, gc, cfg.NamePrefix)
-			if err != nil {
-				return nil, usagef("%s.gce: %v", key, err)
-			}
-			backends[p.Name] = b
+			out = append(out, backendSpec{pool: p.Name, key: key, gce: &gc})
 		case p.Kubernetes != nil:
 			kc, err := k8s.ParseConfig(p.Kubernetes, key+".kubernetes")
 			if err != nil {
 				return nil, usageError{err}
 			}
-			if kube == nil {
-				if kube, err = pf.kube(); err != nil {
-					return nil, usagef("%s.kubernetes: %v", key, err)
-				}
-			}
-			backends[p.Name] = k8s.New(kube, cfg.NamePrefix, kc)
+			out = append(out, backendSpec{pool: p.Name, key: key, kube: &kc})
 		case !dryRun:
 			return nil, usagef("%s: no backend: add a gce or kubernetes section", key)
+		}
+	}
+	return out, nil
+}
+
+// buildBackends makes each pool's backend. Clients are made only for the platforms
+// some pool uses; one Kubernetes client serves all.
+func buildBackends(ctx context.Context, cfg *reconcile.Config, specs []backendSpec, pf platforms) (map[string]reconcile.Backend, error) {
+	backends := map[string]reconcile.Backend{}
+	var kube kubernetes.Interface
+	for _, sp := range specs {
+		switch {
+		case sp.gce != nil:
+			b, err := pf.gce(ctx, *sp.gce, cfg.NamePrefix)
+			if err != nil {
+				return nil, usagef("%s.gce: %v", sp.key, err)
+			}
+			backends[sp.pool] = b
+		case sp.kube != nil:
+			if kube == nil {
+				var err error
+				if kube, err = pf.kube(); err != nil {
+					return nil, usagef("%s.kubernetes: %v", sp.key, err)
+				}
+			}
+			backends[sp.pool] = k8s.New(kube, cfg.NamePrefix, *sp.kube)
 		}
 	}
 	return backends, nil

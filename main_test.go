@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/gce/gcetest"
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
 )
 
@@ -192,5 +193,40 @@ func TestRun_LoopRepeatsUntilStopped(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the loop did not stop")
+	}
+}
+
+// A bad flag is found before any client is built: a GCE pool's backend would ask the
+// metadata server and the Compute API for its project's zones, and must not have.
+func TestRun_BadFlagsCallNoPlatform(t *testing.T) {
+	compute := gcetest.NewServer(t, "ci-project", "us-central1", "us-central1-a")
+	meta := gcetest.NewMetadata(t, "ci-project", "1234", "us-central1-a")
+	t.Setenv("GCE_METADATA_HOST", meta.Host)
+	t.Setenv("GITHUB_TOKEN", "ghp_test")
+	config := filepath.Join(t.TempDir(), "reconcile.yaml")
+	conf := "github: {repos: [o/r]}\npools:\n  - name: arm64\n    labels: [self-hosted, ARM64]\n    max_runners: 3\n" +
+		"    gce: {instance_template: t, endpoint: " + compute.Endpoint + "}\n" // project and zones: asked of the platform
+	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--interval", "0s"}, "--interval"},
+		{[]string{"--once", "--timeout", "0s"}, "--timeout"},
+		{[]string{"--once", "--points-per-minute", "5"}, "--points-per-minute"},
+		{[]string{"--once", "--cache", "configmap:Bad_NS/x"}, "--cache"},
+		{[]string{"--once", "--metrics-addr", "127.0.0.1:0"}, "--metrics-addr"},
+		{[]string{"--pushgateway-url", "http://p:9091"}, "--pushgateway-url"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"reconcile", "--config", config}, tt.args...), &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", tt.args, code, stderr.String(), tt.want)
+		}
+	}
+	if r := compute.Requests(); len(r) != 0 {
+		t.Errorf("the Compute API received %v before the flags were checked", r)
 	}
 }

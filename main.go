@@ -225,35 +225,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	after := func(sum reconcile.Summary, err error) {
-		m.Record(sum, err != nil)
-		if s.metricsFile != "" {
-			if werr := m.WriteTextfile(s.metricsFile); werr != nil {
-				log.Warn().Err(werr).Msg("could not write the metrics file")
-			}
-		}
-		if s.pushURL != "" {
-			if perr := m.Push(context.WithoutCancel(ctx), s.pushURL); perr != nil {
-				log.Warn().Err(perr).Msg("could not push metrics")
-			}
-		}
-		if store != nil {
-			dropped, serr := gh.SaveCache(context.WithoutCancel(ctx), store)
-			if serr != nil {
-				log.Warn().Err(serr).Msg("could not save the GitHub request cache")
-			}
-			if dropped > 0 {
-				log.Warn().Int("pages_dropped", dropped).
-					Msg("the GitHub request cache was trimmed to fit its store: the pages used longest ago will cost a request each again")
-			}
-		}
-		if s.console {
-			reconcile.WriteTable(stdout, sum)
-		}
-		if err != nil {
-			log.Error().Err(err).Msg("pass failed")
-		}
-	}
+	after := reporter{s: s, log: log, metrics: m, gh: gh, store: store, stdout: stdout, ctx: context.WithoutCancel(ctx)}.after
 	if s.once {
 		sum, err := rc.RunWithin(ctx, s.timeout)
 		after(sum, err)
@@ -269,6 +241,48 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		return errPassFailed // a pass cut short by the signal exits 1
 	}
 	return nil
+}
+
+// reporter says what a pass did, after it: metrics (recorded, written, pushed), the
+// cache saved, the table on a console, the error logged.
+type reporter struct {
+	s       settings
+	log     zerolog.Logger
+	metrics *metrics.Metrics
+	gh      *ghpoll.Client
+	store   ghpoll.Store
+	stdout  io.Writer
+	ctx     context.Context // not cancelled by the signal: the pass's results are kept
+}
+
+func (r reporter) after(sum reconcile.Summary, err error) {
+	r.metrics.Record(sum, err != nil)
+	if r.s.metricsFile != "" {
+		if werr := r.metrics.WriteTextfile(r.s.metricsFile); werr != nil {
+			r.log.Warn().Err(werr).Msg("could not write the metrics file")
+		}
+	}
+	if r.s.pushURL != "" {
+		if perr := r.metrics.Push(r.ctx, r.s.pushURL); perr != nil {
+			r.log.Warn().Err(perr).Msg("could not push metrics")
+		}
+	}
+	if r.store != nil {
+		dropped, serr := r.gh.SaveCache(r.ctx, r.store)
+		if serr != nil {
+			r.log.Warn().Err(serr).Msg("could not save the GitHub request cache")
+		}
+		if dropped > 0 {
+			r.log.Warn().Int("pages_dropped", dropped).
+				Msg("the GitHub request cache was trimmed to fit its store: the pages used longest ago will cost a request each again")
+		}
+	}
+	if r.s.console {
+		reconcile.WriteTable(r.stdout, sum)
+	}
+	if err != nil {
+		r.log.Error().Err(err).Msg("pass failed")
+	}
 }
 
 // parseSettings reads flags, environment and configuration into settings. It calls

@@ -192,6 +192,10 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 		planner = Compute
 	}
 	sum.Plan = planner(obs, *rc.Config, now)
+	for _, r := range sum.Plan.Refused {
+		p.log.Info().Str("action", "skip").Str("pool", r.Pool).Str("repo", r.Job.Repo.String()).Int64("job_id", r.Job.ID).
+			Str("reason", string(r.Reason)).Msg("job not served")
+	}
 	p.noteUnservable(sum.Plan)
 	p.apply(ctx, obs, sum.Plan, &sum)
 	sum.Duration = rc.now().Sub(now)
@@ -352,14 +356,50 @@ func each[T any](ctx context.Context, n int, items []T, fn func(T)) {
 	wg.Wait()
 }
 
-// observe lists what the planner needs, recording what it could not see in Blind.
+// observe lists what the planner needs, recording what it could not see in Blind:
+// the repositories, our runners, the queued jobs of the repositories this pass polls,
+// and the registrations where the planner needs them.
 func (p *pass) observe(ctx context.Context) Observed {
 	cfg := p.rc.Config
 	obs := Observed{Blind: Blind{Jobs: map[Scope]bool{}, Regs: map[Scope]bool{}, Pools: map[string]bool{}}}
-	var mu sync.Mutex
-	n := p.rc.concurrency()
+	repos, unlisted := p.listRepos(ctx)
+	p.repos = len(repos)
+	obs.Runners, obs.Blind.Pools = p.listRunners(ctx)
+	poll, swept, sweep := p.choose(repos, obs.Runners)
+	obs.Jobs, obs.Blind.Jobs = p.listJobs(ctx, poll)
+	if ctx.Err() != nil {
+		// A cancelled pass saw only part of the world; plan nothing from it.
+		for _, pool := range cfg.Pools {
+			obs.Blind.Pools[pool.Name] = true
+		}
+		p.fail("observe", fmt.Errorf("observing: %w", ctx.Err()))
+	}
+	scopes := p.registrationScopes(obs, swept, sweep)
+	for _, s := range scopes {
+		if unlisted(s) && (s.IsOrg() || !slices.Contains(repos, s)) {
+			obs.Blind.Jobs[s] = true // its org could not be listed, so neither could its jobs
+		}
+	}
+	var sweptAll bool
+	obs.Regs, obs.Blind.Regs, sweptAll = p.listRegistrations(ctx, scopes)
+	if sweep && sweptAll && ctx.Err() == nil {
+		p.rc.lastSweep = p.now
+	}
+	if len(poll) > 0 && len(poll) == len(repos) && !slices.ContainsFunc(poll, func(r Scope) bool { return p.gone[r] == nil }) {
+		// One repository gone is a configuration to fix; all of them is a token that
+		// sees nothing, or the wrong GitHub. (A pass that polled only some, on a
+		// budget, cannot tell.)
+		p.fail("list_jobs", fmt.Errorf("every polled repository is unreachable (%d): check the token or App installation and github.api_url", len(poll)))
+	}
+	return obs
+}
 
-	// The repositories to poll: the configured ones and those of the configured orgs.
+// listRepos returns the repositories to poll: the configured ones and those of the
+// configured orgs and App installation, sorted; and which scopes' owners could not be
+// listed whole.
+func (p *pass) listRepos(ctx context.Context) ([]Scope, func(Scope) bool) {
+	cfg := p.rc.Config
+	var mu sync.Mutex
 	repos := cfg.Repos()
 	failedOrgs := map[string]bool{}
 	installFailed := false
@@ -367,7 +407,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 	for _, o := range cfg.GitHub.Orgs {
 		orgs = append(orgs, strings.ToLower(o))
 	}
-	each(ctx, n, orgs, func(org string) {
+	each(ctx, p.rc.concurrency(), orgs, func(org string) {
 		rs, err := p.rc.GitHub.OrgRepos(ctx, org)
 		mu.Lock()
 		defer mu.Unlock()
@@ -392,13 +432,18 @@ func (p *pass) observe(ctx context.Context) Observed {
 		repos = append(repos, rs...)
 	}
 	slices.SortFunc(repos, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
-	repos = slices.Compact(repos)
-	p.repos = len(repos)
+	return slices.Compact(repos), func(s Scope) bool { return installFailed || failedOrgs[s.Owner] }
+}
 
-	// Our runners, from each distinct backend once.
+// listRunners returns our runners, from each distinct backend once, and the pools
+// whose backend could not list them.
+func (p *pass) listRunners(ctx context.Context) ([]Runner, map[string]bool) {
+	var mu sync.Mutex
+	var runners []Runner
+	blind := map[string]bool{}
 	var backends []Backend
 	pools := map[Backend][]string{}
-	for _, pool := range cfg.Pools {
+	for _, pool := range p.rc.Config.Pools {
 		if b, ok := p.rc.Backends[pool.Name]; ok {
 			if _, seen := pools[b]; !seen {
 				backends = append(backends, b)
@@ -406,13 +451,13 @@ func (p *pass) observe(ctx context.Context) Observed {
 			pools[b] = append(pools[b], pool.Name)
 		}
 	}
-	each(ctx, n, backends, func(b Backend) {
+	each(ctx, p.rc.concurrency(), backends, func(b Backend) {
 		rs, err := b.List(ctx)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
 			for _, name := range pools[b] {
-				obs.Blind.Pools[name] = true
+				blind[name] = true
 			}
 			p.fail("list_runners", fmt.Errorf("listing runners of pools %s: %w", strings.Join(pools[b], ", "), err))
 			return
@@ -422,33 +467,47 @@ func (p *pass) observe(ctx context.Context) Observed {
 				continue // two pools' backends that see the same runners
 			}
 			p.owner[r.Name] = b
-			obs.Runners = append(obs.Runners, r)
+			runners = append(runners, r)
 		}
 	})
+	return runners, blind
+}
 
-	// Jobs: of every repository, or, on a budget, of those it allows this pass.
-	poll, swept := repos, repos
-	sweep := p.rc.lastSweep.IsZero() || p.now.Sub(p.rc.lastSweep) >= p.rc.SweepInterval
-	if bg, ok := p.rc.GitHub.(Budgeter); ok {
-		hot := map[Scope]bool{}
-		for _, r := range obs.Runners {
-			hot[r.Repo], hot[r.Scope] = true, true
-		}
-		var skipped int
-		// A repository left for later was quiet at its last look, within
-		// --idle-poll-interval: no runs, so no queued job, and no runner of ours.
-		poll, swept, skipped = bg.Select(repos, hot)
-		sweep = true
-		p.api.Skipped = skipped
+// choose returns the repositories whose jobs this pass polls, those whose registrations
+// it lists for ghosts, and whether that sweep is the periodic one over every repository.
+// On a budget (ghpoll), the client chooses; repositories with runners of ours are hot.
+func (p *pass) choose(repos []Scope, runners []Runner) (poll, swept []Scope, sweep bool) {
+	bg, ok := p.rc.GitHub.(Budgeter)
+	if !ok {
+		sweep = p.rc.lastSweep.IsZero() || p.now.Sub(p.rc.lastSweep) >= p.rc.SweepInterval
+		p.api.Polled = len(repos)
+		return repos, repos, sweep
 	}
+	hot := map[Scope]bool{}
+	for _, r := range runners {
+		hot[r.Repo], hot[r.Scope] = true, true
+	}
+	// A repository left for later was quiet at its last look, within
+	// --idle-poll-interval: no runs, so no queued job, and no runner of ours.
+	poll, swept, p.api.Skipped = bg.Select(repos, hot)
 	p.api.Polled = len(poll)
-	each(ctx, n, poll, func(repo Scope) {
-		jobs, err := p.rc.GitHub.QueuedJobs(ctx, repo)
+	return poll, swept, true
+}
+
+// listJobs returns the queued jobs of the repositories, and the scopes whose jobs are
+// not all known. A repository GitHub does not know (any more) is reported, not failed.
+func (p *pass) listJobs(ctx context.Context, repos []Scope) ([]Job, map[Scope]bool) {
+	cfg := p.rc.Config
+	var mu sync.Mutex
+	var jobs []Job
+	blind := map[Scope]bool{}
+	each(ctx, p.rc.concurrency(), repos, func(repo Scope) {
+		js, err := p.rc.GitHub.QueuedJobs(ctx, repo)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			obs.Blind.Jobs[repo] = true
-			obs.Blind.Jobs[cfg.RunnerScopeOf(repo)] = true
+			blind[repo] = true
+			blind[cfg.RunnerScopeOf(repo)] = true
 			if errors.Is(err, ErrUnreachable) {
 				p.unreachable(repo, err)
 				return
@@ -456,32 +515,22 @@ func (p *pass) observe(ctx context.Context) Observed {
 			p.fail("list_jobs", fmt.Errorf("listing queued jobs of %s: %w", repo, err))
 			return
 		}
-		for _, j := range jobs {
-			if why := p.refuse(j); why != "" {
-				p.log.Info().Str("action", "skip").Str("repo", j.Repo.String()).Int64("job_id", j.ID).
-					Str("reason", why).Msg("job not served")
-				continue
-			}
-			obs.Jobs = append(obs.Jobs, j)
-		}
+		jobs = append(jobs, js...)
 	})
+	return jobs, blind
+}
 
-	if ctx.Err() != nil {
-		// A cancelled pass saw only part of the world; plan nothing from it.
-		for _, pool := range cfg.Pools {
-			obs.Blind.Pools[pool.Name] = true
-		}
-		p.fail("observe", fmt.Errorf("observing: %w", ctx.Err()))
-	}
-
-	// Registrations: where we have runners or demand, and everywhere now and then,
-	// since ghosts are left exactly where demand has gone.
+// registrationScopes returns where registrations are listed: where we have runners or
+// servable demand, and, when sweeping, where the chosen repositories register runners,
+// since ghosts are left exactly where demand has gone.
+func (p *pass) registrationScopes(obs Observed, swept []Scope, sweep bool) []Scope {
+	cfg := p.rc.Config
 	want := map[Scope]bool{}
 	for _, r := range obs.Runners {
 		want[r.Scope] = true
 	}
 	for _, j := range obs.Jobs {
-		if MatchPool(cfg.Pools, j.Labels) != nil {
+		if MatchPool(cfg.Pools, j.Labels) != nil && Refusal(cfg.GitHub, j) == "" {
 			want[cfg.RunnerScopeOf(j.Repo)] = true
 		}
 	}
@@ -490,24 +539,26 @@ func (p *pass) observe(ctx context.Context) Observed {
 			want[cfg.RunnerScopeOf(r)] = true
 		}
 	}
-	for s := range want {
-		if (installFailed || failedOrgs[s.Owner]) && (s.IsOrg() || !slices.Contains(repos, s)) {
-			obs.Blind.Jobs[s] = true // its org could not be listed, so neither could its jobs
-		}
-	}
 	scopes := make([]Scope, 0, len(want))
 	for s := range want {
 		scopes = append(scopes, s)
 	}
 	slices.SortFunc(scopes, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
-	sweptAll := sweep
-	each(ctx, n, scopes, func(s Scope) {
-		regs, err := p.rc.GitHub.Registrations(ctx, s)
+	return scopes
+}
+
+// listRegistrations returns our registrations in the scopes, the scopes that could not
+// be listed, and whether every one was.
+func (p *pass) listRegistrations(ctx context.Context, scopes []Scope) ([]Registration, map[Scope]bool, bool) {
+	var mu sync.Mutex
+	var regs []Registration
+	blind := map[Scope]bool{}
+	each(ctx, p.rc.concurrency(), scopes, func(s Scope) {
+		rs, err := p.rc.GitHub.Registrations(ctx, s)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			obs.Blind.Regs[s] = true
-			sweptAll = false
+			blind[s] = true
 			if errors.Is(err, ErrUnreachable) {
 				p.unreachable(s, err)
 				return
@@ -515,36 +566,13 @@ func (p *pass) observe(ctx context.Context) Observed {
 			p.fail("list_registrations", fmt.Errorf("listing runner registrations of %s: %w", s, err))
 			return
 		}
-		for _, r := range regs {
-			if _, ours := ParseRunnerName(cfg.NamePrefix, r.Name); ours {
-				obs.Regs = append(obs.Regs, r)
+		for _, r := range rs {
+			if _, ours := ParseRunnerName(p.rc.Config.NamePrefix, r.Name); ours {
+				regs = append(regs, r)
 			}
 		}
 	})
-	if sweptAll && ctx.Err() == nil {
-		p.rc.lastSweep = p.now
-	}
-	if len(poll) > 0 && len(poll) == len(repos) && !slices.ContainsFunc(poll, func(r Scope) bool { return p.gone[r] == nil }) {
-		// One repository gone is a configuration to fix; all of them is a token that
-		// sees nothing, or the wrong GitHub. (A pass that polled only some, on a
-		// budget, cannot tell.)
-		p.fail("list_jobs", fmt.Errorf("every polled repository is unreachable (%d): check the token or App installation and github.api_url", len(poll)))
-	}
-	return obs
-}
-
-// refuse says why a job must not get a self-hosted runner, or "". Self-hosted runners
-// on a public repository, or for a pull request from a fork, run code that anyone can
-// propose.
-func (p *pass) refuse(j Job) string {
-	gh := p.rc.Config.GitHub
-	switch {
-	case j.Public && !gh.AllowPublicRepos:
-		return "public_repo"
-	case j.FromFork && !gh.AllowForkPullRequests:
-		return "fork_pull_request"
-	}
-	return ""
+	return regs, blind, len(blind) == 0
 }
 
 // apply carries out a plan: deletions first, to free capacity and names, then creates.

@@ -21,7 +21,23 @@ const (
 	ReasonGone        Reason = "gone"         // GitHub removed its registration: it ran its job
 	ReasonExpired     Reason = "expired"      // older than max_lifetime
 	ReasonGhost       Reason = "ghost"        // a registration of ours with no runner and no job waiting for it
+	// Why a job a pool matches gets no runner.
+	ReasonPublicRepo      Reason = "public_repo"       // its repository is public: anyone can propose the code it runs
+	ReasonForkPullRequest Reason = "fork_pull_request" // a pull request from another repository
 )
+
+// Refusal says why a job must not get a self-hosted runner, or "". Self-hosted runners
+// on a public repository, or for a pull request from a fork, run code that anyone can
+// propose; the configuration may allow either.
+func Refusal(gh GitHubConfig, j Job) Reason {
+	switch {
+	case j.Public && !gh.AllowPublicRepos:
+		return ReasonPublicRepo
+	case j.FromFork && !gh.AllowForkPullRequests:
+		return ReasonForkPullRequest
+	}
+	return ""
+}
 
 // GoneGrace is how long a runner may go without a registration before it counts as
 // gone. It covers a pass that lists registrations just before another pass registers
@@ -112,6 +128,15 @@ type Plan struct {
 	// runners: each matched a pool and waited while an idle runner of that pool and
 	// scope stood by for idle_timeout. They no longer count as demand.
 	Unservable []Unservable
+	// Refused lists the jobs a pool matches that get no runner by policy (Refusal).
+	Refused []Refused
+}
+
+// Refused is a queued job a pool matches that gets no runner, and why.
+type Refused struct {
+	Job    Job
+	Pool   string
+	Reason Reason
 }
 
 // Unservable is a queued job GitHub does not assign to our idle runner.
@@ -380,6 +405,10 @@ func (pl *planner) collectDemand() {
 		if p == nil {
 			continue // not ours to serve: GitHub-hosted, or labels no pool has
 		}
+		if why := Refusal(pl.cfg.GitHub, j); why != "" {
+			pl.plan.Refused = append(pl.plan.Refused, Refused{Job: j, Pool: p.Name, Reason: why})
+			continue
+		}
 		if pl.obs.Unservable[j.ID] {
 			pl.poolStatus(p.Name).Unservable++
 			continue
@@ -584,6 +613,7 @@ func (pl *planner) finish() Plan {
 	slices.SortFunc(p.Create, func(a, b Create) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(p.Delete, func(a, b Delete) int { return strings.Compare(a.Runner.Name, b.Runner.Name) })
 	slices.SortFunc(p.Unservable, func(a, b Unservable) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
+	slices.SortFunc(p.Refused, func(a, b Refused) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
 	slices.SortFunc(p.Deregister, func(a, b Deregister) int {
 		return cmp.Or(strings.Compare(a.Reg.Scope.String(), b.Reg.Scope.String()), strings.Compare(a.Reg.Name, b.Reg.Name))
 	})

@@ -37,6 +37,9 @@ func runner(pool string, repo Scope, jobID int64, age time.Duration) Runner {
 
 func finished(r Runner) Runner { r.Phase = PhaseFinished; return r }
 
+func public(j Job) Job   { j.Public = true; return j }
+func fromFork(j Job) Job { j.FromFork = true; return j }
+
 func named(r Runner, name string) Runner { r.Name = name; return r }
 
 func reg(id int64, r Runner, online, busy bool) Registration {
@@ -321,6 +324,16 @@ func TestCompute(t *testing.T) {
 			obs: Observed{Jobs: []Job{job(7, repoA, time.Minute, arm...), job(8, repoB, time.Minute, arm...)},
 				Blind: Blind{Regs: map[Scope]bool{repoA: true}}},
 			want: Plan{Create: []Create{create("arm64", repoB, 8, "gha-arm64-8")}},
+		},
+		{
+			// Self-hosted runners on a public repository, or for a pull request from a
+			// fork, run code anyone can propose: skipped, with the reason in the plan.
+			name: "jobs of public repositories and fork pull requests are refused",
+			obs: Observed{Jobs: []Job{public(job(1, repoA, time.Minute, arm...)), fromFork(job(2, repoA, time.Minute, arm...)),
+				public(job(3, repoA, time.Minute, "ubuntu-latest")), job(4, repoA, time.Minute, arm...)}},
+			want: Plan{Create: []Create{create("arm64", repoA, 4, "gha-arm64-4")}, Refused: []Refused{
+				{Job: public(job(1, repoA, time.Minute, arm...)), Pool: "arm64", Reason: ReasonPublicRepo},
+				{Job: fromFork(job(2, repoA, time.Minute, arm...)), Pool: "arm64", Reason: ReasonForkPullRequest}}},
 		},
 		{
 			name: "a job listed twice is counted once",

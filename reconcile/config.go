@@ -219,48 +219,56 @@ func (c *Config) Validate() error {
 	seen := map[string]int{}
 	for i, p := range c.Pools {
 		key := fmt.Sprintf("pools[%d]", i)
-		if p.Name == "" {
-			return fmt.Errorf("%s.name is missing", key)
-		}
-		if !dnsLabel.MatchString(p.Name) {
-			return fmt.Errorf("%s.name: %q must be lowercase letters, digits and '-', start with a letter and not end with '-'", key, p.Name)
-		}
-		if len(c.NamePrefix)+len(p.Name) > maxNameBase {
-			return fmt.Errorf("%s.name: %q with name_prefix %q makes runner names longer than 63 characters: the two may have %d characters together", key, p.Name, c.NamePrefix, maxNameBase)
-		}
-		if j, dup := seen[p.Name]; dup {
+		if j, dup := seen[p.Name]; dup && p.Name != "" {
 			return fmt.Errorf("%s.name: %q is also the name of pools[%d]", key, p.Name, j)
 		}
 		seen[p.Name] = i
-		if len(p.Labels) == 0 {
-			return fmt.Errorf("%s.labels: a pool needs at least one label", key)
+		if err := c.validatePool(p, key); err != nil {
+			return err
 		}
-		if len(p.Labels) > 99 {
-			// GitHub accepts 100 labels; the tool adds one, the registration time.
-			return fmt.Errorf("%s.labels: %d labels, at most 99 (GitHub accepts 100 and the tool adds %s<time>)", key, len(p.Labels), registeredLabel)
+	}
+	return nil
+}
+
+// validatePool checks one pool; key names it in errors ("pools[1]").
+func (c *Config) validatePool(p Pool, key string) error {
+	if p.Name == "" {
+		return fmt.Errorf("%s.name is missing", key)
+	}
+	if !dnsLabel.MatchString(p.Name) {
+		return fmt.Errorf("%s.name: %q must be lowercase letters, digits and '-', start with a letter and not end with '-'", key, p.Name)
+	}
+	if len(c.NamePrefix)+len(p.Name) > maxNameBase {
+		return fmt.Errorf("%s.name: %q with name_prefix %q makes runner names longer than 63 characters: the two may have %d characters together", key, p.Name, c.NamePrefix, maxNameBase)
+	}
+	if len(p.Labels) == 0 {
+		return fmt.Errorf("%s.labels: a pool needs at least one label", key)
+	}
+	if len(p.Labels) > 99 {
+		// GitHub accepts 100 labels; the tool adds one, the registration time.
+		return fmt.Errorf("%s.labels: %d labels, at most 99 (GitHub accepts 100 and the tool adds %s<time>)", key, len(p.Labels), registeredLabel)
+	}
+	for j, l := range p.Labels {
+		if strings.TrimSpace(l) == "" || len(l) > 256 {
+			return fmt.Errorf("%s.labels[%d]: %q is not a label", key, j, l)
 		}
-		for j, l := range p.Labels {
-			if strings.TrimSpace(l) == "" || len(l) > 256 {
-				return fmt.Errorf("%s.labels[%d]: %q is not a label", key, j, l)
-			}
-			if strings.HasPrefix(strings.ToLower(l), registeredLabel) {
-				return fmt.Errorf("%s.labels[%d]: %q: labels starting %q are the tool's own", key, j, l, registeredLabel)
-			}
+		if strings.HasPrefix(strings.ToLower(l), registeredLabel) {
+			return fmt.Errorf("%s.labels[%d]: %q: labels starting %q are the tool's own", key, j, l, registeredLabel)
 		}
-		if p.MaxRunners <= 0 {
-			return fmt.Errorf("%s.max_runners must be positive", key)
+	}
+	if p.MaxRunners <= 0 {
+		return fmt.Errorf("%s.max_runners must be positive", key)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"boot_timeout", p.BootTimeout}, {"idle_timeout", p.IdleTimeout}, {"max_lifetime", p.MaxLifetime}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s.%s must be positive", key, d.name)
 		}
-		for _, d := range []struct {
-			name string
-			v    Duration
-		}{{"boot_timeout", p.BootTimeout}, {"idle_timeout", p.IdleTimeout}, {"max_lifetime", p.MaxLifetime}} {
-			if d.v <= 0 {
-				return fmt.Errorf("%s.%s must be positive", key, d.name)
-			}
-		}
-		if p.MaxLifetime <= p.BootTimeout {
-			return fmt.Errorf("%s.max_lifetime (%v) must be longer than boot_timeout (%v)", key, time.Duration(p.MaxLifetime), time.Duration(p.BootTimeout))
-		}
+	}
+	if p.MaxLifetime <= p.BootTimeout {
+		return fmt.Errorf("%s.max_lifetime (%v) must be longer than boot_timeout (%v)", key, time.Duration(p.MaxLifetime), time.Duration(p.BootTimeout))
 	}
 	return nil
 }
@@ -349,26 +357,7 @@ func checkShape(t reflect.Type, v any, path string) error {
 	case reflect.Pointer:
 		return checkShape(t.Elem(), v, path)
 	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return fmt.Errorf("%s: want a mapping", orTop(path))
-		}
-		fields := map[string]reflect.Type{}
-		collectFields(t, fields)
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			ft, ok := fields[k]
-			if !ok {
-				return fmt.Errorf("%s: unknown key", joinPath(path, k))
-			}
-			if err := checkShape(ft, m[k], joinPath(path, k)); err != nil {
-				return err
-			}
-		}
+		return checkStruct(t, v, path)
 	case reflect.Map:
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -412,6 +401,31 @@ func checkShape(t reflect.Type, v any, path string) error {
 	case reflect.Bool:
 		if _, ok := v.(bool); !ok {
 			return fmt.Errorf("%s: want true or false", path)
+		}
+	}
+	return nil
+}
+
+// checkStruct checks a mapping against a struct's fields: every key known, in order.
+func checkStruct(t reflect.Type, v any, path string) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s: want a mapping", orTop(path))
+	}
+	fields := map[string]reflect.Type{}
+	collectFields(t, fields)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ft, ok := fields[k]
+		if !ok {
+			return fmt.Errorf("%s: unknown key", joinPath(path, k))
+		}
+		if err := checkShape(ft, m[k], joinPath(path, k)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -632,10 +632,9 @@ func (b backendView) Delete(_ context.Context, r reconcile.Runner) error {
 	return nil
 }
 
-// checkAfterPass judges invariants 3 and 5, counting only passes in which nothing was
-// injected: a fault may rightly delay what a pass does.
-func (w *World) checkAfterPass() {
-	clean := w.passFaults == 0
+// checkSupply judges invariant 3: per pool and repository, at least as many booting or
+// idle runners as queued jobs that have waited two clean passes, while the pool has room.
+func (w *World) checkSupply(clean bool) {
 	// Invariant 3: per pool and repository, at least as many booting or idle runners
 	// as queued jobs that have waited two clean passes, while the pool has room.
 	type key struct {
@@ -698,6 +697,13 @@ func (w *World) checkAfterPass() {
 			}
 		}
 	}
+}
+
+// checkAfterPass judges invariants 3 and 5, counting only passes in which nothing was
+// injected: a fault may rightly delay what a pass does.
+func (w *World) checkAfterPass() {
+	clean := w.passFaults == 0
+	w.checkSupply(clean)
 	w.checkHeldIdle(clean)
 	// Invariant 5: a registration of ours without a runner, offline and idle, whose job
 	// no longer waits, lasts at most one clean pass.

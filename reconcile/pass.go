@@ -642,19 +642,13 @@ func (p *pass) apply(ctx context.Context, obs Observed, plan Plan, sum *Summary)
 // deletion the plan counted on did not happen: the planner assumed every planned
 // deletion frees its slot.
 func (p *pass) withinRoom(obs Observed, creates []Create) []Create {
-	active := map[string]int{}
-	for _, r := range obs.Runners {
-		if r.Phase != PhaseFinished && !p.wasDeleted(r) {
-			active[r.Pool]++
-		}
-	}
+	room := newRoom(*p.rc.Config, obs.Runners, p.wasDeleted)
 	var out []Create
 	for _, c := range creates {
-		if pool := p.rc.Config.Pool(c.Pool); pool != nil && active[c.Pool] >= pool.MaxRunners {
+		if !room.claim(c.Pool, c.Name) {
 			p.createEvent(zerolog.WarnLevel, c).Msg("not created: a deletion failed and the pool is at max_runners")
 			continue
 		}
-		active[c.Pool]++
 		out = append(out, c)
 	}
 	return out
@@ -771,7 +765,7 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 		return false
 	}
 	pool := p.rc.Config.Pool(c.Pool)
-	if err := p.claimRoom(ctx, b, c, pool.MaxRunners); err != nil {
+	if err := p.claimRoom(ctx, b, c); err != nil {
 		p.createEvent(zerolog.WarnLevel, c).Err(err).Msg("not created; removing its registration")
 		if !errors.Is(err, errPoolFull) {
 			p.fail("create", fmt.Errorf("creating runner %s: %w", c.Name, err))
@@ -818,26 +812,18 @@ var errPoolFull = errors.New("the pool reached max_runners meanwhile")
 // that overlap (cron, a terminal and a timer at once) do not together take a pool past
 // max_runners: each counts the other's runners, and this pass's own creates, as they
 // stand now.
-func (p *pass) claimRoom(ctx context.Context, b Backend, c Create, max int) error {
+func (p *pass) claimRoom(ctx context.Context, b Backend, c Create) error {
 	runners, err := b.List(ctx)
 	if err != nil {
 		return fmt.Errorf("looking at pool %s before creating: %w", c.Pool, err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	active := map[string]bool{}
-	for _, r := range runners {
-		if r.Pool == c.Pool && r.Phase != PhaseFinished && !p.wasDeleted(r) {
-			active[r.Name] = true
-		}
-	}
+	room := newRoom(*p.rc.Config, runners, p.wasDeleted)
 	for name, pool := range p.creating {
-		if pool == c.Pool {
-			active[name] = true
-		}
+		room.hold(pool, name)
 	}
-	delete(active, c.Name)
-	if len(active) >= max {
+	if !room.claim(c.Pool, c.Name) {
 		return errPoolFull
 	}
 	p.creating[c.Name] = c.Pool

@@ -564,16 +564,10 @@ func (pl *planner) trim(k poolScope, supply []Runner, n int) {
 }
 
 // capCreates keeps, across the pool's scopes, the creates for the oldest jobs that fit
-// under max_runners.
+// under max_runners: runners planned for deletion free their slots.
 func (pl *planner) capCreates(p Pool, wanted []Create) {
-	active := 0
-	for _, r := range pl.runners {
-		if r.Pool == p.Name && pl.states[r.Name] != stateDoomed {
-			active++
-		}
-	}
-	room := p.MaxRunners - active
-	if room <= 0 || len(wanted) == 0 {
+	room := newRoom(pl.cfg, pl.runners, func(r Runner) bool { return pl.states[r.Name] == stateDoomed }).free(p.Name)
+	if room == 0 || len(wanted) == 0 {
 		return
 	}
 	created := map[int64]time.Time{}

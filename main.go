@@ -502,7 +502,7 @@ func readConfig(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 2<<20))
+	return io.ReadAll(io.LimitReader(f, reconcile.MaxConfigSize+1)) // one more: Load names the size
 }
 
 // platforms makes the clients of the backends; tests replace them.

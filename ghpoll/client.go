@@ -215,10 +215,8 @@ func (c *Client) check(err error) error {
 			wait = *abuse.RetryAfter
 		}
 		until, msg = c.now().Add(wait), abuse.Message
-	case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests,
-		// A secondary limit whose documentation link go-github does not recognise.
-		errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusForbidden &&
-			(er.Response.Header.Get("Retry-After") != "" || er.Response.Header.Get("X-RateLimit-Remaining") == "0"):
+	case errors.As(err, &er) && er.Response != nil && isLimited(er.Response):
+		// A 429, or a secondary limit whose documentation link go-github does not recognise.
 		until, msg = c.now().Add(retryAfter(er.Response, c.now())), er.Message
 	default:
 		return err

@@ -171,16 +171,21 @@ func rewind(req *http.Request) (*http.Request, bool) {
 	return r, true
 }
 
-// limitedFor reports whether the answer is a rate limit (429, or 403 with retry-after
-// or an exhausted primary limit), and how long it asks to wait.
-func limitedFor(resp *http.Response, now time.Time) (time.Duration, bool) {
+// isLimited reports whether an answer is a rate limit: a 429, or a 403 with
+// retry-after or an exhausted primary limit (a 403 without them is a permission).
+func isLimited(resp *http.Response) bool {
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests:
+		return true
 	case http.StatusForbidden:
-		if resp.Header.Get("Retry-After") == "" && resp.Header.Get("X-RateLimit-Remaining") != "0" {
-			return 0, false
-		}
-	default:
+		return resp.Header.Get("Retry-After") != "" || resp.Header.Get("X-RateLimit-Remaining") == "0"
+	}
+	return false
+}
+
+// limitedFor reports whether the answer is a rate limit, and how long it asks to wait.
+func limitedFor(resp *http.Response, now time.Time) (time.Duration, bool) {
+	if !isLimited(resp) {
 		return 0, false
 	}
 	return retryAfter(resp, now), true

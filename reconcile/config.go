@@ -83,8 +83,8 @@ const (
 	DefaultBootTimeout = 10 * time.Minute
 	DefaultIdleTimeout = 5 * time.Minute
 	DefaultMaxLifetime = 24 * time.Hour
-	// maxConfigSize bounds the configuration file; real ones are a few KiB.
-	maxConfigSize = 1 << 20
+	// MaxConfigSize bounds the configuration file; real ones are a few KiB.
+	MaxConfigSize = 1 << 20
 	// maxNameBase is how long name_prefix and a pool name may be together, so that
 	// "<prefix>-<pool>-<job id>-r9" stays within the 63 characters of a DNS label.
 	maxNameBase = 63 - 2 - 19 - 3
@@ -130,8 +130,8 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 // Load parses a YAML configuration, fills in defaults and validates the parts that do
 // not depend on how the tool runs. Every error names the key at fault.
 func Load(data []byte) (*Config, error) {
-	if len(data) > maxConfigSize {
-		return nil, fmt.Errorf("config is %d bytes, more than the %d a configuration may have", len(data), maxConfigSize)
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("config is %d bytes, more than the %d a configuration may have", len(data), MaxConfigSize)
 	}
 	j, err := yaml.YAMLToJSONStrict(data) // strict: a key given twice is an error
 	if err != nil {

@@ -63,7 +63,7 @@ func TestLoad_Rejects(t *testing.T) {
 		{"fractional max_runners", "pools:\n  - name: a\n    labels: [x]\n    max_runners: 1.5\n", "pools[0].max_runners: want a whole number"},
 		{"duration without unit", "pools:\n  - name: a\n    labels: [x]\n    max_runners: 1\n    idle_timeout: 300\n", "pools[0].idle_timeout"},
 		{"duplicate key", "name_prefix: a\nname_prefix: b\n", "not valid YAML"},
-		{"too large", "name_prefix: " + strings.Repeat("a", maxConfigSize) + "\n", "more than"},
+		{"too large", "name_prefix: " + strings.Repeat("a", MaxConfigSize) + "\n", "more than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

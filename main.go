@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -314,7 +313,7 @@ func parseSettings(c *cli.Context, stderr io.Writer) (settings, error) {
 	case s.pushURL != "" && !s.once:
 		return s, usagef("--pushgateway-url pushes after a --once pass; a loop serves --metrics-addr")
 	case s.pushURL != "":
-		if u, err := url.Parse(s.pushURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if _, ok := reconcile.HTTPURL(s.pushURL); !ok {
 			return s, usagef("--pushgateway-url: %q is not an http(s) URL", s.pushURL)
 		}
 	}

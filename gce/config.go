@@ -6,7 +6,6 @@ package gce
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 
@@ -68,7 +67,7 @@ func ParseConfig(raw json.RawMessage, path string) (Config, error) {
 		return Config{}, fmt.Errorf("%s.instance_template: %q is not a template name", path, t)
 	}
 	if c.Endpoint != "" {
-		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if _, ok := reconcile.HTTPURL(c.Endpoint); !ok {
 			return Config{}, fmt.Errorf("%s.endpoint: %q is not an http(s) URL", path, c.Endpoint)
 		}
 	}

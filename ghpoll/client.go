@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -67,8 +66,8 @@ type Options struct {
 
 // NewWithOptions is New with tuning.
 func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) {
-	u, err := url.Parse(apiURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, ok := reconcile.HTTPURL(apiURL)
+	if !ok {
 		return nil, fmt.Errorf("github api url %q is not an http(s) URL", apiURL)
 	}
 	if !strings.HasSuffix(u.Path, "/") {

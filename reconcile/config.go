@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"reflect"
 	"regexp"
 	"sort"
@@ -183,8 +182,8 @@ var dnsLabel = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 // Validate checks a loaded configuration, with the command line's additions merged in.
 // Its first error names the key at fault.
 func (c *Config) Validate() error {
-	u, err := url.Parse(c.GitHub.APIURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, ok := HTTPURL(c.GitHub.APIURL)
+	if !ok {
 		return fmt.Errorf("github.api_url: %q is not an http(s) URL", c.GitHub.APIURL)
 	}
 	if u.User != nil {

@@ -9,6 +9,7 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -73,6 +74,15 @@ func ParseScope(s string) Scope {
 		return o
 	}
 	return Scope{}
+}
+
+// HTTPURL parses s as an absolute http or https URL with a host; false if it is not one.
+func HTTPURL(s string) (*url.URL, bool) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, false
+	}
+	return u, true
 }
 
 // Job is a workflow job that waits for a runner.

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
 )
 
@@ -145,33 +144,5 @@ func TestApp_BadCredentialsExitTwo(t *testing.T) {
 				t.Errorf("%d requests reached GitHub", n)
 			}
 		})
-	}
-}
-
-// Org runners register with the organisation, in the configured runner group, and
-// their registrations come from the org's runner list.
-func TestOrgRunners_JITAndRegistrations(t *testing.T) {
-	w := newWorld(t, "octo-org/app", "octo-org/web")
-	w.rc.Config.GitHub.RunnerScope = "org"
-	w.rc.Config.GitHub.RunnerGroupID = 7
-	w.rc.GitHub.(*ghpoll.Client).RunnerGroupID = 7
-	j := w.gh.QueueJob("octo-org/web", arm64Labels...)
-	w.gh.AddRunner("octo-org", "gha-arm64-99", false, false) // an org ghost
-	w.mustPass(t)
-	regs := w.gh.Runners()
-	if len(regs) != 1 || regs[0].Scope != "octo-org" || regs[0].Group != 7 || !strings.HasSuffix(regs[0].Name, itoa(j)) {
-		t.Fatalf("registrations %+v, want one org runner for job %d in group 7 (and the ghost gone)", regs, j)
-	}
-	var orgList bool
-	for _, r := range w.gh.Requests() {
-		if r.Path == "orgs/octo-org/actions/runners" {
-			orgList = true
-		}
-		if strings.HasPrefix(r.Path, "repos/") && strings.Contains(r.Path, "/actions/runners") {
-			t.Errorf("repository runner call %s in org mode", r.Path)
-		}
-	}
-	if !orgList {
-		t.Error("the org's runner list was never read")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package ghpoll_test
 
 import (
 	"context"

@@ -1,0 +1,294 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
+)
+
+// These tests run whole passes from the pass's own package, against the in-memory
+// GitHub and backend of reconciletest. The same passes against GitHub's HTTP API, with
+// the real client, are ghpoll's pass_*_test.go.
+
+var (
+	app   = reconcile.Scope{Owner: "octo-org", Repo: "app"}
+	arm64 = []string{"self-hosted", "linux", "ARM64"}
+)
+
+type passWorld struct {
+	mu      sync.Mutex
+	now     time.Time
+	gh      *reconciletest.GitHub
+	backend *reconciletest.Backend
+	rc      *reconcile.Reconciler
+	logs    bytes.Buffer
+	nextJob int64
+}
+
+func newPassWorld(t *testing.T) *passWorld {
+	t.Helper()
+	w := &passWorld{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), gh: reconciletest.NewGitHub(), nextJob: 100}
+	w.backend = reconciletest.NewBackend(w.clock)
+	cfg, err := reconcile.Load([]byte("github: {repos: [octo-org/app]}\npools:\n  - name: arm64\n    labels: [self-hosted, linux, ARM64]\n    max_runners: 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.clock}
+	return w
+}
+
+func (w *passWorld) clock() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.now
+}
+
+func (w *passWorld) advance(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.now = w.now.Add(d)
+}
+
+// queue queues a job of octo-org/app that waited age.
+func (w *passWorld) queue(age time.Duration, labels ...string) reconcile.Job {
+	w.nextJob++
+	j := reconcile.Job{ID: w.nextJob, RunID: w.nextJob * 10, Repo: app, Name: "build", Labels: labels, CreatedAt: w.clock().Add(-age)}
+	w.gh.Queue(j)
+	return j
+}
+
+func (w *passWorld) pass(t *testing.T) (reconcile.Summary, error) {
+	t.Helper()
+	return w.rc.RunOnce(zerolog.New(zerolog.SyncWriter(&w.logs)).WithContext(context.Background()))
+}
+
+func (w *passWorld) mustPass(t *testing.T) reconcile.Summary {
+	t.Helper()
+	sum, err := w.pass(t)
+	if err != nil {
+		t.Fatalf("RunOnce() = %v, want nil\n%s", err, w.logs.String())
+	}
+	return sum
+}
+
+func names(rs []reconcile.Runner) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func regNames(rs []reconcile.Registration) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func TestPass_QueuedJobGetsARegisteredRunner(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	j := w.queue(time.Minute, arm64...)
+	w.queue(time.Minute, "ubuntu-latest") // a GitHub-hosted job
+	sum := w.mustPass(t)
+	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
+	if diff := cmp.Diff([]string{name}, names(w.backend.Runners())); diff != "" {
+		t.Fatalf("runners mismatch (-want +got):\n%s", diff)
+	}
+	regs := w.gh.Regs()
+	spec, _ := w.backend.Spec(name)
+	if len(regs) != 1 || regs[0].Name != name || spec.JITConfig.Reveal() == "" {
+		t.Fatalf("registrations %+v, runner spec %+v: want its registration and its JIT configuration", regs, spec)
+	}
+	if at, ok := regs[0].Registered(); !ok || !at.Equal(w.clock()) {
+		t.Errorf("registration labels %v, want the pool's and the registration time", regs[0].Labels)
+	}
+	if sum.Created != 1 || sum.Done[reconcile.Action{Kind: "create", Pool: "arm64", Reason: reconcile.ReasonDemand}] != 1 {
+		t.Errorf("summary %+v, want one create for demand", sum)
+	}
+	// The next pass sees it booting: nothing more to do.
+	w.advance(30 * time.Second)
+	if sum := w.mustPass(t); !sum.Plan.Empty() {
+		t.Errorf("second pass planned %+v, want nothing", sum.Plan)
+	}
+}
+
+func TestPass_FinishedRunnerAndItsRegistrationAreRemoved(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	j := w.queue(time.Minute, arm64...)
+	w.mustPass(t)
+	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
+	w.gh.Dequeue(j.ID)
+	w.backend.SetPhase(name, reconcile.PhaseFinished) // preempted before it took a job
+	w.advance(time.Minute)
+	w.mustPass(t)
+	if len(w.backend.Runners()) != 0 || len(w.gh.Regs()) != 0 {
+		t.Errorf("runners %v, registrations %v left; want none", names(w.backend.Runners()), regNames(w.gh.Regs()))
+	}
+}
+
+func TestPass_DryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.DryRun = true
+	w.queue(time.Minute, arm64...)
+	sum := w.mustPass(t)
+	if len(sum.Plan.Create) != 1 || len(w.backend.Mutations()) != 0 || len(w.gh.Regs()) != 0 {
+		t.Errorf("plan %+v, backend calls %v, registrations %v: want one planned create and nothing done", sum.Plan.Create, w.backend.Mutations(), w.gh.Regs())
+	}
+	for _, c := range w.gh.Calls() {
+		if strings.HasPrefix(c, "GenerateJITConfig") || strings.HasPrefix(c, "RemoveRegistration") {
+			t.Errorf("dry run called %s", c)
+		}
+	}
+}
+
+func TestPass_FailedCreateRemovesItsRegistration(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.queue(time.Minute, arm64...)
+	w.backend.FailNext("create", errors.New("quota exceeded"))
+	sum, err := w.pass(t)
+	if err == nil || sum.ErrorsByStage["create"] != 1 {
+		t.Fatalf("RunOnce() = %v, errors %v; want the create's", err, sum.ErrorsByStage)
+	}
+	if regs := w.gh.Regs(); len(regs) != 0 {
+		t.Errorf("registrations %v left by a failed create", regNames(regs))
+	}
+}
+
+// A registration another pass made a moment ago, with no machine yet, is that pass's
+// create under way: no second runner beside it; past the grace, the job gets one.
+func TestPass_CreateUnderWayIsNotDoubled(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	j := w.queue(time.Minute, arm64...)
+	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
+	w.gh.Register(reconcile.Registration{Name: name, Scope: app, Labels: append(slices.Clone(arm64), reconcile.RegisteredLabel(w.clock()))})
+	if sum := w.mustPass(t); !sum.Plan.Empty() {
+		t.Fatalf("plan %+v beside a create under way, want nothing", sum.Plan)
+	}
+	w.advance(reconcile.RegistrationGrace)
+	w.mustPass(t)
+	if diff := cmp.Diff([]string{name + "-r1"}, names(w.backend.Runners())); diff != "" {
+		t.Errorf("runners after the grace mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// A repository GitHub does not know any more is reported and does not fail the pass;
+// when it is the only one, the pass fails: the credentials see nothing.
+func TestPass_UnreachableRepository(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.Config.GitHub.Repos = append(w.rc.Config.GitHub.Repos, "octo-org/gone")
+	gone := reconcile.Scope{Owner: "octo-org", Repo: "gone"}
+	w.gh.Gone(gone)
+	w.queue(time.Minute, arm64...)
+	sum := w.mustPass(t)
+	if diff := cmp.Diff([]string{"octo-org/gone"}, sum.Unreachable); diff != "" || sum.Created != 1 {
+		t.Errorf("unreachable mismatch (-want +got):\n%s(created %d, want 1)", diff, sum.Created)
+	}
+	w.rc.Config.GitHub.Repos = []string{"octo-org/gone"}
+	if _, err := w.pass(t); err == nil || !strings.Contains(err.Error(), "every polled repository is unreachable") {
+		t.Errorf("RunOnce() with every repository gone = %v", err)
+	}
+}
+
+// A job GitHub will not give to our idle runner stops holding it, and the process
+// makes no runner for it again until reconcile.UnservableRetry has passed.
+func TestPass_UnservableJobIsRememberedByTheProcess(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	j := w.queue(time.Hour, arm64...)
+	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
+	w.mustPass(t)
+	w.gh.SetRunner(name, true, false) // online, idle; GitHub gives it nothing
+	w.advance(6 * time.Minute)
+	sum := w.mustPass(t)
+	if len(sum.Plan.Unservable) != 1 || len(w.backend.Runners()) != 0 {
+		t.Fatalf("unservable %+v, runners %v; want the job judged and its runner gone", sum.Plan.Unservable, names(w.backend.Runners()))
+	}
+	w.advance(time.Minute)
+	if sum := w.mustPass(t); len(sum.Plan.Create) != 0 {
+		t.Errorf("planned %+v for a job found unservable", sum.Plan.Create)
+	}
+	w.advance(reconcile.UnservableRetry)
+	if sum := w.mustPass(t); len(sum.Plan.Create) != 1 {
+		t.Errorf("planned %+v after %v, want the job tried again", sum.Plan.Create, reconcile.UnservableRetry)
+	}
+}
+
+// A job of a public repository a pool matches is refused, and the skip is logged.
+func TestPass_PublicRepositoryJobIsRefusedAndLogged(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	j := reconcile.Job{ID: 7, Repo: app, Name: "build", Labels: arm64, CreatedAt: w.clock(), Public: true}
+	w.gh.Queue(j)
+	sum := w.mustPass(t)
+	if len(sum.Plan.Create) != 0 || len(sum.Plan.Refused) != 1 || sum.Plan.Refused[0].Reason != reconcile.ReasonPublicRepo {
+		t.Errorf("plan %+v, want job 7 refused as public_repo", sum.Plan)
+	}
+	if !strings.Contains(w.logs.String(), `"reason":"public_repo"`) {
+		t.Errorf("no skip logged:\n%s", w.logs.String())
+	}
+}
+
+// A deletion that fails frees no slot: the create that counted on it is dropped.
+func TestPass_FailedDeletionKeepsThePoolWithinMaxRunners(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	var jobs []reconcile.Job
+	for range 2 {
+		jobs = append(jobs, w.queue(time.Minute, arm64...))
+	}
+	w.mustPass(t)
+	for _, j := range jobs {
+		w.gh.Dequeue(j.ID)
+		w.gh.SetRunner(reconcile.RunnerName("gha", "arm64", j.ID, 0), true, true)
+	}
+	// A third, past max_lifetime (24 h), still running a job: planned for deletion.
+	// With it, the pool is full; without it, it has room for one.
+	old := reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.clock().Add(-25 * time.Hour)}
+	w.backend.Put(old)
+	w.gh.Register(reconcile.Registration{Name: old.Name, Scope: app, Online: true, Busy: true})
+	next := w.queue(time.Minute, arm64...)
+	w.backend.FailNext("delete", errors.New("backend down"))
+	w.advance(time.Minute)
+	sum, err := w.pass(t)
+	if err == nil || len(sum.Plan.Create) != 1 {
+		t.Fatalf("RunOnce() = %v, plan %+v; want the failed deletion and one planned create", err, sum.Plan)
+	}
+	if _, made := w.backend.Spec(reconcile.RunnerName("gha", "arm64", next.ID, 0)); made || len(w.backend.Runners()) != 3 {
+		t.Errorf("runners %v: the create went ahead though the deletion it counted on failed", names(w.backend.Runners()))
+	}
+}
+
+// A pass told to stop starts no new action and says what was left.
+func TestPass_StoppedPassSaysWhatWasLeft(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.queue(time.Minute, arm64...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sum, err := w.rc.RunOnce(ctx)
+	if err == nil || len(w.backend.Mutations()) != 0 {
+		t.Errorf("RunOnce(cancelled) = %v with backend calls %v; want an error and nothing done", err, w.backend.Mutations())
+	}
+	if sum.Created != 0 {
+		t.Errorf("created %d", sum.Created)
+	}
+}

@@ -1,0 +1,213 @@
+package reconciletest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+)
+
+// GitHub is an in-memory reconcile.GitHub for tests of the pass from its own package:
+// queued jobs per repository and runner registrations per scope, answering as GitHub's
+// REST API does in the ways the pass relies on (a JIT registration is offline until its
+// runner starts and keeps its labels as given; a second one of a name is refused; a busy
+// registration cannot be removed; a repository GitHub does not know answers
+// reconcile.ErrUnreachable). It records every call and can fail the next ones. The
+// whole-pass tests against GitHub's HTTP API, with the real client, are ghpoll's.
+type GitHub struct {
+	mu     sync.Mutex
+	nextID int64
+	jobs   map[reconcile.Scope][]reconcile.Job
+	regs   map[int64]*reconcile.Registration
+	gone   map[reconcile.Scope]bool
+	fail   map[string]int // call → failures left
+	calls  []string
+}
+
+var _ reconcile.GitHub = (*GitHub)(nil)
+
+// NewGitHub returns a GitHub with nothing queued and nothing registered.
+func NewGitHub() *GitHub {
+	return &GitHub{nextID: 1000, jobs: map[reconcile.Scope][]reconcile.Job{}, regs: map[int64]*reconcile.Registration{},
+		gone: map[reconcile.Scope]bool{}, fail: map[string]int{}}
+}
+
+// Queue adds a queued job to its repository.
+func (g *GitHub) Queue(j reconcile.Job) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.jobs[j.Repo] = append(g.jobs[j.Repo], j)
+}
+
+// Dequeue takes a job out of the queue (it started, or was cancelled).
+func (g *GitHub) Dequeue(id int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for repo, js := range g.jobs {
+		g.jobs[repo] = slices.DeleteFunc(js, func(j reconcile.Job) bool { return j.ID == id })
+	}
+}
+
+// Register adds a registration as if a runner had registered, and returns its id.
+func (g *GitHub) Register(r reconcile.Registration) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nextID++
+	r.ID = g.nextID
+	g.regs[r.ID] = &r
+	return r.ID
+}
+
+// SetRunner changes a registration's status, by name, as its runner does.
+func (g *GitHub) SetRunner(name string, online, busy bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range g.regs {
+		if r.Name == name {
+			r.Online, r.Busy = online, busy
+		}
+	}
+}
+
+// Gone makes a repository answer as one deleted, renamed or hidden from the token.
+func (g *GitHub) Gone(repo reconcile.Scope) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gone[repo] = true
+}
+
+// FailNext makes the next n calls of call ("QueuedJobs", "Registrations",
+// "GenerateJITConfig", "RemoveRegistration", ...) fail.
+func (g *GitHub) FailNext(call string, n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fail[call] += n
+}
+
+// Regs returns the registrations, sorted by name.
+func (g *GitHub) Regs() []reconcile.Registration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []reconcile.Registration
+	for _, r := range g.regs {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b reconcile.Registration) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Calls returns the calls made, in order ("GenerateJITConfig octo-org/app gha-x-1").
+func (g *GitHub) Calls() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.calls)
+}
+
+// call records a call and says whether it fails; the caller holds g.mu.
+func (g *GitHub) call(name string, args ...any) error {
+	g.calls = append(g.calls, strings.TrimSpace(name+" "+fmt.Sprint(args...)))
+	if g.fail[name] > 0 {
+		g.fail[name]--
+		return fmt.Errorf("%s: injected failure", name)
+	}
+	return nil
+}
+
+// OrgRepos implements reconcile.GitHub: no organisation is known.
+func (g *GitHub) OrgRepos(_ context.Context, org string) ([]reconcile.Scope, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("OrgRepos", org); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("org %s: %w", org, reconcile.ErrUnreachable)
+}
+
+// QueuedJobs implements reconcile.GitHub.
+func (g *GitHub) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("QueuedJobs", repo); err != nil {
+		return nil, err
+	}
+	if g.gone[repo] {
+		return nil, fmt.Errorf("%w: %s (GitHub answered 404)", reconcile.ErrUnreachable, repo)
+	}
+	return slices.Clone(g.jobs[repo]), nil
+}
+
+// Registrations implements reconcile.GitHub.
+func (g *GitHub) Registrations(_ context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("Registrations", scope); err != nil {
+		return nil, err
+	}
+	if g.gone[scope] {
+		return nil, fmt.Errorf("%w: %s (GitHub answered 404)", reconcile.ErrUnreachable, scope)
+	}
+	var out []reconcile.Registration
+	for _, r := range g.regs {
+		if r.Scope == scope {
+			out = append(out, *r)
+		}
+	}
+	slices.SortFunc(out, func(a, b reconcile.Registration) int { return int(a.ID - b.ID) })
+	return out, nil
+}
+
+// FindRegistration implements reconcile.GitHub.
+func (g *GitHub) FindRegistration(ctx context.Context, scope reconcile.Scope, name string) (reconcile.Registration, bool, error) {
+	regs, err := g.Registrations(ctx, scope)
+	if err != nil {
+		return reconcile.Registration{}, false, err
+	}
+	for _, r := range regs {
+		if r.Name == name {
+			return r, true, nil
+		}
+	}
+	return reconcile.Registration{}, false, nil
+}
+
+// GenerateJITConfig implements reconcile.GitHub: an offline registration with the
+// labels as given; reconcile.ErrNameTaken if the scope has one of that name (GitHub
+// answers 409).
+func (g *GitHub) GenerateJITConfig(_ context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("GenerateJITConfig", scope, " ", name); err != nil {
+		return reconcile.Registration{}, "", err
+	}
+	for _, r := range g.regs {
+		if r.Scope == scope && r.Name == name {
+			return reconcile.Registration{}, "", fmt.Errorf("%w: %s in %s", reconcile.ErrNameTaken, name, scope)
+		}
+	}
+	g.nextID++
+	r := reconcile.Registration{ID: g.nextID, Name: name, Scope: scope, Labels: slices.Clone(labels)}
+	g.regs[r.ID] = &r
+	return r, reconcile.Secret(fmt.Sprintf("jit-secret-%d", r.ID)), nil
+}
+
+// RemoveRegistration implements reconcile.GitHub: nil if it is gone already,
+// reconcile.ErrRunnerBusy if its runner runs a job (GitHub answers 422).
+func (g *GitHub) RemoveRegistration(_ context.Context, scope reconcile.Scope, id int64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("RemoveRegistration", scope, " ", id); err != nil {
+		return err
+	}
+	r, ok := g.regs[id]
+	switch {
+	case !ok || r.Scope != scope:
+		return nil
+	case r.Busy:
+		return fmt.Errorf("%w: %s", reconcile.ErrRunnerBusy, r.Name)
+	}
+	delete(g.regs, id)
+	return nil
+}

@@ -292,3 +292,75 @@ func TestPass_StoppedPassSaysWhatWasLeft(t *testing.T) {
 		t.Errorf("created %d", sum.Created)
 	}
 }
+
+// A registration of ours with no runner, whose job no longer waits, is a ghost.
+func TestPass_GhostRegistrationIsRemoved(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.gh.Register(reconcile.Registration{Name: "gha-arm64-77", Scope: app})
+	w.gh.Register(reconcile.Registration{Name: "someone-elses-runner", Scope: app})
+	sum := w.mustPass(t)
+	if diff := cmp.Diff([]string{"someone-elses-runner"}, regNames(w.gh.Regs())); diff != "" || sum.Deregistered != 1 {
+		t.Errorf("registrations mismatch (-want +got):\n%s(deregistered %d)", diff, sum.Deregistered)
+	}
+}
+
+// hiding is a GitHub whose registration listings leave one name out, as when another
+// pass registers that runner after this pass has looked.
+type hiding struct {
+	*reconciletest.GitHub
+	name string
+}
+
+func (h hiding) Registrations(ctx context.Context, s reconcile.Scope) ([]reconcile.Registration, error) {
+	regs, err := h.GitHub.Registrations(ctx, s)
+	return slices.DeleteFunc(regs, func(r reconcile.Registration) bool { return r.Name == h.name }), err
+}
+
+// GitHub answers 409 for a name already registered: a registration left by a pass that
+// died is replaced; one another pass made a moment ago is left to it.
+func TestPass_NameConflict(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		labels   func(now time.Time) []string
+		replaced bool
+	}{
+		{"a dead pass's registration is replaced", func(time.Time) []string { return arm64 }, true},
+		{"a create under way is left alone", func(now time.Time) []string { return append(slices.Clone(arm64), reconcile.RegisteredLabel(now)) }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newPassWorld(t)
+			j := w.queue(time.Minute, arm64...)
+			name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
+			id := w.gh.Register(reconcile.Registration{Name: name, Scope: app, Labels: tt.labels(w.clock())})
+			w.rc.GitHub = hiding{GitHub: w.gh, name: name}
+			w.mustPass(t)
+			regs := w.gh.Regs()
+			_, made := w.backend.Spec(name)
+			if len(regs) != 1 || (regs[0].ID != id) != tt.replaced || made != tt.replaced {
+				t.Errorf("registrations %+v, runner made %v; want replaced %v", regs, made, tt.replaced)
+			}
+		})
+	}
+}
+
+// The loop runs a pass at once and then every interval, reports each, and returns the
+// last one's error once told to stop.
+func TestRun_PassesUntilStopped(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.Now = nil // real time: the loop's ticker is
+	w.gh.FailNext("QueuedJobs", 100)
+	ctx, cancel := context.WithCancel(zerolog.New(zerolog.SyncWriter(&w.logs)).WithContext(context.Background()))
+	passes := 0
+	err := w.rc.Run(ctx, 10*time.Millisecond, time.Minute, func(_ reconcile.Summary, err error) {
+		if passes++; passes == 3 {
+			cancel()
+		}
+	})
+	if passes != 3 || err == nil {
+		t.Errorf("Run() = %v after %d passes; want 3 passes and the last one's error", err, passes)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/api/option"
 
 	"github.com/reconcile-dev/reconcile/gce"
@@ -334,5 +335,51 @@ esac`,
 	}
 	if !poweredOff {
 		t.Error("the VM was not powered off after the runner exited")
+	}
+}
+
+// Two pools in one project, each with its template: one backend serves both, so a pass
+// lists the project's instances once, and each runner comes from its pool's template.
+func TestGCE_PoolsOfOneProjectShareOneListing(t *testing.T) {
+	w := newGCEWorld(t)
+	conf := `
+github:
+  repos: [octo-org/app]
+pools:
+  - name: arm64
+    labels: [self-hosted, linux, ARM64]
+    max_runners: 10
+    gce: {project: ci-project, region: us-central1, instance_template: gha-arm64-spot, endpoint: ` + w.compute.Endpoint + `}
+  - name: x64
+    labels: [self-hosted, linux, x64]
+    max_runners: 10
+    gce: {project: ci-project, region: us-central1, zones: [us-central1-c], instance_template: gha-x64-spot, endpoint: ` + w.compute.Endpoint + `}
+`
+	if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	arm := reconcile.RunnerName("gha", "arm64", w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64"), 0)
+	x := reconcile.RunnerName("gha", "x64", w.gh.QueueJob("octo-org/app", "self-hosted", "x64"), 0)
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("exit code %d:\n%s", code, log)
+	}
+	templates := map[string]string{}
+	for _, in := range w.compute.Instances() {
+		templates[in.Name] = in.Template + " " + in.Zone
+	}
+	want := map[string]string{arm: "projects/ci-project/regions/us-central1/instanceTemplates/gha-arm64-spot " + zoneOrderer(t).ZoneOrder(arm)[0],
+		x: "projects/ci-project/regions/us-central1/instanceTemplates/gha-x64-spot us-central1-c"}
+	if diff := cmp.Diff(want, templates); diff != "" {
+		t.Errorf("instances' templates and zones mismatch (-want +got):\n%s", diff)
+	}
+	// One listing to observe, and one before each create to check max_runners again.
+	lists := 0
+	for _, r := range w.compute.Requests() {
+		if strings.Contains(r, "/aggregated/instances") {
+			lists++
+		}
+	}
+	if lists != 1+2 {
+		t.Errorf("%d aggregated listings, want 3: one to observe the project's two pools, one before each of the 2 creates", lists)
 	}
 }

@@ -558,19 +558,34 @@ func parseBackends(cfg *reconcile.Config, dryRun bool) ([]backendSpec, error) {
 	return out, nil
 }
 
+// poolAdder is a backend that serves several pools of one platform account.
+type poolAdder interface {
+	AddPool(ctx context.Context, pool string, cfg gce.Config) error
+}
+
 // buildBackends makes each pool's backend. Clients are made only for the platforms
-// some pool uses; one Kubernetes client serves all.
+// some pool uses; one Kubernetes client serves all, and the GCE pools of one project
+// share one backend, so that a pass lists that project's instances once.
 func buildBackends(ctx context.Context, cfg *reconcile.Config, specs []backendSpec, pf platforms) (map[string]reconcile.Backend, error) {
 	backends := map[string]reconcile.Backend{}
+	projects := map[string]reconcile.Backend{} // project and endpoint → its backend
 	var kube kubernetes.Interface
 	for _, sp := range specs {
 		switch {
 		case sp.gce != nil:
-			b, err := pf.gce(ctx, *sp.gce, cfg.NamePrefix)
+			account := sp.gce.Project + "|" + sp.gce.Endpoint
+			if b, ok := projects[account].(poolAdder); ok {
+				if err := b.AddPool(ctx, sp.pool, *sp.gce); err != nil {
+					return nil, usagef("%s.gce: %v", sp.key, err)
+				}
+				backends[sp.pool] = projects[account]
+				continue
+			}
+			b, err := pf.gce(ctx, *sp.gce, cfg.NamePrefix) // serves this first pool of the project as it is
 			if err != nil {
 				return nil, usagef("%s.gce: %v", sp.key, err)
 			}
-			backends[sp.pool] = b
+			projects[account], backends[sp.pool] = b, b
 		case sp.kube != nil:
 			if kube == nil {
 				var err error

@@ -54,17 +54,21 @@ var capacityReasons = []string{
 // family seldom, and after a day one failed insert tells again.
 const lackingTTL = 24 * time.Hour
 
-// Backend runs one pool's runners as instances of one project.
+// Backend runs runners as instances of one project: one pool's, or several pools' of
+// that project (AddPool), each with its template and zones, so that a pass lists the
+// project's instances once whatever the number of its pools.
 type Backend struct {
-	cfg       Config
+	cfg       Config // the first pool's, with what New filled in
 	owner     string
+	opts      []option.ClientOption
 	instances *compute.InstancesClient
 	// PageSize is how many instances one aggregated list request asks for.
 	PageSize uint32
 
 	mu      sync.Mutex
+	pools   map[string]Config // pool → its configuration, for pools added by AddPool
 	memo    reconcile.Memo
-	lacking map[string]time.Time // zone → when an insert found it lacks what the template asks for
+	lacking map[string]map[string]time.Time // template → zone → when an insert found the zone lacks what it asks for
 	now     func() time.Time
 }
 
@@ -105,7 +109,44 @@ func New(ctx context.Context, cfg Config, owner string, opts ...option.ClientOpt
 	if err != nil {
 		return nil, fmt.Errorf("compute client: %w", err)
 	}
-	return &Backend{cfg: cfg, owner: owner, instances: instances, PageSize: 500, lacking: map[string]time.Time{}, now: time.Now}, nil
+	return &Backend{cfg: cfg, owner: owner, opts: opts, instances: instances, PageSize: 500,
+		pools: map[string]Config{}, lacking: map[string]map[string]time.Time{}, now: time.Now}, nil
+}
+
+// AddPool makes the backend serve another pool of its project, with the pool's own
+// template and zones (every zone of its region when unset).
+func (b *Backend) AddPool(ctx context.Context, pool string, cfg Config) error {
+	if cfg.Project == "" {
+		cfg.Project = b.cfg.Project
+	}
+	if cfg.Region == "" {
+		cfg.Region = b.cfg.Region
+	}
+	if cfg.Project != b.cfg.Project || cfg.Endpoint != b.cfg.Endpoint {
+		return fmt.Errorf("pool %s: project %s is not this backend's %s", pool, cfg.Project, b.cfg.Project)
+	}
+	if len(cfg.Zones) == 0 {
+		zones, err := regionZones(ctx, cfg.Project, cfg.Region, b.opts)
+		if err != nil {
+			return err
+		}
+		cfg.Zones = zones
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pools[pool] = cfg
+	return nil
+}
+
+// poolConfig returns the configuration of a pool: its own if AddPool gave one, else the
+// first pool's.
+func (b *Backend) poolConfig(pool string) Config {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c, ok := b.pools[pool]; ok {
+		return c
+	}
+	return b.cfg
 }
 
 // regionZones lists the zones of a region that are up.
@@ -192,24 +233,27 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 	return r
 }
 
-// ZoneOrder returns the zones a create of that name tries, in order.
-func (b *Backend) ZoneOrder(name string) []string { return b.zoneOrder(name) }
+// ZoneOrder returns the zones a create of that name, for the first pool, tries in order.
+func (b *Backend) ZoneOrder(name string) []string { return b.zoneOrder(b.cfg, name) }
 
-// UseMemo implements reconcile.MemoUser: the zones that lack the template's machine
-// type are kept there too, so that the next --once process does not try them first.
+// UseMemo implements reconcile.MemoUser: the zones that lack a template's machine type
+// are kept there too, so that the next --once process does not try them first.
 func (b *Backend) UseMemo(m reconcile.Memo) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.memo = m
-	if b.lacking == nil {
-		b.lacking = map[string]time.Time{}
+	cfgs := []Config{b.cfg}
+	for _, c := range b.pools {
+		cfgs = append(cfgs, c)
 	}
-	v, _ := m.Recall(b.memoKey())
-	for _, item := range strings.Split(v, ",") {
-		zone, at, ok := strings.Cut(item, "=")
-		sec, err := strconv.ParseInt(at, 10, 64)
-		if ok && err == nil && slices.Contains(b.cfg.Zones, zone) && time.Unix(sec, 0).After(b.lacking[zone]) {
-			b.lacking[zone] = time.Unix(sec, 0)
+	for _, c := range cfgs {
+		v, _ := m.Recall(memoKey(c))
+		for _, item := range strings.Split(v, ",") {
+			zone, at, ok := strings.Cut(item, "=")
+			sec, err := strconv.ParseInt(at, 10, 64)
+			if ok && err == nil && slices.Contains(c.Zones, zone) {
+				b.lackingLocked(c)[zone] = time.Unix(sec, 0)
+			}
 		}
 	}
 }
@@ -221,40 +265,52 @@ func (b *Backend) clock() time.Time {
 	return time.Now()
 }
 
-// memoKey names what the memo keeps for this pool's template.
-func (b *Backend) memoKey() string { return "gce-lacking-zones:" + b.cfg.templatePath() }
+// memoKey names what the memo keeps for a template.
+func memoKey(c Config) string { return "gce-lacking-zones:" + c.templatePath() }
 
-// markLacking remembers that zone does not offer what the template asks for.
-func (b *Backend) markLacking(zone string) {
+// lackingLocked returns the zones known to lack what c's template asks for; the caller
+// holds b.mu.
+func (b *Backend) lackingLocked(c Config) map[string]time.Time {
+	if b.lacking == nil {
+		b.lacking = map[string]map[string]time.Time{}
+	}
+	t := c.templatePath()
+	if b.lacking[t] == nil {
+		b.lacking[t] = map[string]time.Time{}
+	}
+	return b.lacking[t]
+}
+
+// markLacking remembers that zone does not offer what c's template asks for.
+func (b *Backend) markLacking(c Config, zone string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.lacking == nil {
-		b.lacking = map[string]time.Time{}
-	}
-	b.lacking[zone] = b.clock()
+	lacking := b.lackingLocked(c)
+	lacking[zone] = b.clock()
 	if b.memo == nil {
 		return
 	}
 	var items []string
-	for _, z := range slices.Sorted(maps.Keys(b.lacking)) {
-		items = append(items, z+"="+strconv.FormatInt(b.lacking[z].Unix(), 10))
+	for _, z := range slices.Sorted(maps.Keys(lacking)) {
+		items = append(items, z+"="+strconv.FormatInt(lacking[z].Unix(), 10))
 	}
-	b.memo.Remember(b.memoKey(), strings.Join(items, ","))
+	b.memo.Remember(memoKey(c), strings.Join(items, ","))
 }
 
-// zoneOrder returns the pool's zones starting from one chosen by the name, so that
+// zoneOrder returns a pool's zones starting from one chosen by the name, so that
 // runners spread over the zones and two passes creating one runner pick the same zone;
 // zones known to lack the template's machine type are left out (all of them are tried
 // if every zone is known to lack it: the knowledge may be old).
-func (b *Backend) zoneOrder(name string) []string {
+func (b *Backend) zoneOrder(c Config, name string) []string {
 	h := fnv.New32a()
 	h.Write([]byte(name))
-	start := int(h.Sum32() % uint32(len(b.cfg.Zones)))
-	order := append(slices.Clone(b.cfg.Zones[start:]), b.cfg.Zones[:start]...)
+	start := int(h.Sum32() % uint32(len(c.Zones)))
+	order := append(slices.Clone(c.Zones[start:]), c.Zones[:start]...)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	lacking := b.lackingLocked(c)
 	offered := slices.DeleteFunc(slices.Clone(order), func(z string) bool {
-		at, ok := b.lacking[z]
+		at, ok := lacking[z]
 		return ok && b.clock().Sub(at) < lackingTTL
 	})
 	if len(offered) == 0 {
@@ -271,14 +327,15 @@ func (b *Backend) zoneOrder(name string) []string {
 func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 	var tried []string
 	var errs []error
-	for _, zone := range b.zoneOrder(spec.Name) {
-		err := b.insert(ctx, zone, spec)
+	c := b.poolConfig(spec.Pool)
+	for _, zone := range b.zoneOrder(c, spec.Name) {
+		err := b.insert(ctx, c, zone, spec)
 		if err == nil {
 			return nil
 		}
 		switch {
 		case isNotOffered(err, zone):
-			b.markLacking(zone)
+			b.markLacking(c, zone)
 		case !isCapacity(err):
 			return fmt.Errorf("creating instance %s in %s: %w", spec.Name, zone, err)
 		}
@@ -288,7 +345,7 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 	return fmt.Errorf("creating instance %s: no zone could take it (tried %s): %w", spec.Name, strings.Join(tried, ", "), errors.Join(errs...))
 }
 
-func (b *Backend) insert(ctx context.Context, zone string, spec reconcile.RunnerSpec) error {
+func (b *Backend) insert(ctx context.Context, c Config, zone string, spec reconcile.RunnerSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, operationTimeout)
 	defer cancel()
 	in := &computepb.Instance{
@@ -309,7 +366,7 @@ func (b *Backend) insert(ctx context.Context, zone string, spec reconcile.Runner
 		Project:                b.cfg.Project,
 		Zone:                   zone,
 		InstanceResource:       in,
-		SourceInstanceTemplate: proto.String(b.cfg.templatePath()),
+		SourceInstanceTemplate: proto.String(c.templatePath()),
 		RequestId:              proto.String(uuid.NewString()),
 	})
 	if isAlreadyExists(err) {

@@ -51,7 +51,13 @@ func (c *Client) Select(repos []reconcile.Scope, hot map[reconcile.Scope]bool) (
 	var quiet []reconcile.Scope
 	for _, r := range repos {
 		st := c.cache.repo(r.String())
-		if (hot[r] || st.Runs > 0 || now.Before(st.ActiveUntil)) && now.Sub(st.Swept) >= b.IdleInterval-b.Interval {
+		// Org runners' registrations are listed for the org: a recent org listing sweeps
+		// every repository of it.
+		swept := st.Swept
+		if org := c.cache.repo(r.Owner).Swept; org.After(swept) {
+			swept = org
+		}
+		if (hot[r] || st.Runs > 0 || now.Before(st.ActiveUntil)) && now.Sub(swept) >= b.IdleInterval-b.Interval {
 			// Polled every pass, but its registrations are listed only where the pass has
 			// runners or demand: sweep it for ghosts before IdleInterval has passed.
 			sweep = append(sweep, r)

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
 // realisticCache is the cache of an organisation of n repositories after a rotation:
@@ -89,4 +92,28 @@ func TestCache_MarshalWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
 		t.Error("the most recently used probe was dropped")
 	}
 	t.Logf("limit %d: %d bytes, %d of %d pages dropped", limit, len(data), dropped, len(realisticCache(5000, now).Pages))
+}
+
+// A busy repository's registrations are swept once per idle interval; with org
+// runners, a recent listing of the org's registrations is that sweep.
+func TestSelect_SweepsBusyRepositoriesOncePerIdleInterval(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	c, err := NewWithOptions(http.DefaultClient, "https://api.github.com/", Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := reconcile.Scope{Owner: "octo-org", Repo: "busy"}
+	c.cache.setRepo(busy.String(), repoState{Runs: 3, Polled: now, Swept: now.Add(-time.Minute)})
+	if _, sweep, _ := c.Select([]reconcile.Scope{busy}, nil); len(sweep) != 0 {
+		t.Errorf("swept %v a minute after its last sweep, want nothing", sweep)
+	}
+	c.cache.setRepo(busy.String(), repoState{Runs: 3, Polled: now, Swept: now.Add(-c.Budget.IdleInterval)})
+	if _, sweep, _ := c.Select([]reconcile.Scope{busy}, nil); len(sweep) != 1 {
+		t.Errorf("swept %v an idle interval after its last sweep, want it", sweep)
+	}
+	c.cache.setRepo("octo-org", repoState{Swept: now.Add(-time.Minute)}) // the org's runners, listed a minute ago
+	if _, sweep, _ := c.Select([]reconcile.Scope{busy}, nil); len(sweep) != 0 {
+		t.Errorf("swept %v a minute after its org's registrations were listed, want nothing", sweep)
+	}
 }

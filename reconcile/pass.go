@@ -764,7 +764,6 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 		p.fail("register", fmt.Errorf("registering runner %s: %w", c.Name, err))
 		return false
 	}
-	pool := p.rc.Config.Pool(c.Pool)
 	if err := p.claimRoom(ctx, b, c); err != nil {
 		p.createEvent(zerolog.WarnLevel, c).Err(err).Msg("not created; removing its registration")
 		if !errors.Is(err, errPoolFull) {
@@ -773,8 +772,8 @@ func (p *pass) create(ctx context.Context, c Create) bool {
 		p.undoRegistration(ctx, c, reg)
 		return false
 	}
-	spec := RunnerSpec{Name: c.Name, Pool: c.Pool, Scope: c.Scope, Repo: c.Repo, JobID: c.JobID,
-		Labels: c.Labels, JITConfig: jit, MaxLifetime: time.Duration(pool.MaxLifetime)}
+	spec := c.RunnerSpec
+	spec.JITConfig = jit
 	if err := b.Create(ctx, spec); err != nil {
 		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("creating runner failed; removing its registration")
 		p.fail("create", fmt.Errorf("creating runner %s: %w", c.Name, err))

@@ -81,14 +81,10 @@ type Blind struct {
 	Pools map[string]bool // pools whose backend failed to list its runners
 }
 
-// Create starts a runner for demand in a pool.
+// Create starts a runner for demand in a pool: the spec its backend gets, all but the
+// JIT configuration, which the pass asks GitHub for when it creates the runner.
 type Create struct {
-	Name   string
-	Pool   string
-	Scope  Scope
-	Repo   Scope
-	JobID  int64
-	Labels []string
+	RunnerSpec
 	Reason Reason
 }
 
@@ -512,8 +508,8 @@ func (pl *planner) want(k poolScope, jobs []Job, supply []Runner, n int) []Creat
 			continue
 		}
 		pl.taken[name] = true
-		out = append(out, Create{Name: name, Pool: k.pool, Scope: k.scope, Repo: j.Repo, JobID: j.ID,
-			Labels: slices.Clone(p.Labels), Reason: ReasonDemand})
+		out = append(out, Create{RunnerSpec: RunnerSpec{Name: name, Pool: k.pool, Scope: k.scope, Repo: j.Repo, JobID: j.ID,
+			Labels: slices.Clone(p.Labels), MaxLifetime: time.Duration(p.MaxLifetime)}, Reason: ReasonDemand})
 	}
 	return out
 }

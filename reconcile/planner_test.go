@@ -59,7 +59,8 @@ func create(pool string, repo Scope, jobID int64, name string) Create {
 	if pool == "x64" {
 		labels = x64
 	}
-	return Create{Name: name, Pool: pool, Scope: repo, Repo: repo, JobID: jobID, Labels: labels, Reason: ReasonDemand}
+	return Create{RunnerSpec: RunnerSpec{Name: name, Pool: pool, Scope: repo, Repo: repo, JobID: jobID, Labels: labels,
+		MaxLifetime: 24 * time.Hour}, Reason: ReasonDemand}
 }
 
 var ignorePools = cmpopts.IgnoreFields(Plan{}, "Pools")
@@ -395,7 +396,8 @@ func TestComputeOrgRunners(t *testing.T) {
 	}
 	got := Compute(obs, cfg, t0)
 	// The idle runner counts for the whole org: one more for two jobs, named after the oldest.
-	want := Plan{Create: []Create{{Name: "gha-arm64-5", Pool: "arm64", Scope: org, Repo: repoB, JobID: 5, Labels: arm, Reason: ReasonDemand}}}
+	want := Plan{Create: []Create{{RunnerSpec: RunnerSpec{Name: "gha-arm64-5", Pool: "arm64", Scope: org, Repo: repoB, JobID: 5, Labels: arm,
+		MaxLifetime: 24 * time.Hour}, Reason: ReasonDemand}}}
 	if diff := cmp.Diff(want, got, ignorePools, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Compute() mismatch (-want +got):\n%s", diff)
 	}

@@ -113,14 +113,6 @@ func (authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-func runnerNames(rs []reconcile.Runner) []string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, r.Name)
-	}
-	return out
-}
-
 func regNames(rs []ghpolltest.Runner) []string {
 	var out []string
 	for _, r := range rs {
@@ -140,7 +132,7 @@ func TestPass_QueuedJobsGetRunners(t *testing.T) {
 
 	sum := w.mustPass(t)
 	want := []string{reconcile.RunnerName("gha", "arm64", j1, 0), reconcile.RunnerName("gha", "arm64", j2, 0)}
-	if diff := cmp.Diff(want, runnerNames(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff(want, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Fatalf("runners after a pass mismatch (-want +got):\n%s", diff)
 	}
 	if sum.Created != 2 || w.gh.JITCount() != 2 {
@@ -190,7 +182,7 @@ func TestPass_FinishedRunnersAreDeleted(t *testing.T) {
 	w.advance(time.Minute)
 	sum := w.mustPass(t)
 	if sum.Deleted != 1 || len(w.backend.Runners()) != 0 {
-		t.Errorf("deleted %d, runners left %v; want 1 deleted and none left", sum.Deleted, runnerNames(w.backend.Runners()))
+		t.Errorf("deleted %d, runners left %v; want 1 deleted and none left", sum.Deleted, reconciletest.Names(w.backend.Runners()))
 	}
 }
 
@@ -206,7 +198,7 @@ func TestPass_FinishedRunnerRegistrationIsRemoved(t *testing.T) {
 	w.advance(time.Minute)
 	w.mustPass(t)
 	if rs := w.backend.Runners(); len(rs) != 0 {
-		t.Errorf("runners left %v, want none", runnerNames(rs))
+		t.Errorf("runners left %v, want none", reconciletest.Names(rs))
 	}
 	if regs := w.gh.Runners(); len(regs) != 0 {
 		t.Errorf("registrations left %v, want none", regNames(regs))
@@ -256,7 +248,7 @@ func TestPass_FailedCreateRemovesItsRegistration(t *testing.T) {
 	w.advance(30 * time.Second)
 	w.mustPass(t)
 	if rs := w.backend.Runners(); len(rs) != 1 {
-		t.Errorf("runners after the retry: %v, want one", runnerNames(rs))
+		t.Errorf("runners after the retry: %v, want one", reconciletest.Names(rs))
 	}
 }
 
@@ -286,7 +278,7 @@ func TestPass_StaleRegistrationOfTheSameNameIsReplaced(t *testing.T) {
 	if len(regs) != 1 || regs[0].ID == stale {
 		t.Fatalf("registrations %+v, want one new registration for %s", regs, name)
 	}
-	if diff := cmp.Diff([]string{name}, runnerNames(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff([]string{name}, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -316,7 +308,7 @@ func TestPass_VisibleStaleRegistrationKeepsItsNameWhileItsJobWaits(t *testing.T)
 	name := reconcile.RunnerName("gha", "arm64", j, 0)
 	w.gh.AddRunner("octo-org/app", name, false, false)
 	w.mustPass(t)
-	if diff := cmp.Diff([]string{name + "-r1"}, runnerNames(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff([]string{name + "-r1"}, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s", diff)
 	}
 	// Once another runner has taken the job, the stale registration is a ghost.
@@ -386,7 +378,7 @@ func TestPass_FailedRepositoryIsLeftAloneAndOthersServed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "octo-org/app") {
 		t.Fatalf("RunOnce() = %v, want an error naming octo-org/app", err)
 	}
-	names := runnerNames(w.backend.Runners())
+	names := reconciletest.Names(w.backend.Runners())
 	if !slices.Contains(names, idle.Name) {
 		t.Errorf("idle runner of the repository whose jobs could not be listed was deleted")
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
 )
 
 // faultWorld is a world whose GitHub client retries fast and gives up on a hung answer
@@ -73,7 +74,7 @@ func TestFaults_PersistentServerErrorEndsThatRepositoryOnly(t *testing.T) {
 		t.Errorf("%d tries of the failing read, want 3 (bounded)", n)
 	}
 	if len(w.backend.Runners()) != 1 {
-		t.Errorf("runners %v, want octo-org/web's", runnerNames(w.backend.Runners()))
+		t.Errorf("runners %v, want octo-org/web's", reconciletest.Names(w.backend.Runners()))
 	}
 }
 
@@ -102,12 +103,12 @@ func TestFaults_RegistrationIsNeverRetriedBlindly(t *testing.T) {
 		t.Errorf("%d registration attempts, want 1: a POST is not idempotent", n)
 	}
 	if len(w.backend.Runners()) != 0 || len(w.gh.Runners()) != 0 {
-		t.Errorf("left behind: runners %v, registrations %v", runnerNames(w.backend.Runners()), regNames(w.gh.Runners()))
+		t.Errorf("left behind: runners %v, registrations %v", reconciletest.Names(w.backend.Runners()), regNames(w.gh.Runners()))
 	}
 	w.advance(time.Minute)
 	w.mustPass(t) // the next pass creates it
 	if len(w.backend.Runners()) != 1 {
-		t.Errorf("runners after the next pass: %v", runnerNames(w.backend.Runners()))
+		t.Errorf("runners after the next pass: %v", reconciletest.Names(w.backend.Runners()))
 	}
 }
 
@@ -130,7 +131,7 @@ func TestFaults_SecondaryRateLimits(t *testing.T) {
 		if !errors.Is(err, reconcile.ErrRateLimited) {
 			t.Fatalf("RunOnce() = %v, want ErrRateLimited", err)
 		}
-		if !slices.Contains(runnerNames(w.backend.Runners()), idle.Name) {
+		if !slices.Contains(reconciletest.Names(w.backend.Runners()), idle.Name) {
 			t.Error("the idle runner was deleted on a pass that could not list jobs")
 		}
 		after := len(w.gh.Requests())
@@ -153,7 +154,7 @@ func TestFaults_PageFailingMidListing(t *testing.T) {
 	if _, err := w.pass(t); err == nil {
 		t.Fatal("RunOnce() = nil, want the page's error")
 	}
-	if names := runnerNames(w.backend.Runners()); len(names) != 1 || names[0] != idle.Name {
+	if names := reconciletest.Names(w.backend.Runners()); len(names) != 1 || names[0] != idle.Name {
 		t.Errorf("runners %v: a partial list must change nothing", names)
 	}
 }
@@ -170,6 +171,6 @@ func TestFaults_BackendDeleteFailureIsRetriedNextPass(t *testing.T) {
 	w.advance(time.Minute)
 	w.mustPass(t)
 	if len(w.backend.Runners()) != 0 {
-		t.Errorf("runners left: %v", runnerNames(w.backend.Runners()))
+		t.Errorf("runners left: %v", reconciletest.Names(w.backend.Runners()))
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
 )
 
 // These tests run whole passes against a fake GitHub that answers as real GitHub does
@@ -33,7 +34,7 @@ func TestSemantics_QueuedJobsOfAWaitingRunAreServed(t *testing.T) {
 	w.advance(time.Minute)
 	w.mustPass(t)
 	want := []string{reconcile.RunnerName("gha", "arm64", approved, 0)}
-	if diff := cmp.Diff(want, runnerNames(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff(want, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s (job %d waits for approval)", diff, held)
 	}
 	var waitingListed bool
@@ -64,7 +65,7 @@ func TestSemantics_PullRequestInsideAForkedRepositoryIsNotAForkPullRequest(t *te
 	w.mustPass(t)
 	want := []string{reconcile.RunnerName("gha", "arm64", insideJob, 0), reconcile.RunnerName("gha", "arm64", pushJob, 0)}
 	slices.Sort(want)
-	if diff := cmp.Diff(want, runnerNames(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff(want, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s (job %d is a pull request from another repository)", diff, forkJob)
 	}
 }
@@ -104,7 +105,7 @@ func TestSemantics_JobGitHubWillNotAssignStopsHoldingARunner(t *testing.T) {
 		t.Fatalf("unservable %+v, want job %d", sum.Plan.Unservable, stuck)
 	}
 	if len(w.backend.Runners()) != 0 || len(w.gh.Runners()) != 0 {
-		t.Fatalf("runners %v, registrations %v: the idle runner is still held", runnerNames(w.backend.Runners()), regNames(w.gh.Runners()))
+		t.Fatalf("runners %v, registrations %v: the idle runner is still held", reconciletest.Names(w.backend.Runners()), regNames(w.gh.Runners()))
 	}
 	if !strings.Contains(logs.String(), `"reason":"unservable"`) || !strings.Contains(logs.String(), `"job_id":`+itoa(stuck)) {
 		t.Errorf("no warning names the job:\n%s", logs.String())
@@ -120,11 +121,11 @@ func TestSemantics_JobGitHubWillNotAssignStopsHoldingARunner(t *testing.T) {
 	fresh := &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.rc.GitHub, Backends: w.rc.Backends, Now: w.clock}
 	pass(fresh)
 	if len(w.backend.Runners()) != 0 {
-		t.Fatalf("runners %v made again for the unservable job", runnerNames(w.backend.Runners()))
+		t.Fatalf("runners %v made again for the unservable job", reconciletest.Names(w.backend.Runners()))
 	}
 	servable := w.gh.QueueJob("octo-org/app", arm64Labels...)
 	pass(fresh)
-	if diff := cmp.Diff([]string{reconcile.RunnerName("gha", "arm64", servable, 0)}, runnerNames(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff([]string{reconcile.RunnerName("gha", "arm64", servable, 0)}, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s", diff)
 	}
 
@@ -171,7 +172,7 @@ func TestSemantics_ReRunAndBurstInAQuietRepositoryAreFound(t *testing.T) {
 			w.advance(time.Minute)
 			w.mustPass(t)
 			if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "arm64", job, 0)); !ok {
-				t.Errorf("job %d not found: runners %v", job, runnerNames(w.backend.Runners()))
+				t.Errorf("job %d not found: runners %v", job, reconciletest.Names(w.backend.Runners()))
 			}
 		})
 	}
@@ -243,7 +244,7 @@ func TestSemantics_RegistrationOfACreateUnderWayCountsAsSupply(t *testing.T) {
 	// The other pass died: past the grace, the job gets a runner of another name.
 	w.advance(reconcile.RegistrationGrace)
 	w.mustPass(t)
-	if diff := cmp.Diff([]string{name + "-r1"}, runnerNames(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff([]string{name + "-r1"}, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -82,14 +82,6 @@ func (w *passWorld) mustPass(t *testing.T) reconcile.Summary {
 	return sum
 }
 
-func names(rs []reconcile.Runner) []string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, r.Name)
-	}
-	return out
-}
-
 func regNames(rs []reconcile.Registration) []string {
 	var out []string
 	for _, r := range rs {
@@ -105,7 +97,7 @@ func TestPass_QueuedJobGetsARegisteredRunner(t *testing.T) {
 	w.queue(time.Minute, "ubuntu-latest") // a GitHub-hosted job
 	sum := w.mustPass(t)
 	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
-	if diff := cmp.Diff([]string{name}, names(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff([]string{name}, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Fatalf("runners mismatch (-want +got):\n%s", diff)
 	}
 	regs := w.gh.Regs()
@@ -137,7 +129,7 @@ func TestPass_FinishedRunnerAndItsRegistrationAreRemoved(t *testing.T) {
 	w.advance(time.Minute)
 	w.mustPass(t)
 	if len(w.backend.Runners()) != 0 || len(w.gh.Regs()) != 0 {
-		t.Errorf("runners %v, registrations %v left; want none", names(w.backend.Runners()), regNames(w.gh.Regs()))
+		t.Errorf("runners %v, registrations %v left; want none", reconciletest.Names(w.backend.Runners()), regNames(w.gh.Regs()))
 	}
 }
 
@@ -184,7 +176,7 @@ func TestPass_CreateUnderWayIsNotDoubled(t *testing.T) {
 	}
 	w.advance(reconcile.RegistrationGrace)
 	w.mustPass(t)
-	if diff := cmp.Diff([]string{name + "-r1"}, names(w.backend.Runners())); diff != "" {
+	if diff := cmp.Diff([]string{name + "-r1"}, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners after the grace mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -220,7 +212,7 @@ func TestPass_UnservableJobIsRememberedByTheProcess(t *testing.T) {
 	w.advance(6 * time.Minute)
 	sum := w.mustPass(t)
 	if len(sum.Plan.Unservable) != 1 || len(w.backend.Runners()) != 0 {
-		t.Fatalf("unservable %+v, runners %v; want the job judged and its runner gone", sum.Plan.Unservable, names(w.backend.Runners()))
+		t.Fatalf("unservable %+v, runners %v; want the job judged and its runner gone", sum.Plan.Unservable, reconciletest.Names(w.backend.Runners()))
 	}
 	w.advance(time.Minute)
 	if sum := w.mustPass(t); len(sum.Plan.Create) != 0 {
@@ -273,7 +265,7 @@ func TestPass_FailedDeletionKeepsThePoolWithinMaxRunners(t *testing.T) {
 		t.Fatalf("RunOnce() = %v, plan %+v; want the failed deletion and one planned create", err, sum.Plan)
 	}
 	if _, made := w.backend.Spec(reconcile.RunnerName("gha", "arm64", next.ID, 0)); made || len(w.backend.Runners()) != 3 {
-		t.Errorf("runners %v: the create went ahead though the deletion it counted on failed", names(w.backend.Runners()))
+		t.Errorf("runners %v: the create went ahead though the deletion it counted on failed", reconciletest.Names(w.backend.Runners()))
 	}
 }
 

@@ -147,3 +147,12 @@ func (b *Backend) sorted() []reconcile.Runner {
 	slices.SortFunc(out, func(a, b reconcile.Runner) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// Names returns the runners' names, in order.
+func Names(rs []reconcile.Runner) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/api/option"
 
 	"github.com/reconcile-dev/reconcile/gce"
 	"github.com/reconcile-dev/reconcile/gce/gcetest"
@@ -31,41 +30,34 @@ func newGCEWorld(t *testing.T) *gceWorld {
 	t.Helper()
 	w := &gceWorld{gh: ghpolltest.NewServer(t), compute: gcetest.NewServer(t, "ci-project", "us-central1", "us-central1-a", "us-central1-b", "us-central1-c")}
 	w.config = filepath.Join(t.TempDir(), "reconcile.yaml")
-	conf := `
-github:
-  repos: [octo-org/app]
-pools:
-  - name: arm64
-    labels: [self-hosted, linux, ARM64]
-    max_runners: 10
-    gce:
-      project: ci-project
-      region: us-central1
-      instance_template: gha-arm64-spot
-      endpoint: ` + w.compute.Endpoint + `
-`
-	if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	w.writePools(t, w.arm64Pool())
 	t.Setenv("GITHUB_TOKEN", "ghp_test")
 	t.Setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test")
 	return w
 }
 
-// zoneOrderer is a backend of the world's pool that knows nothing of its zones, for
-// the zone order a runner's name picks.
-func zoneOrderer(t *testing.T) *gce.Backend {
+// firstZone is the zone a create of the named arm64 runner tries first (the pool takes
+// every zone of the world's region, in order).
+func firstZone(name string) string {
+	return gce.ZoneSpread([]string{"us-central1-a", "us-central1-b", "us-central1-c"}, name)[0]
+}
+
+// arm64Pool is the world's pool, in YAML: every zone of us-central1, from an ARM template.
+func (w *gceWorld) arm64Pool() string {
+	return `
+  - name: arm64
+    labels: [self-hosted, linux, ARM64]
+    max_runners: 10
+    gce: {project: ci-project, region: us-central1, instance_template: gha-arm64-spot, endpoint: ` + w.compute.Endpoint + `}
+`
+}
+
+// writePools writes the world's configuration: octo-org/app, served by the pools (YAML).
+func (w *gceWorld) writePools(t *testing.T, pools string) {
 	t.Helper()
-	cfg, err := gce.ParseConfig([]byte(`{"project":"ci-project","region":"us-central1","zones":["us-central1-a","us-central1-b","us-central1-c"],"instance_template":"gha-arm64-spot"}`), "gce")
-	if err != nil {
+	if err := os.WriteFile(w.config, []byte("github:\n  repos: [octo-org/app]\npools:"+pools), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := gce.New(context.Background(), cfg, "gha", option.WithoutAuthentication())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
 }
 
 func (w *gceWorld) run(t *testing.T) (int, string) {
@@ -92,13 +84,12 @@ func TestGCE_PassCreatesInstancesFromTheTemplate(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Fatalf("instances %v, want %v", names, want)
 	}
-	order := zoneOrderer(t)
 	for _, in := range insts {
 		reg := regs[slices.IndexFunc(regs, func(r ghpolltest.Runner) bool { return r.Name == in.Name })]
 		if in.Template != "projects/ci-project/regions/us-central1/instanceTemplates/gha-arm64-spot" {
 			t.Errorf("%s made from %q, want the pool's region template", in.Name, in.Template)
 		}
-		if z := order.ZoneOrder(in.Name)[0]; in.Zone != z {
+		if z := firstZone(in.Name); in.Zone != z {
 			t.Errorf("%s in %s, want %s, the zone its name picks", in.Name, in.Zone, z)
 		}
 		if in.Labels[gce.LabelOwner] != "gha" || in.Labels[gce.LabelPool] != "arm64" || in.Labels[gce.LabelJobID] == "" {
@@ -204,10 +195,9 @@ func TestGCE_ZoneWithoutTheMachineTypeDoesNotBlockJobs(t *testing.T) {
 	}
 	slices.Sort(want)
 	// Where each name's zone order starts, without knowing what any zone lacks.
-	naive := zoneOrderer(t)
 	startsThere := func(names []string) (n int) {
 		for _, name := range names {
-			if naive.ZoneOrder(name)[0] == lacking {
+			if firstZone(name) == lacking {
 				n++
 			}
 		}
@@ -342,22 +332,11 @@ esac`,
 // lists the project's instances once, and each runner comes from its pool's template.
 func TestGCE_PoolsOfOneProjectShareOneListing(t *testing.T) {
 	w := newGCEWorld(t)
-	conf := `
-github:
-  repos: [octo-org/app]
-pools:
-  - name: arm64
-    labels: [self-hosted, linux, ARM64]
-    max_runners: 10
-    gce: {project: ci-project, region: us-central1, instance_template: gha-arm64-spot, endpoint: ` + w.compute.Endpoint + `}
-  - name: x64
+	w.writePools(t, w.arm64Pool()+`  - name: x64
     labels: [self-hosted, linux, x64]
     max_runners: 10
-    gce: {project: ci-project, region: us-central1, zones: [us-central1-c], instance_template: gha-x64-spot, endpoint: ` + w.compute.Endpoint + `}
-`
-	if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+    gce: {project: ci-project, region: us-central1, zones: [us-central1-c], instance_template: gha-x64-spot, endpoint: `+w.compute.Endpoint+`}
+`)
 	arm := reconcile.RunnerName("gha", "arm64", w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64"), 0)
 	x := reconcile.RunnerName("gha", "x64", w.gh.QueueJob("octo-org/app", "self-hosted", "x64"), 0)
 	if code, log := w.run(t); code != exitOK {
@@ -367,7 +346,7 @@ pools:
 	for _, in := range w.compute.Instances() {
 		templates[in.Name] = in.Template + " " + in.Zone
 	}
-	want := map[string]string{arm: "projects/ci-project/regions/us-central1/instanceTemplates/gha-arm64-spot " + zoneOrderer(t).ZoneOrder(arm)[0],
+	want := map[string]string{arm: "projects/ci-project/regions/us-central1/instanceTemplates/gha-arm64-spot " + firstZone(arm),
 		x: "projects/ci-project/regions/us-central1/instanceTemplates/gha-x64-spot us-central1-c"}
 	if diff := cmp.Diff(want, templates); diff != "" {
 		t.Errorf("instances' templates and zones mismatch (-want +got):\n%s", diff)

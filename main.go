@@ -50,10 +50,6 @@ var (
 	commit  = "unknown"
 )
 
-// sweepInterval is how often a long-running process lists registrations in every
-// polled repository to find ghosts; a --once process does it every pass.
-const sweepInterval = 5 * time.Minute
-
 // usageError is a mistake in flags, environment or configuration: exit 2, one line.
 type usageError struct{ err error }
 
@@ -151,7 +147,7 @@ type settings struct {
 	once        bool
 	interval    time.Duration
 	timeout     time.Duration
-	budget      ghpoll.Budget
+	budget      reconcile.Budget
 	concurrency int
 	cache       string
 	metricsAddr string
@@ -188,7 +184,6 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("github.api_url: %v", err)
 	}
-	gh.Budget = s.budget
 	gh.RunnerGroupID = s.cfg.GitHub.RunnerGroupID
 	if store != nil {
 		if err := gh.LoadCache(c.Context, store); err != nil {
@@ -201,13 +196,13 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	rc := &reconcile.Reconciler{
-		Config:        s.cfg,
-		GitHub:        gh,
-		Backends:      backends,
-		DryRun:        s.dryRun,
-		Concurrency:   s.concurrency,
-		ConflictWait:  5 * time.Second,
-		SweepInterval: sweepInterval,
+		Config:       s.cfg,
+		GitHub:       gh,
+		Backends:     backends,
+		DryRun:       s.dryRun,
+		Concurrency:  s.concurrency,
+		ConflictWait: 5 * time.Second,
+		Budget:       s.budget,
 	}
 	m := metrics.New()
 
@@ -377,8 +372,8 @@ func githubAuth(apiURL string) (http.RoundTripper, error) {
 
 // budgetFlags reads the request budget. In --once mode, --interval says how often the
 // scheduler runs the tool, since the budget is spent per pass.
-func budgetFlags(c *cli.Context, interval time.Duration) (ghpoll.Budget, int, error) {
-	b := ghpoll.DefaultBudget()
+func budgetFlags(c *cli.Context, interval time.Duration) (reconcile.Budget, int, error) {
+	b := reconcile.DefaultBudget()
 	b.PointsPerMinute = c.Int("points-per-minute")
 	b.IdleInterval = c.Duration("idle-poll-interval")
 	b.PrimaryReserve = c.Int("primary-reserve")

@@ -233,9 +233,6 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 	return r
 }
 
-// ZoneOrder returns the zones a create of that name, for the first pool, tries in order.
-func (b *Backend) ZoneOrder(name string) []string { return b.zoneOrder(b.cfg, name) }
-
 // UseMemo implements reconcile.MemoUser: the zones that lack a template's machine type
 // are kept there too, so that the next --once process does not try them first.
 func (b *Backend) UseMemo(m reconcile.Memo) {
@@ -297,15 +294,11 @@ func (b *Backend) markLacking(c Config, zone string) {
 	b.memo.Remember(memoKey(c), strings.Join(items, ","))
 }
 
-// zoneOrder returns a pool's zones starting from one chosen by the name, so that
-// runners spread over the zones and two passes creating one runner pick the same zone;
-// zones known to lack the template's machine type are left out (all of them are tried
-// if every zone is known to lack it: the knowledge may be old).
+// zoneOrder returns a pool's zones in ZoneSpread's order, leaving out the zones known
+// to lack the template's machine type (all of them are tried if every zone is known to
+// lack it: the knowledge may be old).
 func (b *Backend) zoneOrder(c Config, name string) []string {
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	start := int(h.Sum32() % uint32(len(c.Zones)))
-	order := append(slices.Clone(c.Zones[start:]), c.Zones[:start]...)
+	order := ZoneSpread(c.Zones, name)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	lacking := b.lackingLocked(c)
@@ -317,6 +310,17 @@ func (b *Backend) zoneOrder(c Config, name string) []string {
 		return order
 	}
 	return offered
+}
+
+// ZoneSpread returns the zones in the order a create of the named runner tries them,
+// before any zone is found lacking its machine type: the zones in turn, from one picked
+// by a hash of the name, so that runners spread evenly and a retried create of the
+// same runner tries the same zone first.
+func ZoneSpread(zones []string, name string) []string {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	start := int(h.Sum32() % uint32(len(zones)))
+	return append(slices.Clone(zones[start:]), zones[:start]...)
 }
 
 // Create inserts an instance from the template and waits for the operation, so that a

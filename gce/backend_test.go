@@ -54,7 +54,7 @@ func TestBackend_CreateInsertsFromTheTemplateInTheNamedZone(t *testing.T) {
 	in := got[0]
 	want := gcetest.Instance{
 		Name:     sp.Name,
-		Zone:     b.ZoneOrder(sp.Name)[0],
+		Zone:     b.zoneOrder(b.cfg, sp.Name)[0],
 		Status:   "RUNNING",
 		Labels:   map[string]string{LabelOwner: "gha", LabelPool: "arm64", LabelJobID: "42"},
 		Metadata: map[string]string{MetadataJIT: sp.JITConfig.Reveal(), MetadataScope: "octo-org/app", MetadataRepo: "octo-org/app", MetadataJobID: "42"},
@@ -79,8 +79,8 @@ func TestBackend_ZoneIsChosenByNameAndSpreads(t *testing.T) {
 	first := map[string]int{}
 	for i := range 60 {
 		name := reconcile.RunnerName("gha", "arm64", int64(1000+i), 0)
-		order := b.ZoneOrder(name)
-		if diff := cmp.Diff(order, b.ZoneOrder(name)); diff != "" {
+		order := b.zoneOrder(b.cfg, name)
+		if diff := cmp.Diff(order, b.zoneOrder(b.cfg, name)); diff != "" {
 			t.Fatalf("zoneOrder(%s) changed between calls", name)
 		}
 		if len(order) != 3 {
@@ -103,7 +103,7 @@ func TestBackend_CapacityErrorsMoveToTheNextZone(t *testing.T) {
 			t.Parallel()
 			b, fake := newBackend(t, `{"project": "my-project", "region": "us-central1", "instance_template": "t"}`)
 			sp := spec("gha-arm64-7")
-			order := b.ZoneOrder(sp.Name)
+			order := b.zoneOrder(b.cfg, sp.Name)
 			fake.FailZone(order[0], f.fail)
 			if err := b.Create(context.Background(), sp); err != nil {
 				t.Fatalf("Create() = %v, want nil", err)
@@ -132,7 +132,7 @@ func TestBackend_ZoneWithoutTheMachineTypeIsSkippedAndRemembered(t *testing.T) {
 	m := memo{}
 	b.UseMemo(m)
 	sp := spec("gha-arm64-7")
-	lacking := b.ZoneOrder(sp.Name)[0]
+	lacking := b.zoneOrder(b.cfg, sp.Name)[0]
 	fake.FailZone(lacking, gcetest.FailNoMachineType)
 	if err := b.Create(context.Background(), sp); err != nil {
 		t.Fatalf("Create() = %v, want nil: another zone offers it", err)
@@ -147,8 +147,8 @@ func TestBackend_ZoneWithoutTheMachineTypeIsSkippedAndRemembered(t *testing.T) {
 	}
 	for i := range 30 {
 		name := reconcile.RunnerName("gha", "arm64", int64(100+i), 0)
-		if slices.Contains(b.ZoneOrder(name), lacking) {
-			t.Fatalf("zoneOrder(%s) = %v, want %s left out", name, b.ZoneOrder(name), lacking)
+		if slices.Contains(b.zoneOrder(b.cfg, name), lacking) {
+			t.Fatalf("zoneOrder(%s) = %v, want %s left out", name, b.zoneOrder(b.cfg, name), lacking)
 		}
 		if err := b.Create(context.Background(), spec(name)); err != nil {
 			t.Fatalf("Create(%s) = %v", name, err)
@@ -160,7 +160,7 @@ func TestBackend_ZoneWithoutTheMachineTypeIsSkippedAndRemembered(t *testing.T) {
 	// A new process with the same memo (the --cache) knows it from the start.
 	next, _ := newBackend(t, section)
 	next.UseMemo(m)
-	if order := next.ZoneOrder(sp.Name); slices.Contains(order, lacking) || len(order) != len(zones)-1 {
+	if order := next.zoneOrder(next.cfg, sp.Name); slices.Contains(order, lacking) || len(order) != len(zones)-1 {
 		t.Errorf("zoneOrder after UseMemo = %v, want every zone but %s", order, lacking)
 	}
 }

@@ -17,10 +17,10 @@ import (
 	"time"
 )
 
-// Cache holds what conditional requests need from one pass to the next: each page's
+// pollCache holds what conditional requests need from one pass to the next: each page's
 // ETag with the part of its answer that a pass uses (not the whole body), and each
 // repository's polling state. Losing it is harmless: it only saves rate limit.
-type Cache struct {
+type pollCache struct {
 	mu    sync.Mutex
 	Pages map[string]*cachedPage `json:"pages"`
 	Repos map[string]*repoState  `json:"repos"`
@@ -52,12 +52,12 @@ const cacheVersion = 2
 // pageTTL: a page unused this long is dropped when the cache is saved.
 const pageTTL = 24 * time.Hour
 
-// NewCache returns an empty cache.
-func NewCache() *Cache {
-	return &Cache{Pages: map[string]*cachedPage{}, Repos: map[string]*repoState{}}
+// newPollCache returns an empty cache.
+func newPollCache() *pollCache {
+	return &pollCache{Pages: map[string]*cachedPage{}, Repos: map[string]*repoState{}}
 }
 
-func (c *Cache) page(key string) (cachedPage, bool) {
+func (c *pollCache) page(key string) (cachedPage, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.Pages[key]
@@ -67,13 +67,13 @@ func (c *Cache) page(key string) (cachedPage, bool) {
 	return *p, true
 }
 
-func (c *Cache) putPage(key string, p cachedPage) {
+func (c *pollCache) putPage(key string, p cachedPage) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.Pages[key] = &p
 }
 
-func (c *Cache) touch(key string, now time.Time) {
+func (c *pollCache) touch(key string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.Pages[key]; ok {
@@ -82,7 +82,7 @@ func (c *Cache) touch(key string, now time.Time) {
 }
 
 // repo returns a copy of a repository's state.
-func (c *Cache) repo(key string) repoState {
+func (c *pollCache) repo(key string) repoState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.Repos[key]; ok {
@@ -91,7 +91,7 @@ func (c *Cache) repo(key string) repoState {
 	return repoState{}
 }
 
-func (c *Cache) setRepo(key string, s repoState) {
+func (c *pollCache) setRepo(key string, s repoState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.Repos[key] = &s
@@ -109,22 +109,22 @@ type Bounded interface {
 }
 
 type envelope struct {
-	Version int    `json:"version"`
-	Cache   *Cache `json:"cache"`
+	Version int        `json:"version"`
+	Cache   *pollCache `json:"cache"`
 }
 
-// Marshal encodes the cache, gzipped, dropping pages unused for a day.
-func (c *Cache) Marshal(now time.Time) ([]byte, error) {
-	data, _, err := c.MarshalWithin(now, 0)
+// marshal encodes the cache, gzipped, dropping pages unused for a day.
+func (c *pollCache) marshal(now time.Time) ([]byte, error) {
+	data, _, err := c.marshalWithin(now, 0)
 	return data, err
 }
 
-// MarshalWithin is Marshal for a store that holds at most limit bytes (0: no limit).
+// marshalWithin is marshal for a store that holds at most limit bytes (0: no limit).
 // When the cache does not fit, the pages used longest ago are dropped first: a page
 // costs one request to fetch again, and the least recently used belong to the quiet
 // repositories looked at least often. The repositories' polling state, the notebook
 // and the memo are kept. It returns how many pages it dropped.
-func (c *Cache) MarshalWithin(now time.Time, limit int) ([]byte, int, error) {
+func (c *pollCache) marshalWithin(now time.Time, limit int) ([]byte, int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, p := range c.Pages {
@@ -159,7 +159,7 @@ func (c *Cache) MarshalWithin(now time.Time, limit int) ([]byte, int, error) {
 }
 
 // encode gzips the cache's JSON; the caller holds c.mu.
-func (c *Cache) encode() ([]byte, error) {
+func (c *pollCache) encode() ([]byte, error) {
 	raw, err := json.Marshal(envelope{Version: cacheVersion, Cache: c})
 	if err != nil {
 		return nil, err
@@ -178,8 +178,8 @@ func (c *Cache) encode() ([]byte, error) {
 // maxCacheSize bounds what a stored cache may inflate to.
 const maxCacheSize = 64 << 20
 
-// UnmarshalCache decodes what Marshal wrote.
-func UnmarshalCache(data []byte) (*Cache, error) {
+// unmarshalCache decodes what marshal wrote.
+func unmarshalCache(data []byte) (*pollCache, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("not a cache: %w", err)

@@ -16,12 +16,12 @@ import (
 // hash: they do not compress), and its polling state; one in fifty is busy, with its
 // three run lists and a run's jobs. Pages were used over the last idle interval, in
 // the order of the repositories' numbers.
-func realisticCache(n int, now time.Time) *Cache {
+func realisticCache(n int, now time.Time) *pollCache {
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
 	etag := func() string { // api.github.com's: weak, 64 hex digits
 		return fmt.Sprintf(`W/"%016x%016x%016x%016x"`, rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64())
 	}
-	c := NewCache()
+	c := newPollCache()
 	put := func(key string, items any, used time.Time) {
 		raw, _ := json.Marshal(items)
 		c.putPage(key, cachedPage{ETag: etag(), Items: raw, Used: used})
@@ -52,23 +52,23 @@ func TestCache_MarshalWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	for _, n := range []int{1000, 5000} {
-		data, err := realisticCache(n, now).Marshal(now)
+		data, err := realisticCache(n, now).marshal(now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%d repositories: %d bytes stored", n, len(data))
 	}
 	c := realisticCache(5000, now)
-	full, _ := c.Marshal(now)
+	full, _ := c.marshal(now)
 	limit := len(full) / 3
-	data, dropped, err := c.MarshalWithin(now, limit)
+	data, dropped, err := c.marshalWithin(now, limit)
 	if err != nil {
 		t.Fatalf("MarshalWithin() = %v", err)
 	}
 	if len(data) > limit || dropped == 0 {
 		t.Fatalf("MarshalWithin(%d) = %d bytes with %d pages dropped, want it within the limit", limit, len(data), dropped)
 	}
-	back, err := UnmarshalCache(data)
+	back, err := unmarshalCache(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +94,11 @@ func TestCache_MarshalWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
 	t.Logf("limit %d: %d bytes, %d of %d pages dropped", limit, len(data), dropped, len(realisticCache(5000, now).Pages))
 }
 
-// A busy repository's registrations are swept once per idle interval; with org
-// runners, a recent listing of the org's registrations is that sweep.
-func TestSelect_SweepsBusyRepositoriesOncePerIdleInterval(t *testing.T) {
+// PollFacts gives ChooseRepos what the cache remembers: a repository's runs and when
+// it was polled; as its sweep, the later of its own registration listing and its org's
+// (org runners are listed for the org); and a full poll's cost, its run lists and
+// each run's jobs.
+func TestPollFacts_FromTheCache(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	c, err := NewWithOptions(http.DefaultClient, "https://api.github.com/", Options{Now: func() time.Time { return now }})
@@ -104,16 +106,18 @@ func TestSelect_SweepsBusyRepositoriesOncePerIdleInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	busy := reconcile.Scope{Owner: "octo-org", Repo: "busy"}
-	c.cache.setRepo(busy.String(), repoState{Runs: 3, Polled: now, Swept: now.Add(-time.Minute)})
-	if _, sweep, _ := c.Select([]reconcile.Scope{busy}, nil); len(sweep) != 0 {
-		t.Errorf("swept %v a minute after its last sweep, want nothing", sweep)
+	quiet := reconcile.Scope{Owner: "octo-org", Repo: "quiet"}
+	c.cache.setRepo(busy.String(), repoState{Runs: 3, Polled: now, Swept: now.Add(-10 * time.Minute)})
+	got := c.PollFacts([]reconcile.Scope{busy, quiet}).Repos
+	want := reconcile.RepoFacts{Runs: 3, Polled: now, Swept: now.Add(-10 * time.Minute), PollCost: 6}
+	if got[busy] != want {
+		t.Errorf("PollFacts(busy) = %+v, want %+v", got[busy], want)
 	}
-	c.cache.setRepo(busy.String(), repoState{Runs: 3, Polled: now, Swept: now.Add(-c.Budget.IdleInterval)})
-	if _, sweep, _ := c.Select([]reconcile.Scope{busy}, nil); len(sweep) != 1 {
-		t.Errorf("swept %v an idle interval after its last sweep, want it", sweep)
+	if got[quiet] != (reconcile.RepoFacts{PollCost: 3}) {
+		t.Errorf("PollFacts(never looked at) = %+v, want only the cost of a full poll, 3", got[quiet])
 	}
 	c.cache.setRepo("octo-org", repoState{Swept: now.Add(-time.Minute)}) // the org's runners, listed a minute ago
-	if _, sweep, _ := c.Select([]reconcile.Scope{busy}, nil); len(sweep) != 0 {
-		t.Errorf("swept %v a minute after its org's registrations were listed, want nothing", sweep)
+	if got := c.PollFacts([]reconcile.Scope{busy}).Repos[busy].Swept; !got.Equal(now.Add(-time.Minute)) {
+		t.Errorf("Swept = %v after its org's registrations were listed a minute ago, want %v", got, now.Add(-time.Minute))
 	}
 }

@@ -30,11 +30,9 @@ type Client struct {
 	gh    *github.Client
 	now   func() time.Time
 	tr    *transport
-	cache *Cache
+	cache *pollCache
 	// RunnerGroupID is the runner group org JIT runners join (1 is the default group).
 	RunnerGroupID int64
-	// Budget bounds what a pass may spend; see Select.
-	Budget Budget
 
 	mu           sync.Mutex
 	limitedUntil time.Time
@@ -94,7 +92,7 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	gh := github.NewClient(&wrapped)
 	gh.BaseURL = u
 	gh.UserAgent = "reconcile"
-	return &Client{gh: gh, now: o.Now, tr: tr, cache: NewCache(), RunnerGroupID: 1, Budget: DefaultBudget()}, nil
+	return &Client{gh: gh, now: o.Now, tr: tr, cache: newPollCache(), RunnerGroupID: 1}, nil
 }
 
 // Unservable implements reconcile.Notebook.
@@ -147,7 +145,7 @@ func (c *Client) LoadCache(ctx context.Context, st Store) error {
 	if err != nil || data == nil {
 		return err
 	}
-	cache, err := UnmarshalCache(data)
+	cache, err := unmarshalCache(data)
 	if err != nil {
 		return err
 	}
@@ -162,7 +160,7 @@ func (c *Client) SaveCache(ctx context.Context, st Store) (int, error) {
 	if b, ok := st.(Bounded); ok {
 		limit = b.Limit()
 	}
-	data, dropped, err := c.cache.MarshalWithin(c.now(), limit)
+	data, dropped, err := c.cache.marshalWithin(c.now(), limit)
 	if err != nil {
 		return dropped, err
 	}

@@ -38,15 +38,15 @@ func FuzzResponses(f *testing.F) {
 
 // FuzzCache: a cache file is input too (a shared ConfigMap); a bad one is an error.
 func FuzzCache(f *testing.F) {
-	good, err := NewCache().Marshal(fixedNow)
+	good, err := newPollCache().marshal(fixedNow)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
 	f.Add([]byte("not a cache"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if c, err := UnmarshalCache(data); err == nil {
-			if _, err := c.Marshal(fixedNow); err != nil {
+		if c, err := unmarshalCache(data); err == nil {
+			if _, err := c.marshal(fixedNow); err != nil {
 				t.Fatalf("a cache that loads does not save: %v", err)
 			}
 		}

@@ -24,7 +24,7 @@ var githubLimits = ghpolltest.Limits{PrimaryPerHour: 5000, PointsPerMinute: 900,
 // orgWorld is an organisation of n repositories on a fake GitHub that enforces both
 // rate limits, with a simulated clock.
 type orgWorld struct {
-	simClock
+	*reconciletest.Clock
 	gh      *ghpolltest.Server
 	client  *ghpoll.Client
 	backend *reconciletest.Backend
@@ -34,8 +34,8 @@ type orgWorld struct {
 
 func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *orgWorld {
 	tb.Helper()
-	w := &orgWorld{gh: ghpolltest.NewServer(tb), simClock: simClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}}
-	w.gh.SetClock(w.clock)
+	w := &orgWorld{gh: ghpolltest.NewServer(tb), Clock: reconciletest.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))}
+	w.gh.SetClock(w.Now)
 	limits := githubLimits
 	limits.Latency = latency
 	w.gh.SetLimits(limits)
@@ -45,19 +45,19 @@ func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *
 		w.repos = append(w.repos, name)
 	}
 	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL,
-		ghpoll.Options{Concurrency: concurrency, Now: w.clock, MutationPace: time.Millisecond})
+		ghpoll.Options{Concurrency: concurrency, Now: w.Now, MutationPace: time.Millisecond})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	w.client = client
-	w.backend = reconciletest.NewBackend(w.clock)
+	w.backend = reconciletest.NewBackend(w.Now)
 	cfg, err := reconcile.Load([]byte("github: {orgs: [big-org]}\npools:\n  - name: x64\n    labels: [self-hosted, x64]\n    max_runners: 500\n"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	cfg.GitHub.APIURL = w.gh.APIURL
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Backends: map[string]reconcile.Backend{"x64": w.backend},
-		Now: w.clock, Concurrency: concurrency}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Budget: reconcile.DefaultBudget(), Backends: map[string]reconcile.Backend{"x64": w.backend},
+		Now: w.Now, Concurrency: concurrency}
 	return w
 }
 
@@ -76,7 +76,7 @@ func (w *orgWorld) warm(tb testing.TB) {
 	tb.Helper()
 	for range 6 {
 		w.pass(tb)
-		w.advance(time.Minute)
+		w.Advance(time.Minute)
 	}
 }
 
@@ -87,7 +87,7 @@ func TestBudget_ThousandQuietRepositories(t *testing.T) {
 	var sums []reconcile.Summary
 	for range 15 {
 		sums = append(sums, w.pass(t))
-		w.advance(time.Minute)
+		w.Advance(time.Minute)
 	}
 	st := w.gh.Stats()
 	if st.Limited != 0 || st.MaxPointsMin > 900 || st.MaxConcurrent > 100 {
@@ -116,21 +116,21 @@ func TestBudget_QueuedJobInAQuietRepositoryIsFound(t *testing.T) {
 	w := newOrgWorld(t, 300, 0, 16)
 	for range 6 {
 		w.pass(t)
-		w.advance(time.Minute)
+		w.Advance(time.Minute)
 	}
 	run := w.gh.AddRun(w.repos[137], "in_progress")
 	w.gh.AddJob(run, "in_progress", "ubuntu-latest")
 	job := w.gh.AddJob(run, "queued", "self-hosted", "x64")
-	queued := w.clock()
-	for w.clock().Sub(queued) <= 6*time.Minute {
+	queued := w.Now()
+	for w.Now().Sub(queued) <= 6*time.Minute {
 		w.pass(t)
 		if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "x64", job, 0)); ok {
-			t.Logf("found after %v", w.clock().Sub(queued))
+			t.Logf("found after %v", w.Now().Sub(queued))
 			return
 		}
-		w.advance(time.Minute)
+		w.Advance(time.Minute)
 	}
-	t.Fatalf("job %d in a quiet repository had no runner %v after it queued", job, w.clock().Sub(queued))
+	t.Fatalf("job %d in a quiet repository had no runner %v after it queued", job, w.Now().Sub(queued))
 }
 
 func TestBudget_CorruptCacheIsIgnored(t *testing.T) {
@@ -161,7 +161,7 @@ func TestBudget_CacheCarriesAcrossRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A new process: a new client, the same GitHub.
-	next, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL, ghpoll.Options{Now: w.clock})
+	next, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL, ghpoll.Options{Now: w.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestBudget_CacheCarriesAcrossRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.rc.GitHub = next
-	w.advance(5 * time.Minute)
+	w.Advance(5 * time.Minute)
 	sum := w.pass(t)
 	if sum.API.Polled != 50 || sum.API.Primary > 2 {
 		t.Errorf("second run polled %d repositories with %d primary requests (%d not modified); want 50 with at most 2", sum.API.Polled, sum.API.Primary, sum.API.NotModified)
@@ -194,7 +194,7 @@ func BenchmarkPass(b *testing.B) {
 					}
 					if warm {
 						w.warm(b)
-						w.advance(time.Minute)
+						w.Advance(time.Minute)
 						w.gh.ResetStats()
 					}
 					b.StartTimer()
@@ -267,7 +267,7 @@ func simulateOrg(tb testing.TB, n, minutes int) orgResult {
 	for m := range warmup + minutes {
 		if m == warmup {
 			w.gh.ResetStats()
-			start = w.clock()
+			start = w.Now()
 			res = orgResult{}
 		}
 		// Jobs arrive at random moments of the minute, mostly in a few busy
@@ -279,7 +279,7 @@ func simulateOrg(tb testing.TB, n, minutes int) orgResult {
 			}
 			run := w.gh.AddRun(repo, "queued")
 			job := w.gh.AddJob(run, "queued", "self-hosted", "x64")
-			jobs[job] = &pending{run: run, queued: w.clock().Add(-time.Duration(rng.IntN(60)) * time.Second), idle: idle}
+			jobs[job] = &pending{run: run, queued: w.Now().Add(-time.Duration(rng.IntN(60)) * time.Second), idle: idle}
 		}
 		w.pass(tb)
 		for _, id := range slices.Sorted(maps.Keys(jobs)) {
@@ -291,16 +291,16 @@ func simulateOrg(tb testing.TB, n, minutes int) orgResult {
 					continue
 				}
 				if j.idle {
-					res.idle = append(res.idle, w.clock().Sub(j.queued))
+					res.idle = append(res.idle, w.Now().Sub(j.queued))
 				} else {
-					res.busy = append(res.busy, w.clock().Sub(j.queued))
+					res.busy = append(res.busy, w.Now().Sub(j.queued))
 				}
 				// Its runner boots and takes it; it runs two to five minutes.
-				j.started, j.runner, j.endsAt = true, name, w.clock().Add(time.Duration(2+rng.IntN(4))*time.Minute)
+				j.started, j.runner, j.endsAt = true, name, w.Now().Add(time.Duration(2+rng.IntN(4))*time.Minute)
 				w.gh.SetJobStatus(id, "in_progress", name)
 				w.gh.SetRunStatus(j.run, "in_progress")
 				w.gh.SetRunner(name, true, true)
-			case !w.clock().Before(j.endsAt):
+			case !w.Now().Before(j.endsAt):
 				w.gh.SetJobStatus(id, "completed", name)
 				w.gh.SetRunStatus(j.run, "completed")
 				w.gh.RemoveRunner(name)
@@ -308,7 +308,7 @@ func simulateOrg(tb testing.TB, n, minutes int) orgResult {
 				delete(jobs, id)
 			}
 		}
-		w.advance(time.Minute)
+		w.Advance(time.Minute)
 	}
 	for _, j := range jobs {
 		if !j.started {
@@ -317,7 +317,7 @@ func simulateOrg(tb testing.TB, n, minutes int) orgResult {
 	}
 	st := w.gh.Stats()
 	res.maxPointsMin, res.limited = st.MaxPointsMin, st.Limited
-	res.primaryPerHour = int(float64(st.Primary) / w.clock().Sub(start).Hours())
+	res.primaryPerHour = int(float64(st.Primary) / w.Now().Sub(start).Hours())
 	return res
 }
 

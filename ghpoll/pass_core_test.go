@@ -27,26 +27,8 @@ import (
 
 var arm64Labels = []string{"self-hosted", "linux", "ARM64"}
 
-// simClock is a test's clock: it moves when the test says.
-type simClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *simClock) clock() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *simClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type world struct {
-	simClock
+	*reconciletest.Clock
 	gh      *ghpolltest.Server
 	backend *reconciletest.Backend
 	rc      *reconcile.Reconciler
@@ -54,10 +36,10 @@ type world struct {
 
 func newWorld(t *testing.T, repos ...string) *world {
 	t.Helper()
-	w := &world{gh: ghpolltest.NewServer(t), simClock: simClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}}
-	w.gh.SetClock(w.clock)
-	w.backend = reconciletest.NewBackend(w.clock)
-	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL, ghpoll.Options{Now: w.clock})
+	w := &world{gh: ghpolltest.NewServer(t), Clock: reconciletest.NewClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))}
+	w.gh.SetClock(w.Now)
+	w.backend = reconciletest.NewBackend(w.Now)
+	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL, ghpoll.Options{Now: w.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +58,7 @@ pools:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.clock}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Budget: reconcile.DefaultBudget(), Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.Now}
 	return w
 }
 
@@ -84,10 +66,17 @@ pools:
 // idle at GitHub.
 func (w *world) idleRunner(jobID int64) reconcile.Runner {
 	r := reconcile.Runner{Name: reconcile.RunnerName("gha", "arm64", jobID, 0), Pool: "arm64",
-		Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: jobID, CreatedAt: w.clock().Add(-time.Hour)}
+		Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: jobID, CreatedAt: w.Now().Add(-time.Hour)}
 	w.backend.Put(r)
 	w.gh.AddRunner("octo-org/app", r.Name, true, false)
 	return r
+}
+
+// queueArm64 queues an arm64 job in octo-org/app and returns it with the name of the
+// first runner made for it.
+func (w *world) queueArm64() (job int64, name string) {
+	job = w.gh.QueueJob("octo-org/app", arm64Labels...)
+	return job, reconcile.RunnerName("gha", "arm64", job, 0)
 }
 
 func (w *world) pass(t *testing.T) (reconcile.Summary, error) {
@@ -149,14 +138,14 @@ func TestPass_QueuedJobsGetRunners(t *testing.T) {
 		}
 		// The pool's labels, and when it was registered: GitHub's runner object has no
 		// creation time, and another pass must tell this create under way from a leftover.
-		wantLabels := append(slices.Clone(arm64Labels), reconcile.RegisteredLabel(w.clock()))
+		wantLabels := append(slices.Clone(arm64Labels), reconcile.RegisteredLabel(w.Now()))
 		if diff := cmp.Diff(wantLabels, reg.Labels); diff != "" {
 			t.Errorf("registration %s labels mismatch (-want +got):\n%s", reg.Name, diff)
 		}
 	}
 
 	// The next pass sees them booting: nothing more to do.
-	w.advance(30 * time.Second)
+	w.Advance(30 * time.Second)
 	if sum := w.mustPass(t); !sum.Plan.Empty() {
 		t.Errorf("second pass planned %+v, want nothing", sum.Plan)
 	}
@@ -165,21 +154,20 @@ func TestPass_QueuedJobsGetRunners(t *testing.T) {
 func TestPass_FinishedRunnersAreDeleted(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
-	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	j, name := w.queueArm64()
 	w.mustPass(t)
-	name := reconcile.RunnerName("gha", "arm64", j, 0)
 
 	// The runner takes its job, runs it and stops; GitHub drops the ephemeral registration.
 	w.gh.SetRunner(name, true, true)
 	w.gh.SetJobStatus(j, "in_progress", name)
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	if sum := w.mustPass(t); !sum.Plan.Empty() {
 		t.Fatalf("pass with a busy runner planned %+v, want nothing", sum.Plan)
 	}
 	w.gh.SetJobStatus(j, "completed", name)
 	w.gh.RemoveRunner(name)
 	w.backend.SetPhase(name, reconcile.PhaseFinished)
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	sum := w.mustPass(t)
 	if sum.Deleted != 1 || len(w.backend.Runners()) != 0 {
 		t.Errorf("deleted %d, runners left %v; want 1 deleted and none left", sum.Deleted, reconciletest.Names(w.backend.Runners()))
@@ -189,13 +177,12 @@ func TestPass_FinishedRunnersAreDeleted(t *testing.T) {
 func TestPass_FinishedRunnerRegistrationIsRemoved(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
-	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
+	j, name := w.queueArm64()
 	w.mustPass(t)
-	name := reconcile.RunnerName("gha", "arm64", j, 0)
 	// Preempted before it came online: the machine stopped, the registration stays offline.
 	w.backend.SetPhase(name, reconcile.PhaseFinished)
 	w.gh.SetJobStatus(j, "completed", "other") // another runner took the job meanwhile
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	w.mustPass(t)
 	if rs := w.backend.Runners(); len(rs) != 0 {
 		t.Errorf("runners left %v, want none", reconciletest.Names(rs))
@@ -210,7 +197,7 @@ func TestPass_DryRunChangesNothing(t *testing.T) {
 	w := newWorld(t, "octo-org/app")
 	w.gh.QueueJob("octo-org/app", arm64Labels...)
 	w.backend.Put(reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"},
-		JobID: 1, CreatedAt: w.clock().Add(-time.Hour), Phase: reconcile.PhaseFinished})
+		JobID: 1, CreatedAt: w.Now().Add(-time.Hour), Phase: reconcile.PhaseFinished})
 	w.gh.AddRunner("octo-org/app", "gha-arm64-1", false, false)
 	w.gh.AddRunner("octo-org/app", "gha-arm64-2", false, false) // a ghost
 	w.rc.DryRun = true
@@ -245,7 +232,7 @@ func TestPass_FailedCreateRemovesItsRegistration(t *testing.T) {
 		t.Errorf("registrations left after a failed create: %v", regNames(regs))
 	}
 	// The next pass tries again, under the same name.
-	w.advance(30 * time.Second)
+	w.Advance(30 * time.Second)
 	w.mustPass(t)
 	if rs := w.backend.Runners(); len(rs) != 1 {
 		t.Errorf("runners after the retry: %v, want one", reconciletest.Names(rs))
@@ -267,8 +254,7 @@ func (g lateGitHub) Registrations(ctx context.Context, s reconcile.Scope) ([]rec
 func TestPass_StaleRegistrationOfTheSameNameIsReplaced(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
-	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
-	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	_, name := w.queueArm64()
 	// A pass died between registering this runner and creating it; this pass's
 	// listing did not show the registration yet, so it plans the plain name.
 	stale := w.gh.AddRunner("octo-org/app", name, false, false)
@@ -286,11 +272,10 @@ func TestPass_StaleRegistrationOfTheSameNameIsReplaced(t *testing.T) {
 func TestPass_FreshRegistrationOfTheSameNameIsLeftToItsPass(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
-	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
-	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	_, name := w.queueArm64()
 	// Another pass registered it after this pass had looked, and is creating its
 	// machine: the 409 is that pass's create under way, not a leftover to replace.
-	id := w.gh.AddRunner("octo-org/app", name, false, false, append(slices.Clone(arm64Labels), reconcile.RegisteredLabel(w.clock()))...)
+	id := w.gh.AddRunner("octo-org/app", name, false, false, append(slices.Clone(arm64Labels), reconcile.RegisteredLabel(w.Now()))...)
 	w.rc.GitHub = lateGitHub{GitHub: w.rc.GitHub, hide: name}
 	w.mustPass(t)
 	if regs := w.gh.Runners(); len(regs) != 1 || regs[0].ID != id {
@@ -304,8 +289,7 @@ func TestPass_FreshRegistrationOfTheSameNameIsLeftToItsPass(t *testing.T) {
 func TestPass_VisibleStaleRegistrationKeepsItsNameWhileItsJobWaits(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
-	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
-	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	j, name := w.queueArm64()
 	w.gh.AddRunner("octo-org/app", name, false, false)
 	w.mustPass(t)
 	if diff := cmp.Diff([]string{name + "-r1"}, reconciletest.Names(w.backend.Runners())); diff != "" {
@@ -314,7 +298,7 @@ func TestPass_VisibleStaleRegistrationKeepsItsNameWhileItsJobWaits(t *testing.T)
 	// Once another runner has taken the job, the stale registration is a ghost.
 	w.gh.SetJobStatus(j, "in_progress", name+"-r1")
 	w.gh.SetRunner(name+"-r1", true, true)
-	w.advance(30 * time.Second)
+	w.Advance(30 * time.Second)
 	w.mustPass(t)
 	if diff := cmp.Diff([]string{name + "-r1"}, regNames(w.gh.Runners())); diff != "" {
 		t.Errorf("registrations mismatch (-want +got):\n%s", diff)
@@ -339,11 +323,10 @@ func (b *lateBackend) List(ctx context.Context) ([]reconcile.Runner, error) {
 func TestPass_ConcurrentPassCreatingTheSameRunnerIsLeftAlone(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
-	j := w.gh.QueueJob("octo-org/app", arm64Labels...)
-	name := reconcile.RunnerName("gha", "arm64", j, 0)
+	j, name := w.queueArm64()
 	// The other pass registered and created it after this pass had looked.
 	id := w.gh.AddRunner("octo-org/app", name, false, false)
-	w.backend.Put(reconcile.Runner{Name: name, Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: j, CreatedAt: w.clock()})
+	w.backend.Put(reconcile.Runner{Name: name, Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: j, CreatedAt: w.Now()})
 	w.rc.Backends["arm64"] = &lateBackend{Backend: w.backend}
 	w.rc.GitHub = lateGitHub{GitHub: w.rc.GitHub, hide: name}
 	w.mustPass(t)

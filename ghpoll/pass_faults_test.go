@@ -21,7 +21,7 @@ func faultWorld(t *testing.T, repos ...string) *world {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.ResponseHeaderTimeout = 200 * time.Millisecond
 	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authOn{base}}, w.gh.APIURL,
-		ghpoll.Options{RetryBase: 5 * time.Millisecond, MaxRetryWait: 2 * time.Second, Now: w.clock})
+		ghpoll.Options{RetryBase: 5 * time.Millisecond, MaxRetryWait: 2 * time.Second, Now: w.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestFaults_RegistrationIsNeverRetriedBlindly(t *testing.T) {
 	if len(w.backend.Runners()) != 0 || len(w.gh.Runners()) != 0 {
 		t.Errorf("left behind: runners %v, registrations %v", reconciletest.Names(w.backend.Runners()), regNames(w.gh.Runners()))
 	}
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	w.mustPass(t) // the next pass creates it
 	if len(w.backend.Runners()) != 1 {
 		t.Errorf("runners after the next pass: %v", reconciletest.Names(w.backend.Runners()))
@@ -162,13 +162,13 @@ func TestFaults_PageFailingMidListing(t *testing.T) {
 func TestFaults_BackendDeleteFailureIsRetriedNextPass(t *testing.T) {
 	w := newWorld(t, "octo-org/app")
 	done := reconcile.Runner{Name: "gha-arm64-5", Pool: "arm64", Scope: reconcile.Scope{Owner: "octo-org", Repo: "app"}, JobID: 5,
-		CreatedAt: w.clock().Add(-time.Hour), Phase: reconcile.PhaseFinished}
+		CreatedAt: w.Now().Add(-time.Hour), Phase: reconcile.PhaseFinished}
 	w.backend.Put(done)
 	w.backend.FailNext("delete", errors.New("backend unavailable"))
 	if _, err := w.pass(t); err == nil {
 		t.Fatal("RunOnce() = nil, want the delete error")
 	}
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	w.mustPass(t)
 	if len(w.backend.Runners()) != 0 {
 		t.Errorf("runners left: %v", reconciletest.Names(w.backend.Runners()))

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
-	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/reconcile"
 	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
 )
@@ -31,7 +30,7 @@ func TestSemantics_QueuedJobsOfAWaitingRunAreServed(t *testing.T) {
 	run := w.gh.AddRun("octo-org/app", "waiting")
 	approved := w.gh.AddJob(run, "queued", arm64Labels...)
 	held := w.gh.AddJob(run, "waiting", arm64Labels...) // waits for a reviewer
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	w.mustPass(t)
 	want := []string{reconcile.RunnerName("gha", "arm64", approved, 0)}
 	if diff := cmp.Diff(want, reconciletest.Names(w.backend.Runners())); diff != "" {
@@ -87,16 +86,15 @@ func TestSemantics_JobGitHubWillNotAssignStopsHoldingARunner(t *testing.T) {
 		}
 		return sum
 	}
-	stuck := w.gh.QueueJob("octo-org/app", arm64Labels...)
-	name := reconcile.RunnerName("gha", "arm64", stuck, 0)
+	stuck, name := w.queueArm64()
 	pass(w.rc)
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	w.gh.SetRunner(name, true, false) // online and idle; GitHub gives it nothing
 
 	// Past idle_timeout (5 minutes) the job is judged; the runner is surplus.
 	var sum reconcile.Summary
 	for range 6 {
-		w.advance(time.Minute)
+		w.Advance(time.Minute)
 		if sum = pass(w.rc); len(sum.Plan.Unservable) > 0 {
 			break
 		}
@@ -116,9 +114,9 @@ func TestSemantics_JobGitHubWillNotAssignStopsHoldingARunner(t *testing.T) {
 
 	// The next passes, of this process or of a new one sharing the cache, make no
 	// runner for it; a servable job that comes still gets one.
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	pass(w.rc)
-	fresh := &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.rc.GitHub, Backends: w.rc.Backends, Now: w.clock}
+	fresh := &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.rc.GitHub, Budget: w.rc.Budget, Backends: w.rc.Backends, Now: w.Now}
 	pass(fresh)
 	if len(w.backend.Runners()) != 0 {
 		t.Fatalf("runners %v made again for the unservable job", reconciletest.Names(w.backend.Runners()))
@@ -130,7 +128,7 @@ func TestSemantics_JobGitHubWillNotAssignStopsHoldingARunner(t *testing.T) {
 	}
 
 	// It is tried again after reconcile.UnservableRetry: a runner group may have been fixed.
-	w.advance(reconcile.UnservableRetry)
+	w.Advance(reconcile.UnservableRetry)
 	pass(fresh)
 	if _, ok := w.backend.Spec(name); !ok {
 		t.Errorf("job %d not tried again after %v", stuck, reconcile.UnservableRetry)
@@ -169,7 +167,7 @@ func TestSemantics_ReRunAndBurstInAQuietRepositoryAreFound(t *testing.T) {
 				t.Errorf("a quiet repository with more runs than a page cost run listings %v, want 2 (the newest page and the count of completed runs)", probes)
 			}
 			job := tt.queue(w)
-			w.advance(time.Minute)
+			w.Advance(time.Minute)
 			w.mustPass(t)
 			if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "arm64", job, 0)); !ok {
 				t.Errorf("job %d not found: runners %v", job, reconciletest.Names(w.backend.Runners()))
@@ -197,7 +195,7 @@ func quietRepository(t *testing.T, n int) (*world, []string, reconcile.Summary) 
 		w.gh.AddRun("octo-org/app", "completed")
 	}
 	w.mustPass(t)
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	before := len(w.gh.Requests())
 	sum := w.mustPass(t)
 	var runs []string
@@ -219,34 +217,14 @@ func TestSemantics_GhostInABusyRepositoryIsSwept(t *testing.T) {
 	w.gh.AddJob(hosted, "in_progress", "ubuntu-latest")
 	w.mustPass(t)
 	w.gh.AddRunner("octo-org/app", "gha-arm64-4242", false, false) // a dead pass's leftover; its job ran elsewhere
-	idle := ghpoll.DefaultBudget().IdleInterval
-	for start := w.clock(); w.clock().Sub(start) <= idle; w.advance(time.Minute) {
+	idle := reconcile.DefaultBudget().IdleInterval
+	for start := w.Now(); w.Now().Sub(start) <= idle; w.Advance(time.Minute) {
 		w.mustPass(t)
 		if len(w.gh.Runners()) == 0 {
 			return
 		}
 	}
 	t.Errorf("ghost %v still registered after %v of passes", regNames(w.gh.Runners()), idle)
-}
-
-// Between another pass's JIT call and its backend create, its registration has no
-// machine: that is the job's booting runner, not a dead pass's leftover.
-func TestSemantics_RegistrationOfACreateUnderWayCountsAsSupply(t *testing.T) {
-	t.Parallel()
-	w := newWorld(t, "octo-org/app")
-	job := w.gh.QueueJob("octo-org/app", arm64Labels...)
-	name := reconcile.RunnerName("gha", "arm64", job, 0)
-	w.gh.AddRunner("octo-org/app", name, false, false, append(slices.Clone(arm64Labels), reconcile.RegisteredLabel(w.clock()))...)
-	sum := w.mustPass(t)
-	if !sum.Plan.Empty() || sum.Plan.Pools[0].Booting != 1 {
-		t.Fatalf("plan %+v, want nothing, the registration counted as booting", sum.Plan)
-	}
-	// The other pass died: past the grace, the job gets a runner of another name.
-	w.advance(reconcile.RegistrationGrace)
-	w.mustPass(t)
-	if diff := cmp.Diff([]string{name + "-r1"}, reconciletest.Names(w.backend.Runners())); diff != "" {
-		t.Errorf("runners mismatch (-want +got):\n%s", diff)
-	}
 }
 
 // A repository that was deleted, renamed or lost to the token answers 404 (GitHub
@@ -278,7 +256,7 @@ func TestSemantics_UnreachableRepositoryIsReportedNotFailed(t *testing.T) {
 
 	// Later passes, in rotation on the budget, go on without failing for it.
 	for range 6 {
-		w.advance(time.Minute)
+		w.Advance(time.Minute)
 		if _, err := w.pass(t); err != nil {
 			t.Fatalf("a later pass: %v", err)
 		}

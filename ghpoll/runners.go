@@ -13,7 +13,7 @@ import (
 
 // Registrations returns every self-hosted runner registered in the repository or
 // organisation, from every page, and remembers when the scope was last listed whole
-// (Select sweeps every repository within the idle interval). A repository GitHub
+// (reconcile.ChooseRepos sweeps every repository within the idle interval). A repository GitHub
 // answers 404 or 403 for is reconcile.ErrUnreachable.
 func (c *Client) Registrations(ctx context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {
 	regs, err := c.listRunners(ctx, scope, nil)

@@ -24,6 +24,9 @@ func (rc *Reconciler) Run(ctx context.Context, interval, timeout time.Duration, 
 	for {
 		sum, err := rc.RunWithin(ctx, timeout)
 		after(sum, err)
+		if ctx.Err() != nil {
+			return err // a tick that is also ready must not start another pass
+		}
 		select {
 		case <-ctx.Done():
 			return err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/reconcile-dev/reconcile/reconcile/internal/seam"
 )
 
 // GitHub is what a pass needs of GitHub's REST API. ghpoll implements it.
@@ -32,14 +34,9 @@ type GitHub interface {
 	// RemoveRegistration removes a registration: nil if it is already gone,
 	// ErrRunnerBusy if its runner is running a job.
 	RemoveRegistration(ctx context.Context, scope Scope, id int64) error
-}
-
-// Budgeter is implemented by a GitHub client that polls on a request budget (ghpoll).
-type Budgeter interface {
-	// Select splits repos between this pass and later ones: those to poll, those whose
-	// registrations to list for ghosts, and how many wait. hot ones (runners of ours)
-	// are always polled.
-	Select(repos []Scope, hot map[Scope]bool) (poll, sweep []Scope, skipped int)
+	// PollFacts returns what the client remembers of the repositories from earlier
+	// passes, and the rate limit, for ChooseRepos. Asked only on a Budget.
+	PollFacts(repos []Scope) PollFacts
 }
 
 // InstallationLister is implemented by a GitHub client authenticated as an App
@@ -110,21 +107,23 @@ type Reconciler struct {
 	// ConflictWait is how long to wait, when a runner name is already registered,
 	// before deciding whether another pass is creating that runner right now.
 	ConflictWait time.Duration
-	// SweepInterval is how often registrations are listed in every polled repository,
-	// not only where this tool has runners or demand, so that ghosts are found.
-	// The first pass of a process always sweeps.
-	SweepInterval time.Duration
+	// Budget bounds what a pass spends at GitHub (see ChooseRepos); zero is none.
+	Budget Budget
 	// InFlight bounds how long an action under way may take to finish, or undo itself,
 	// once the pass is told to stop. Zero means 90s.
 	InFlight time.Duration
-	// Planner computes the plan; nil means Compute. The lifecycle simulation swaps in
-	// broken planners to show that its invariants catch them.
-	Planner func(Observed, Config, time.Time) Plan
-
-	lastSweep time.Time
+	// planner computes the plan; nil means Compute. The lifecycle simulation swaps in
+	// broken planners (through seam) to show that its invariants catch them.
+	planner func(Observed, Config, time.Time) Plan
 	// unservable remembers, between the passes of one process, the jobs GitHub would
 	// not give to an idle runner of ours, and when that was found.
 	unservable map[int64]time.Time
+}
+
+func init() {
+	seam.SetPlanner = func(rc, planner any) {
+		rc.(*Reconciler).planner = planner.(func(Observed, Config, time.Time) Plan)
+	}
 }
 
 // APIStats is what a pass cost at GitHub.
@@ -187,7 +186,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 		rc.unservable = nb.Unservable()
 	}
 	obs.Unservable = rc.rememberedUnservable(now)
-	planner := rc.Planner
+	planner := rc.planner
 	if planner == nil {
 		planner = Compute
 	}
@@ -365,7 +364,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 	repos, unlisted := p.listRepos(ctx)
 	p.repos = len(repos)
 	obs.Runners, obs.Blind.Pools = p.listRunners(ctx)
-	poll, swept, sweep := p.choose(repos, obs.Runners)
+	poll, swept := p.choose(repos, obs.Runners)
 	obs.Jobs, obs.Blind.Jobs = p.listJobs(ctx, poll)
 	if ctx.Err() != nil {
 		// A cancelled pass saw only part of the world; plan nothing from it.
@@ -374,17 +373,13 @@ func (p *pass) observe(ctx context.Context) Observed {
 		}
 		p.fail("observe", fmt.Errorf("observing: %w", ctx.Err()))
 	}
-	scopes := p.registrationScopes(obs, swept, sweep)
+	scopes := p.registrationScopes(obs, swept)
 	for _, s := range scopes {
 		if unlisted(s) && (s.IsOrg() || !slices.Contains(repos, s)) {
 			obs.Blind.Jobs[s] = true // its org could not be listed, so neither could its jobs
 		}
 	}
-	var sweptAll bool
-	obs.Regs, obs.Blind.Regs, sweptAll = p.listRegistrations(ctx, scopes)
-	if sweep && sweptAll && ctx.Err() == nil {
-		p.rc.lastSweep = p.now
-	}
+	obs.Regs, obs.Blind.Regs = p.listRegistrations(ctx, scopes)
 	if len(poll) > 0 && len(poll) == len(repos) && !slices.ContainsFunc(poll, func(r Scope) bool { return p.gone[r] == nil }) {
 		// One repository gone is a configuration to fix; all of them is a token that
 		// sees nothing, or the wrong GitHub. (A pass that polled only some, on a
@@ -473,57 +468,38 @@ func (p *pass) listRunners(ctx context.Context) ([]Runner, map[string]bool) {
 	return runners, blind
 }
 
-// choose returns the repositories whose jobs this pass polls, those whose registrations
-// it lists for ghosts, and whether that sweep is the periodic one over every repository.
-// On a budget (ghpoll), the client chooses; repositories with runners of ours are hot.
-func (p *pass) choose(repos []Scope, runners []Runner) (poll, swept []Scope, sweep bool) {
-	bg, ok := p.rc.GitHub.(Budgeter)
-	if !ok {
-		sweep = p.rc.lastSweep.IsZero() || p.now.Sub(p.rc.lastSweep) >= p.rc.SweepInterval
-		p.api.Polled = len(repos)
-		return repos, repos, sweep
-	}
+// choose returns the repositories whose jobs this pass polls and those whose
+// registrations it lists for ghosts (ChooseRepos). Repositories with runners of ours
+// are hot.
+func (p *pass) choose(repos []Scope, runners []Runner) (poll, sweep []Scope) {
 	hot := map[Scope]bool{}
 	for _, r := range runners {
 		hot[r.Repo], hot[r.Scope] = true, true
 	}
-	// A repository left for later was quiet at its last look, within
-	// --idle-poll-interval: no runs, so no queued job, and no runner of ours.
-	poll, swept, p.api.Skipped = bg.Select(repos, hot)
-	p.api.Polled = len(poll)
-	return poll, swept, true
+	var facts PollFacts
+	if p.rc.Budget.PointsPerMinute > 0 {
+		facts = p.rc.GitHub.PollFacts(repos)
+	}
+	ch := ChooseRepos(p.rc.Budget, p.now, repos, hot, facts)
+	p.api.Polled, p.api.Skipped = len(ch.Poll), ch.Skipped
+	return ch.Poll, ch.Sweep
 }
 
 // listJobs returns the queued jobs of the repositories, and the scopes whose jobs are
 // not all known. A repository GitHub does not know (any more) is reported, not failed.
 func (p *pass) listJobs(ctx context.Context, repos []Scope) ([]Job, map[Scope]bool) {
-	cfg := p.rc.Config
-	var mu sync.Mutex
-	var jobs []Job
-	blind := map[Scope]bool{}
-	each(ctx, p.rc.concurrency(), repos, func(repo Scope) {
-		js, err := p.rc.GitHub.QueuedJobs(ctx, repo)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			blind[repo] = true
-			blind[cfg.RunnerScopeOf(repo)] = true
-			if errors.Is(err, ErrUnreachable) {
-				p.unreachable(repo, err)
-				return
-			}
-			p.fail("list_jobs", fmt.Errorf("listing queued jobs of %s: %w", repo, err))
-			return
-		}
-		jobs = append(jobs, js...)
-	})
+	jobs, unlisted := listEach(ctx, p, repos, "list_jobs", "queued jobs", p.rc.GitHub.QueuedJobs)
+	blind := maps.Clone(unlisted)
+	for r := range unlisted {
+		blind[p.rc.Config.RunnerScopeOf(r)] = true
+	}
 	return jobs, blind
 }
 
 // registrationScopes returns where registrations are listed: where we have runners or
-// servable demand, and, when sweeping, where the chosen repositories register runners,
+// servable demand, and where the repositories chosen for a sweep register runners,
 // since ghosts are left exactly where demand has gone.
-func (p *pass) registrationScopes(obs Observed, swept []Scope, sweep bool) []Scope {
+func (p *pass) registrationScopes(obs Observed, swept []Scope) []Scope {
 	cfg := p.rc.Config
 	want := map[Scope]bool{}
 	for _, r := range obs.Runners {
@@ -534,10 +510,8 @@ func (p *pass) registrationScopes(obs Observed, swept []Scope, sweep bool) []Sco
 			want[cfg.RunnerScopeOf(j.Repo)] = true
 		}
 	}
-	if sweep {
-		for _, r := range swept {
-			want[cfg.RunnerScopeOf(r)] = true
-		}
+	for _, r := range swept {
+		want[cfg.RunnerScopeOf(r)] = true
 	}
 	scopes := make([]Scope, 0, len(want))
 	for s := range want {
@@ -547,32 +521,40 @@ func (p *pass) registrationScopes(obs Observed, swept []Scope, sweep bool) []Sco
 	return scopes
 }
 
-// listRegistrations returns our registrations in the scopes, the scopes that could not
-// be listed, and whether every one was.
-func (p *pass) listRegistrations(ctx context.Context, scopes []Scope) ([]Registration, map[Scope]bool, bool) {
+// listRegistrations returns our registrations in the scopes, and the scopes that could
+// not be listed.
+func (p *pass) listRegistrations(ctx context.Context, scopes []Scope) ([]Registration, map[Scope]bool) {
+	all, blind := listEach(ctx, p, scopes, "list_registrations", "runner registrations", p.rc.GitHub.Registrations)
+	regs := slices.DeleteFunc(all, func(r Registration) bool {
+		_, ours := ParseRunnerName(p.rc.Config.NamePrefix, r.Name)
+		return !ours
+	})
+	return regs, blind
+}
+
+// listEach lists every scope at once (within the pass's concurrency) and returns what
+// was listed and the scopes that could not be. A scope GitHub does not know (any more)
+// is reported as unreachable; any other error fails the stage.
+func listEach[T any](ctx context.Context, p *pass, scopes []Scope, stage, what string, list func(context.Context, Scope) ([]T, error)) ([]T, map[Scope]bool) {
 	var mu sync.Mutex
-	var regs []Registration
+	var out []T
 	blind := map[Scope]bool{}
 	each(ctx, p.rc.concurrency(), scopes, func(s Scope) {
-		rs, err := p.rc.GitHub.Registrations(ctx, s)
+		got, err := list(ctx, s)
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil {
+		switch {
+		case err == nil:
+			out = append(out, got...)
+		case errors.Is(err, ErrUnreachable):
 			blind[s] = true
-			if errors.Is(err, ErrUnreachable) {
-				p.unreachable(s, err)
-				return
-			}
-			p.fail("list_registrations", fmt.Errorf("listing runner registrations of %s: %w", s, err))
-			return
-		}
-		for _, r := range rs {
-			if _, ours := ParseRunnerName(p.rc.Config.NamePrefix, r.Name); ours {
-				regs = append(regs, r)
-			}
+			p.unreachable(s, err)
+		default:
+			blind[s] = true
+			p.fail(stage, fmt.Errorf("listing %s of %s: %w", what, s, err))
 		}
 	})
-	return regs, blind, len(blind) == 0
+	return out, blind
 }
 
 // apply carries out a plan: deletions first, to free capacity and names, then creates.

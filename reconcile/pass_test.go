@@ -6,7 +6,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +26,7 @@ var (
 )
 
 type passWorld struct {
-	mu      sync.Mutex
-	now     time.Time
+	*reconciletest.Clock
 	gh      *reconciletest.GitHub
 	backend *reconciletest.Backend
 	rc      *reconcile.Reconciler
@@ -38,32 +36,20 @@ type passWorld struct {
 
 func newPassWorld(t *testing.T) *passWorld {
 	t.Helper()
-	w := &passWorld{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), gh: reconciletest.NewGitHub(), nextJob: 100}
-	w.backend = reconciletest.NewBackend(w.clock)
+	w := &passWorld{Clock: reconciletest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)), gh: reconciletest.NewGitHub(), nextJob: 100}
+	w.backend = reconciletest.NewBackend(w.Now)
 	cfg, err := reconcile.Load([]byte("github: {repos: [octo-org/app]}\npools:\n  - name: arm64\n    labels: [self-hosted, linux, ARM64]\n    max_runners: 3\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.clock}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.Now}
 	return w
-}
-
-func (w *passWorld) clock() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.now
-}
-
-func (w *passWorld) advance(d time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.now = w.now.Add(d)
 }
 
 // queue queues a job of octo-org/app that waited age.
 func (w *passWorld) queue(age time.Duration, labels ...string) reconcile.Job {
 	w.nextJob++
-	j := reconcile.Job{ID: w.nextJob, RunID: w.nextJob * 10, Repo: app, Name: "build", Labels: labels, CreatedAt: w.clock().Add(-age)}
+	j := reconcile.Job{ID: w.nextJob, RunID: w.nextJob * 10, Repo: app, Name: "build", Labels: labels, CreatedAt: w.Now().Add(-age)}
 	w.gh.Queue(j)
 	return j
 }
@@ -105,14 +91,14 @@ func TestPass_QueuedJobGetsARegisteredRunner(t *testing.T) {
 	if len(regs) != 1 || regs[0].Name != name || spec.JITConfig.Reveal() == "" {
 		t.Fatalf("registrations %+v, runner spec %+v: want its registration and its JIT configuration", regs, spec)
 	}
-	if at, ok := regs[0].Registered(); !ok || !at.Equal(w.clock()) {
+	if at, ok := regs[0].Registered(); !ok || !at.Equal(w.Now()) {
 		t.Errorf("registration labels %v, want the pool's and the registration time", regs[0].Labels)
 	}
 	if sum.Created != 1 || sum.Done[reconcile.Action{Kind: "create", Pool: "arm64", Reason: reconcile.ReasonDemand}] != 1 {
 		t.Errorf("summary %+v, want one create for demand", sum)
 	}
 	// The next pass sees it booting: nothing more to do.
-	w.advance(30 * time.Second)
+	w.Advance(30 * time.Second)
 	if sum := w.mustPass(t); !sum.Plan.Empty() {
 		t.Errorf("second pass planned %+v, want nothing", sum.Plan)
 	}
@@ -126,7 +112,7 @@ func TestPass_FinishedRunnerAndItsRegistrationAreRemoved(t *testing.T) {
 	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
 	w.gh.Dequeue(j.ID)
 	w.backend.SetPhase(name, reconcile.PhaseFinished) // preempted before it took a job
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	w.mustPass(t)
 	if len(w.backend.Runners()) != 0 || len(w.gh.Regs()) != 0 {
 		t.Errorf("runners %v, registrations %v left; want none", reconciletest.Names(w.backend.Runners()), regNames(w.gh.Regs()))
@@ -170,11 +156,12 @@ func TestPass_CreateUnderWayIsNotDoubled(t *testing.T) {
 	w := newPassWorld(t)
 	j := w.queue(time.Minute, arm64...)
 	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
-	w.gh.Register(reconcile.Registration{Name: name, Scope: app, Labels: append(slices.Clone(arm64), reconcile.RegisteredLabel(w.clock()))})
-	if sum := w.mustPass(t); !sum.Plan.Empty() {
-		t.Fatalf("plan %+v beside a create under way, want nothing", sum.Plan)
+	w.gh.Register(reconcile.Registration{Name: name, Scope: app, Labels: append(slices.Clone(arm64), reconcile.RegisteredLabel(w.Now()))})
+	if sum := w.mustPass(t); !sum.Plan.Empty() || sum.Plan.Pools[0].Booting != 1 {
+		t.Fatalf("plan %+v beside a create under way, want nothing, the registration counted as booting", sum.Plan)
 	}
-	w.advance(reconcile.RegistrationGrace)
+	// The other pass died: past the grace, the job gets a runner of another name.
+	w.Advance(reconcile.RegistrationGrace)
 	w.mustPass(t)
 	if diff := cmp.Diff([]string{name + "-r1"}, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners after the grace mismatch (-want +got):\n%s", diff)
@@ -209,16 +196,16 @@ func TestPass_UnservableJobIsRememberedByTheProcess(t *testing.T) {
 	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
 	w.mustPass(t)
 	w.gh.SetRunner(name, true, false) // online, idle; GitHub gives it nothing
-	w.advance(6 * time.Minute)
+	w.Advance(6 * time.Minute)
 	sum := w.mustPass(t)
 	if len(sum.Plan.Unservable) != 1 || len(w.backend.Runners()) != 0 {
 		t.Fatalf("unservable %+v, runners %v; want the job judged and its runner gone", sum.Plan.Unservable, reconciletest.Names(w.backend.Runners()))
 	}
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	if sum := w.mustPass(t); len(sum.Plan.Create) != 0 {
 		t.Errorf("planned %+v for a job found unservable", sum.Plan.Create)
 	}
-	w.advance(reconcile.UnservableRetry)
+	w.Advance(reconcile.UnservableRetry)
 	if sum := w.mustPass(t); len(sum.Plan.Create) != 1 {
 		t.Errorf("planned %+v after %v, want the job tried again", sum.Plan.Create, reconcile.UnservableRetry)
 	}
@@ -228,7 +215,7 @@ func TestPass_UnservableJobIsRememberedByTheProcess(t *testing.T) {
 func TestPass_PublicRepositoryJobIsRefusedAndLogged(t *testing.T) {
 	t.Parallel()
 	w := newPassWorld(t)
-	j := reconcile.Job{ID: 7, Repo: app, Name: "build", Labels: arm64, CreatedAt: w.clock(), Public: true}
+	j := reconcile.Job{ID: 7, Repo: app, Name: "build", Labels: arm64, CreatedAt: w.Now(), Public: true}
 	w.gh.Queue(j)
 	sum := w.mustPass(t)
 	if len(sum.Plan.Create) != 0 || len(sum.Plan.Refused) != 1 || sum.Plan.Refused[0].Reason != reconcile.ReasonPublicRepo {
@@ -254,12 +241,12 @@ func TestPass_FailedDeletionKeepsThePoolWithinMaxRunners(t *testing.T) {
 	}
 	// A third, past max_lifetime (24 h), still running a job: planned for deletion.
 	// With it, the pool is full; without it, it has room for one.
-	old := reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.clock().Add(-25 * time.Hour)}
+	old := reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.Now().Add(-25 * time.Hour)}
 	w.backend.Put(old)
 	w.gh.Register(reconcile.Registration{Name: old.Name, Scope: app, Online: true, Busy: true})
 	next := w.queue(time.Minute, arm64...)
 	w.backend.FailNext("delete", errors.New("backend down"))
-	w.advance(time.Minute)
+	w.Advance(time.Minute)
 	sum, err := w.pass(t)
 	if err == nil || len(sum.Plan.Create) != 1 {
 		t.Fatalf("RunOnce() = %v, plan %+v; want the failed deletion and one planned create", err, sum.Plan)
@@ -326,7 +313,7 @@ func TestPass_NameConflict(t *testing.T) {
 			w := newPassWorld(t)
 			j := w.queue(time.Minute, arm64...)
 			name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
-			id := w.gh.Register(reconcile.Registration{Name: name, Scope: app, Labels: tt.labels(w.clock())})
+			id := w.gh.Register(reconcile.Registration{Name: name, Scope: app, Labels: tt.labels(w.Now())})
 			w.rc.GitHub = hiding{GitHub: w.gh, name: name}
 			w.mustPass(t)
 			regs := w.gh.Regs()

@@ -139,6 +139,10 @@ func (g *GitHub) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcil
 	return slices.Clone(g.jobs[repo]), nil
 }
 
+// PollFacts implements reconcile.GitHub: the fake remembers nothing of earlier passes,
+// so under a Budget every repository is one never looked at.
+func (g *GitHub) PollFacts([]reconcile.Scope) reconcile.PollFacts { return reconcile.PollFacts{} }
+
 // Registrations implements reconcile.GitHub.
 func (g *GitHub) Registrations(_ context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {
 	g.mu.Lock()

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/internal/seam"
 )
 
 // Params shape a world.
@@ -437,7 +438,9 @@ func (w *World) runPass(ctx context.Context, depth int) {
 		Backends:    map[string]reconcile.Backend{},
 		Now:         w.Now,
 		Concurrency: 1, // deterministic order of calls
-		Planner:     w.planner,
+	}
+	if w.planner != nil {
+		seam.SetPlanner(rc, w.planner)
 	}
 	for _, pool := range w.Cfg.Pools {
 		rc.Backends[pool.Name] = backendView{p}
@@ -466,6 +469,9 @@ func (g ghView) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcile
 	}
 	return out, nil
 }
+
+// PollFacts is never asked: the simulation runs without a Budget.
+func (g ghView) PollFacts([]reconcile.Scope) reconcile.PollFacts { return reconcile.PollFacts{} }
 
 func (g ghView) Registrations(_ context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {
 	w := g.p.w

@@ -351,7 +351,8 @@ func TestGCE_PoolsOfOneProjectShareOneListing(t *testing.T) {
 	if diff := cmp.Diff(want, templates); diff != "" {
 		t.Errorf("instances' templates and zones mismatch (-want +got):\n%s", diff)
 	}
-	// One listing to observe, and one before each create to check max_runners again.
+	// One listing to observe; for the batch of creates, one to claim room before
+	// registering and one after, to count runners another pass made meanwhile.
 	lists := 0
 	for _, r := range w.compute.Requests() {
 		if strings.Contains(r, "/aggregated/instances") {
@@ -359,6 +360,6 @@ func TestGCE_PoolsOfOneProjectShareOneListing(t *testing.T) {
 		}
 	}
 	if lists != 1+2 {
-		t.Errorf("%d aggregated listings, want 3: one to observe the project's two pools, one before each of the 2 creates", lists)
+		t.Errorf("%d aggregated listings, want 3: one to observe the project's two pools, two for the batch of creates", lists)
 	}
 }

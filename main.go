@@ -109,10 +109,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
 			&cli.DurationFlag{Name: "timeout", Value: 50 * time.Second, Usage: "a pass's deadline: below the schedule's interval", EnvVars: []string{"RECONCILE_TIMEOUT"}},
 			&cli.StringFlag{Name: "cache", Usage: "keep GitHub ETags between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
-			&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
+			&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend, reads (1) and writes (5) together (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
 			&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
 			&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only active repositories", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
 			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
+			&cli.IntFlag{Name: "writes-per-minute", Value: ghpoll.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
+			&cli.IntFlag{Name: "writes-per-hour", Value: ghpoll.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
+			&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `ADDR` (loop mode)", EnvVars: []string{"RECONCILE_METRICS_ADDR"}},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write metrics to `FILE` after each pass, for node_exporter's textfile collector", EnvVars: []string{"RECONCILE_METRICS_FILE"}},
 			&cli.StringFlag{Name: "pushgateway-url", Usage: "push metrics to a Pushgateway at `URL` after the pass (--once)", EnvVars: []string{"RECONCILE_PUSHGATEWAY_URL"}},
@@ -149,6 +152,8 @@ type settings struct {
 	timeout     time.Duration
 	budget      reconcile.Budget
 	concurrency int
+	writes      [2]int // a minute, an hour
+	backendConc int
 	cache       string
 	metricsAddr string
 	metricsFile string
@@ -177,18 +182,9 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The client's timeout bounds a call with its retries; each attempt is bounded by
-	// the base transport's header timeout, so that a hung answer is retried.
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: s.auth}
-	gh, err := ghpoll.NewWithOptions(hc, s.cfg.GitHub.APIURL, ghpoll.Options{Concurrency: s.concurrency})
+	gh, err := githubClient(c.Context, s, store)
 	if err != nil {
-		return usagef("github.api_url: %v", err)
-	}
-	gh.RunnerGroupID = s.cfg.GitHub.RunnerGroupID
-	if store != nil {
-		if err := gh.LoadCache(c.Context, store); err != nil {
-			log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
-		}
+		return err
 	}
 	for _, b := range backends {
 		if mu, ok := b.(reconcile.MemoUser); ok {
@@ -196,13 +192,14 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	rc := &reconcile.Reconciler{
-		Config:       s.cfg,
-		GitHub:       gh,
-		Backends:     backends,
-		DryRun:       s.dryRun,
-		Concurrency:  s.concurrency,
-		ConflictWait: 5 * time.Second,
-		Budget:       s.budget,
+		Config:             s.cfg,
+		GitHub:             gh,
+		Backends:           backends,
+		DryRun:             s.dryRun,
+		Concurrency:        s.concurrency,
+		BackendConcurrency: s.backendConc,
+		ConflictWait:       5 * time.Second,
+		Budget:             s.budget,
 	}
 	m := metrics.New()
 
@@ -235,6 +232,25 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		return errPassFailed // a pass cut short by the signal exits 1
 	}
 	return nil
+}
+
+// githubClient makes the GitHub client the settings describe, with the cache loaded.
+func githubClient(ctx context.Context, s settings, store ghpoll.Store) (*ghpoll.Client, error) {
+	// The client's timeout bounds a call with its retries; each attempt is bounded by
+	// the base transport's header timeout, so that a hung answer is retried.
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: s.auth}
+	gh, err := ghpoll.NewWithOptions(hc, s.cfg.GitHub.APIURL, ghpoll.Options{Concurrency: s.concurrency,
+		WritesPerMinute: s.writes[0], WritesPerHour: s.writes[1], PointsPerMinute: s.budget.PointsPerMinute})
+	if err != nil {
+		return nil, usagef("github.api_url: %v", err)
+	}
+	gh.RunnerGroupID = s.cfg.GitHub.RunnerGroupID
+	if store != nil {
+		if err := gh.LoadCache(ctx, store); err != nil {
+			s.log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
+		}
+	}
+	return gh, nil
 }
 
 // reporter says what a pass did, after it: metrics (recorded, written, pushed), the
@@ -315,6 +331,12 @@ func parseSettings(c *cli.Context, stderr io.Writer) (settings, error) {
 	if s.budget, s.concurrency, err = budgetFlags(c, s.interval); err != nil {
 		return s, err
 	}
+	if s.writes, s.backendConc, err = writeFlags(c); err != nil {
+		return s, err
+	}
+	if cost := s.writes[0] * 5; cost > s.budget.PointsPerMinute {
+		return s, usagef("--writes-per-minute %d costs %d points a minute (5 a write), more than --points-per-minute %d", s.writes[0], cost, s.budget.PointsPerMinute)
+	}
 	if _, _, err := parseCacheSpec(s.cache); err != nil {
 		return s, err
 	}
@@ -392,6 +414,21 @@ func budgetFlags(c *cli.Context, interval time.Duration) (reconcile.Budget, int,
 		return b, 0, usagef("--concurrency: %d is not between 1 and 99 (GitHub allows 100 at once)", n)
 	}
 	return b, n, nil
+}
+
+// writeFlags reads the pace of GitHub writes and how many runners start at once.
+func writeFlags(c *cli.Context) ([2]int, int, error) {
+	w := [2]int{c.Int("writes-per-minute"), c.Int("writes-per-hour")}
+	n := c.Int("backend-concurrency")
+	switch {
+	case w[0] < 1 || w[0] > 180:
+		return w, n, usagef("--writes-per-minute: %d is not between 1 and 180 (a write costs 5 of GitHub's 900 points a minute)", w[0])
+	case w[1] < 1:
+		return w, n, usagef("--writes-per-hour must be positive")
+	case n < 1 || n > 500:
+		return w, n, usagef("--backend-concurrency: %d is not between 1 and 500", n)
+	}
+	return w, n, nil
 }
 
 // parseCacheSpec reads --cache: a file, or configmap:NAMESPACE/NAME (ns and name set).

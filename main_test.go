@@ -219,6 +219,11 @@ func TestRun_BadFlagsCallNoPlatform(t *testing.T) {
 		{[]string{"--interval", "0s"}, "--interval"},
 		{[]string{"--once", "--timeout", "0s"}, "--timeout"},
 		{[]string{"--once", "--points-per-minute", "5"}, "--points-per-minute"},
+		{[]string{"--once", "--writes-per-minute", "0"}, "--writes-per-minute"},
+		{[]string{"--once", "--writes-per-minute", "181"}, "--writes-per-minute"},
+		{[]string{"--once", "--writes-per-minute", "150"}, "--points-per-minute 600"}, // 750 points a minute
+		{[]string{"--once", "--writes-per-hour", "0"}, "--writes-per-hour"},
+		{[]string{"--once", "--backend-concurrency", "0"}, "--backend-concurrency"},
 		{[]string{"--once", "--cache", "configmap:Bad_NS/x"}, "--cache"},
 		{[]string{"--once", "--metrics-addr", "127.0.0.1:0"}, "--metrics-addr"},
 		{[]string{"--pushgateway-url", "http://p:9091"}, "--pushgateway-url"},

@@ -86,6 +86,7 @@ func checkPassMetrics(t *testing.T, fams map[string]*dto.MetricFamily) {
 		{"reconcile_pass_duration_seconds", nil, 1},
 		{"reconcile_last_success_timestamp_seconds", nil, 1},
 		{"reconcile_last_pass_timestamp_seconds", nil, 1},
+		{"reconcile_creates_deferred", nil, 0},
 	} {
 		v, ok := value(fams, c.name, c.labels)
 		if !ok || v < c.min {

@@ -62,6 +62,7 @@ type Backend struct {
 	owner     string
 	opts      []option.ClientOption
 	instances *compute.InstancesClient
+	ops       *compute.ZoneOperationsClient
 	// PageSize is how many instances one aggregated list request asks for.
 	PageSize uint32
 
@@ -70,6 +71,11 @@ type Backend struct {
 	memo    reconcile.Memo
 	lacking map[string]map[string]time.Time // template → zone → when an insert found the zone lacks what it asks for
 	now     func() time.Time
+	// gates hold back the inserts into a zone this process has not yet placed the
+	// template in: the first goes alone, so that a burst finds out once, not once per
+	// runner, that the zone lacks the machine type. placed: zones that took one.
+	gates  map[string]*sync.Mutex // template|zone
+	placed map[string]bool
 }
 
 var (
@@ -109,7 +115,12 @@ func New(ctx context.Context, cfg Config, owner string, opts ...option.ClientOpt
 	if err != nil {
 		return nil, fmt.Errorf("compute client: %w", err)
 	}
-	return &Backend{cfg: cfg, owner: owner, opts: opts, instances: instances, PageSize: 500,
+	ops, err := compute.NewZoneOperationsRESTClient(ctx, opts...)
+	if err != nil {
+		instances.Close()
+		return nil, fmt.Errorf("compute client: %w", err)
+	}
+	return &Backend{cfg: cfg, owner: owner, opts: opts, instances: instances, ops: ops, PageSize: 500,
 		pools: map[string]Config{}, lacking: map[string]map[string]time.Time{}, now: time.Now}, nil
 }
 
@@ -175,7 +186,7 @@ func regionZones(ctx context.Context, project, region string, opts []option.Clie
 func (b *Backend) Config() Config { return b.cfg }
 
 // Close releases the client's connections.
-func (b *Backend) Close() error { return b.instances.Close() }
+func (b *Backend) Close() error { return errors.Join(b.instances.Close(), b.ops.Close()) }
 
 // List returns the runners of every instance of the project with this tool's owner
 // label, in one aggregated listing, every page. A zone that could not be read fails
@@ -338,6 +349,7 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 			return nil
 		}
 		switch {
+		case errors.Is(err, errLacking):
 		case isNotOffered(err, zone):
 			b.markLacking(c, zone)
 		case !isCapacity(err):
@@ -366,6 +378,10 @@ func (b *Backend) insert(ctx context.Context, c Config, zone string, spec reconc
 			{Key: proto.String(MetadataJobID), Value: proto.String(strconv.FormatInt(spec.JobID, 10))},
 		}},
 	}
+	release, err := b.enter(ctx, c, zone)
+	if err != nil {
+		return err
+	}
 	op, err := b.instances.Insert(ctx, &computepb.InsertInstanceRequest{
 		Project:                b.cfg.Project,
 		Zone:                   zone,
@@ -373,28 +389,102 @@ func (b *Backend) insert(ctx context.Context, c Config, zone string, spec reconc
 		SourceInstanceTemplate: proto.String(c.templatePath()),
 		RequestId:              proto.String(uuid.NewString()),
 	})
+	release(err)
 	if isAlreadyExists(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	// Wait returns nil for an operation that failed without an HTTP status: the
-	// operation's own errors are what count.
-	werr := op.Wait(ctx)
-	if oe := operationError(op); oe != nil {
+	done, err := b.wait(ctx, zone, op.Proto())
+	if err != nil {
+		return err
+	}
+	// The operation's own errors are what count (an operation can fail without an HTTP
+	// status).
+	if oe := operationError(done); oe != nil {
 		if isAlreadyExists(oe) {
 			return nil
 		}
 		return oe
 	}
-	return werr
+	return nil
+}
+
+// wait waits for a zone operation to be DONE with zoneOperations.wait, which answers
+// when it is, or after about two minutes (or sooner: it is best-effort), and returns
+// it. Operation.Wait's polling of zoneOperations.get backs off to a minute between
+// looks, which can leave a 30-second operation unnoticed for half a minute more while
+// the create holds a backend slot; wait costs one request a look.
+func (b *Backend) wait(ctx context.Context, zone string, op *computepb.Operation) (*computepb.Operation, error) {
+	for op.GetStatus() != computepb.Operation_DONE {
+		next, err := b.ops.Wait(ctx, &computepb.WaitZoneOperationRequest{Project: b.cfg.Project, Zone: zone, Operation: op.GetName()})
+		if err != nil {
+			return nil, fmt.Errorf("waiting for operation %s: %w", op.GetName(), err)
+		}
+		op = next
+	}
+	return op, nil
+}
+
+// errLacking: the zone was found lacking the template's machine type while this insert
+// waited its turn.
+var errLacking = errors.New("the zone lacks the template's machine type")
+
+// enter waits for an insert's turn into a zone the template has not been placed in by
+// this process yet (see Backend.gates), and returns what to call with the insert
+// call's error: a zone that took an insert is open to all; one that refused it for
+// its machine type is marked lacking before the next waiter looks.
+func (b *Backend) enter(ctx context.Context, c Config, zone string) (func(error), error) {
+	key := c.templatePath() + "|" + zone
+	b.mu.Lock()
+	if b.placed[key] {
+		b.mu.Unlock()
+		return func(error) {}, nil
+	}
+	if b.gates == nil {
+		b.gates, b.placed = map[string]*sync.Mutex{}, map[string]bool{}
+	}
+	gate := b.gates[key]
+	if gate == nil {
+		gate = &sync.Mutex{}
+		b.gates[key] = gate
+	}
+	b.mu.Unlock()
+	entered := b.clock()
+	if !gate.TryLock() {
+		locked := make(chan struct{})
+		go func() { gate.Lock(); close(locked) }()
+		select {
+		case <-locked:
+		case <-ctx.Done():
+			go func() { <-locked; gate.Unlock() }()
+			return nil, ctx.Err()
+		}
+	}
+	b.mu.Lock()
+	at, lacking := b.lackingLocked(c)[zone]
+	b.mu.Unlock()
+	if lacking && !at.Before(entered) {
+		gate.Unlock()
+		return nil, errLacking
+	}
+	return func(err error) {
+		if err == nil || isAlreadyExists(err) {
+			b.mu.Lock()
+			b.placed[key] = true
+			b.mu.Unlock()
+		}
+		if isNotOffered(err, zone) {
+			b.markLacking(c, zone)
+		}
+		gate.Unlock()
+	}, nil
 }
 
 // operationError turns a finished operation's errors into a *googleapi.Error, so that
 // one check serves errors from the call and from the operation.
-func operationError(op *compute.Operation) error {
-	p := op.Proto()
+func operationError(p *computepb.Operation) error {
 	errs := p.GetError().GetErrors()
 	if len(errs) == 0 {
 		return nil

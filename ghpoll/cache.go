@@ -29,6 +29,41 @@ type pollCache struct {
 	Unservable map[int64]time.Time `json:"unservable,omitempty"`
 	// Memo holds the backends' facts (reconcile.Memo).
 	Memo map[string]string `json:"memo,omitempty"`
+	// Writes are when this client's runner registrations (content-creating requests)
+	// of the last hour were sent, for the hourly write budget.
+	Writes []time.Time `json:"writes,omitempty"`
+	// LimitedUntil is when GitHub said calls may resume after a rate limit: a later
+	// --once process waits as well.
+	LimitedUntil time.Time `json:"limited_until,omitzero"`
+}
+
+// limited returns until when GitHub asked for no calls.
+func (c *pollCache) limited() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.LimitedUntil
+}
+
+// limit records that GitHub asked for no calls until then.
+func (c *pollCache) limit(until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until.After(c.LimitedUntil) {
+		c.LimitedUntil = until
+	}
+}
+
+// takeWrite counts a content-creating request sent at now against perHour in any hour,
+// or returns when the oldest of the last hour's leaves the window.
+func (c *pollCache) takeWrite(now time.Time, perHour int) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Writes = slices.DeleteFunc(c.Writes, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
+	if len(c.Writes) >= perHour {
+		return c.Writes[0].Add(time.Hour), false
+	}
+	c.Writes = append(c.Writes, now)
+	return time.Time{}, true
 }
 
 type cachedPage struct {

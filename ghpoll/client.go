@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-github/v66/github"
@@ -33,9 +32,8 @@ type Client struct {
 	cache *pollCache
 	// RunnerGroupID is the runner group org JIT runners join (1 is the default group).
 	RunnerGroupID int64
-
-	mu           sync.Mutex
-	limitedUntil time.Time
+	// writesPerHour bounds the runner registrations in any hour.
+	writesPerHour int
 }
 
 var _ reconcile.GitHub = (*Client)(nil)
@@ -51,8 +49,17 @@ func New(hc *http.Client, apiURL string) (*Client, error) {
 type Options struct {
 	// Concurrency bounds the requests under way at once (default 8, at most 99).
 	Concurrency int
-	// MutationPace spaces requests that create or delete (default 250ms).
-	MutationPace time.Duration
+	// WritesPerMinute spaces the requests that create or delete evenly, this many a
+	// minute at most; WritesPerHour bounds the runner registrations in any hour. GitHub
+	// documents, "in general", at most 80 content-creating requests a minute and 500
+	// an hour; the defaults, 75 and 475, leave some to whatever else writes with the
+	// same credentials.
+	WritesPerMinute, WritesPerHour int
+	// PointsPerMinute, when set, holds every request back until it fits within this
+	// many of GitHub's secondary-limit points in the last minute (a read costs 1, a
+	// write 5; GitHub allows 900). It counts real time: leave it unset under a
+	// simulated clock.
+	PointsPerMinute int
 	// MaxRetryWait is the longest retry-after waited out before trying once more
 	// (default 20s); a longer one ends that scope for the pass.
 	MaxRetryWait time.Duration
@@ -77,10 +84,15 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	tr := newTransport(hc.Transport, o.Concurrency) // paces in real time, whatever o.Now says
-	if o.MutationPace > 0 {
-		tr.pace = o.MutationPace
+	if o.WritesPerMinute <= 0 {
+		o.WritesPerMinute = DefaultWritesPerMinute
 	}
+	if o.WritesPerHour <= 0 {
+		o.WritesPerHour = DefaultWritesPerHour
+	}
+	tr := newTransport(hc.Transport, o.Concurrency) // paces in real time, whatever o.Now says
+	tr.pace = time.Minute / time.Duration(o.WritesPerMinute)
+	tr.pointsCap = o.PointsPerMinute
 	if o.MaxRetryWait > 0 {
 		tr.maxWait = o.MaxRetryWait
 	}
@@ -92,8 +104,15 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	gh := github.NewClient(&wrapped)
 	gh.BaseURL = u
 	gh.UserAgent = "reconcile"
-	return &Client{gh: gh, now: o.Now, tr: tr, cache: newPollCache(), RunnerGroupID: 1}, nil
+	return &Client{gh: gh, now: o.Now, tr: tr, cache: newPollCache(), RunnerGroupID: 1, writesPerHour: o.WritesPerHour}, nil
 }
+
+// The write budget's defaults: GitHub's documented 80 content-creating requests a
+// minute and 500 an hour, less 5 and 25 for whatever else writes with the credentials.
+const (
+	DefaultWritesPerMinute = 75
+	DefaultWritesPerHour   = 475
+)
 
 // Unservable implements reconcile.Notebook.
 func (c *Client) Unservable() map[int64]time.Time {
@@ -184,10 +203,8 @@ func (e *RateLimitError) Is(target error) bool { return target == reconcile.ErrR
 // preflight refuses a call while a rate limit is known to be exhausted, so that a pass
 // does not spend requests that only make GitHub's secondary limits worse.
 func (c *Client) preflight() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := c.now(); now.Before(c.limitedUntil) {
-		return &RateLimitError{Until: c.limitedUntil, Msg: "not calling GitHub until then"}
+	if until := c.cache.limited(); c.now().Before(until) {
+		return &RateLimitError{Until: until, Msg: "not calling GitHub until then"}
 	}
 	return nil
 }
@@ -218,11 +235,7 @@ func (c *Client) check(err error) error {
 	default:
 		return err
 	}
-	c.mu.Lock()
-	if until.After(c.limitedUntil) {
-		c.limitedUntil = until
-	}
-	c.mu.Unlock()
+	c.cache.limit(until)
 	return &RateLimitError{Until: until, Msg: msg}
 }
 

@@ -413,3 +413,76 @@ func TestClient_ErrorsCallersBranchOn(t *testing.T) {
 var fixedNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// GitHub documents at most 500 content-creating requests an hour: past the client's
+// hourly budget, a registration is a rate limit and GitHub is not called. The budget
+// is kept in the cache, so that the next --once process honours it too, and so is a
+// rate limit GitHub announced.
+func TestClient_HourlyWriteBudgetOutlivesTheProcess(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	newPaced := func() (*Client, *httpmock.MockTransport) {
+		mt := httpmock.NewMockTransport()
+		c, err := NewWithOptions(&http.Client{Transport: mt}, api, Options{Now: clock, WritesPerMinute: 60000, WritesPerHour: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt.RegisterResponder(http.MethodPost, api+"repos/octo-org/octo-repo/actions/runners/generate-jitconfig",
+			httpmock.NewJsonResponderOrPanic(http.StatusCreated, example(t, "example_jitconfig_response.json", nil)))
+		return c, mt
+	}
+	c, mt := newPaced()
+	for i := range 3 {
+		_, _, err := c.GenerateJITConfig(context.Background(), repo, fmt.Sprintf("gha-x64-%d", i), []string{"x64"})
+		if i < 2 && err != nil {
+			t.Fatalf("registration %d: %v", i, err)
+		}
+		if i == 2 && !errors.Is(err, reconcile.ErrWriteBudget) {
+			t.Fatalf("third registration in the hour = %v, want ErrWriteBudget", err)
+		}
+	}
+	if n := mt.GetTotalCallCount(); n != 2 {
+		t.Errorf("%d calls to GitHub, want 2: none past the budget", n)
+	}
+	st := &memStore{}
+	if _, err := c.SaveCache(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	next, mt := newPaced()
+	if err := next.LoadCache(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := next.GenerateJITConfig(context.Background(), repo, "gha-x64-9", []string{"x64"}); !errors.Is(err, reconcile.ErrWriteBudget) || mt.GetTotalCallCount() != 0 {
+		t.Errorf("next process: GenerateJITConfig() = %v after %d calls, want ErrWriteBudget without calling", err, mt.GetTotalCallCount())
+	}
+	now = now.Add(time.Hour)
+	if _, _, err := next.GenerateJITConfig(context.Background(), repo, "gha-x64-9", []string{"x64"}); err != nil {
+		t.Errorf("an hour later: GenerateJITConfig() = %v, want it registered", err)
+	}
+	// GitHub's own answer: a secondary limit with retry-after holds the next process too.
+	mt.RegisterResponder(http.MethodPost, api+"repos/octo-org/octo-repo/actions/runners/generate-jitconfig", func(*http.Request) (*http.Response, error) {
+		resp := httpmock.NewStringResponse(http.StatusForbidden, `{"message":"You have exceeded a secondary rate limit."}`)
+		resp.Header.Set("Retry-After", "600")
+		return resp, nil
+	})
+	if _, _, err := next.GenerateJITConfig(context.Background(), repo, "gha-x64-10", []string{"x64"}); !errors.Is(err, reconcile.ErrRateLimited) {
+		t.Fatalf("GenerateJITConfig() = %v, want GitHub's rate limit", err)
+	}
+	if _, err := next.SaveCache(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	third, mt := newPaced()
+	if err := third.LoadCache(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := third.Registrations(context.Background(), repo); !errors.Is(err, reconcile.ErrRateLimited) || mt.GetTotalCallCount() != 0 {
+		t.Errorf("the process after a rate limit: Registrations() = %v after %d calls, want ErrRateLimited without calling", err, mt.GetTotalCallCount())
+	}
+}
+
+// memStore is a Store in memory.
+type memStore struct{ data []byte }
+
+func (m *memStore) Load(context.Context) ([]byte, error)      { return m.data, nil }
+func (m *memStore) Save(_ context.Context, data []byte) error { m.data = data; return nil }

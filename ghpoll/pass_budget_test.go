@@ -18,9 +18,6 @@ import (
 	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
 )
 
-// GitHub's limits, as the fake enforces them.
-var githubLimits = ghpolltest.Limits{PrimaryPerHour: 5000, PointsPerMinute: 900, Concurrent: 100}
-
 // orgWorld is an organisation of n repositories on a fake GitHub that enforces both
 // rate limits, with a simulated clock.
 type orgWorld struct {
@@ -36,7 +33,7 @@ func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *
 	tb.Helper()
 	w := &orgWorld{gh: ghpolltest.NewServer(tb), Clock: reconciletest.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))}
 	w.gh.SetClock(w.Now)
-	limits := githubLimits
+	limits := ghpolltest.GitHubLimits
 	limits.Latency = latency
 	w.gh.SetLimits(limits)
 	for i := range n {
@@ -45,7 +42,7 @@ func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *
 		w.repos = append(w.repos, name)
 	}
 	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL,
-		ghpoll.Options{Concurrency: concurrency, Now: w.Now, MutationPace: time.Millisecond})
+		ghpoll.Options{Concurrency: concurrency, Now: w.Now, WritesPerMinute: 60000})
 	if err != nil {
 		tb.Fatal(err)
 	}

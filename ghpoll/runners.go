@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/go-github/v66/github"
 
@@ -84,10 +85,15 @@ func registration(scope reconcile.Scope, r *github.Runner) reconcile.Registratio
 // GenerateJITConfig registers an ephemeral just-in-time runner in scope (in the default
 // runner group for a repository, in RunnerGroupID for an organisation) and returns its
 // registration and its encoded configuration. reconcile.ErrNameTaken if the name is
-// registered already (GitHub answers 409).
+// registered already (GitHub answers 409). Once the hour's registrations are spent
+// (WritesPerHour), reconcile.ErrWriteBudget, and GitHub is not called.
 func (c *Client) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
 	if err := c.preflight(); err != nil {
 		return reconcile.Registration{}, "", err
+	}
+	if until, ok := c.cache.takeWrite(c.now(), c.writesPerHour); !ok {
+		return reconcile.Registration{}, "", fmt.Errorf("%w until %s: %d registrations in the last hour (--writes-per-hour)",
+			reconcile.ErrWriteBudget, until.UTC().Format(time.RFC3339), c.writesPerHour)
 	}
 	// Repository runners have one group, the default; org runners join the configured one.
 	group := int64(1)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -40,9 +41,20 @@ type transport struct {
 	retryBase time.Duration
 	now       func() time.Time
 
+	// pointsCap, when set, bounds the secondary-limit points sent in any window
+	// (pointsWindow, real time); spent holds what the window's requests cost.
+	pointsCap int
+	window    time.Duration
+
 	mu           sync.Mutex
 	stats        reconcile.APIStats
 	nextMutation time.Time
+	spent        []pointsAt
+}
+
+type pointsAt struct {
+	at     time.Time
+	points int
 }
 
 func newTransport(base http.RoundTripper, concurrency int) *transport {
@@ -50,7 +62,8 @@ func newTransport(base http.RoundTripper, concurrency int) *transport {
 		base = http.DefaultTransport
 	}
 	return &transport{base: base, sem: make(chan struct{}, clampConcurrency(concurrency)),
-		pace: 250 * time.Millisecond, maxWait: 20 * time.Second, attempts: 3, retryBase: 500 * time.Millisecond, now: time.Now}
+		pace: time.Minute / DefaultWritesPerMinute, maxWait: 20 * time.Second, attempts: 3, retryBase: 500 * time.Millisecond, now: time.Now,
+		window: pointsWindow}
 }
 
 // clampConcurrency keeps the number of requests at once under GitHub's 100.
@@ -71,10 +84,22 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Header.Set("If-None-Match", etag)
 	}
 	mutation := req.Method != http.MethodGet && req.Method != http.MethodHead
+	cost := pointsRead
 	if mutation {
+		cost = pointsWrite
 		if err := t.waitTurn(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if err := t.spend(ctx, cost); err != nil {
+		return nil, err
+	}
+	if mutation {
+		// A write may be called off while it waits its turn, not once sent: GitHub may
+		// have done it, and the caller must hear the answer (the http.Client's timeout
+		// still bounds it).
+		ctx = context.WithoutCancel(ctx)
+		req = req.WithContext(ctx)
 	}
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodDelete
 	rateRetried := false
@@ -138,6 +163,39 @@ func (t *transport) waitTurn(ctx context.Context) error {
 	t.nextMutation = at.Add(t.pace)
 	t.mu.Unlock()
 	return sleep(ctx, at.Sub(now))
+}
+
+// pointsWindow is GitHub's minute for points, with a second's margin: GitHub counts a
+// request when it arrives, later than it was sent.
+const pointsWindow = time.Minute + time.Second
+
+// spend waits until the request's points fit within pointsCap for the last minute, and
+// charges them. GitHub charges points whatever the answer, retries included; a retry
+// is charged as it is sent again (see count), the cap judged at the first send.
+func (t *transport) spend(ctx context.Context, cost int) error {
+	if t.pointsCap <= 0 {
+		return nil
+	}
+	for {
+		t.mu.Lock()
+		now := time.Now()
+		t.spent = slices.DeleteFunc(t.spent, func(p pointsAt) bool { return now.Sub(p.at) >= t.window })
+		total := 0
+		for _, p := range t.spent {
+			total += p.points
+		}
+		if total+cost <= t.pointsCap || len(t.spent) == 0 {
+			t.spent = append(t.spent, pointsAt{now, cost})
+			t.mu.Unlock()
+			return nil
+		}
+		wait := t.spent[0].at.Add(t.window).Sub(now)
+		t.stats.Waited += wait
+		t.mu.Unlock()
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -113,3 +113,59 @@ func TestTransport_ConditionalRequestsAndAccounting(t *testing.T) {
 		t.Errorf("stats = %+v, want %+v", s, want)
 	}
 }
+
+// GitHub charges points for every request, whatever the answer (a read 1, a write 5;
+// 900 a minute): with a cap, a request waits until it fits in the window.
+func TestTransport_PointsCapHoldsRequestsBack(t *testing.T) {
+	t.Parallel()
+	c, mt := newClient(t)
+	c.tr.pointsCap, c.tr.window = 6, 300*time.Millisecond // a write and a read, a window
+	mt.RegisterResponder(http.MethodGet, api+"repos/octo-org/octo-repo/actions/runners", httpmock.NewJsonResponderOrPanic(http.StatusOK, runnersPage(nil)))
+	mt.RegisterResponder(http.MethodDelete, api+"repos/octo-org/octo-repo/actions/runners/7", httpmock.NewStringResponder(http.StatusNoContent, ""))
+	start := time.Now()
+	if err := c.RemoveRegistration(context.Background(), repo, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Registrations(context.Background(), repo); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= 300*time.Millisecond {
+		t.Fatalf("6 points took %v, want no wait", d)
+	}
+	if _, err := c.Registrations(context.Background(), repo); err != nil { // the 7th point
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("the 7th point went after %v, want it held until the window let the first 5 go", d)
+	}
+}
+
+// A write waiting for its turn (writes are spaced) is called off when its context
+// ends: it was not sent. One that was sent is seen through: GitHub may have done it,
+// and the caller must hear the answer.
+func TestTransport_WriteIsCalledOffOnlyBeforeItIsSent(t *testing.T) {
+	t.Parallel()
+	c, mt := newClient(t)
+	c.tr.pace = time.Hour
+	c.tr.nextMutation = time.Now().Add(time.Hour) // another write has the turn
+	sent := make(chan struct{}, 1)
+	mt.RegisterResponder(http.MethodDelete, api+"repos/octo-org/octo-repo/actions/runners/7", func(req *http.Request) (*http.Response, error) {
+		sent <- struct{}{}
+		time.Sleep(200 * time.Millisecond) // GitHub answers after the caller gave up
+		if err := req.Context().Err(); err != nil {
+			return nil, err
+		}
+		return httpmock.NewStringResponse(http.StatusNoContent, ""), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.RemoveRegistration(ctx, repo, 7); !errors.Is(err, context.DeadlineExceeded) || len(sent) != 0 {
+		t.Fatalf("RemoveRegistration(waiting its turn) = %v, sent %d; want DeadlineExceeded and nothing sent", err, len(sent))
+	}
+	c.tr.pace, c.tr.nextMutation = 0, time.Time{}
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { <-sent; cancel() }()
+	if err := c.RemoveRegistration(ctx, repo, 7); err != nil {
+		t.Errorf("RemoveRegistration(cancelled once sent) = %v, want GitHub's answer", err)
+	}
+}

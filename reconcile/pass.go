@@ -104,6 +104,9 @@ type Reconciler struct {
 	Now func() time.Time
 	// Concurrency bounds the calls a pass makes at once. Zero means 4.
 	Concurrency int
+	// BackendConcurrency bounds the backend creates under way at once (a GCE insert
+	// operation, a Kubernetes Job), apart from the GitHub calls. Zero means 64.
+	BackendConcurrency int
 	// ConflictWait is how long to wait, when a runner name is already registered,
 	// before deciding whether another pass is creating that runner right now.
 	ConflictWait time.Duration
@@ -115,6 +118,9 @@ type Reconciler struct {
 	// planner computes the plan; nil means Compute. The lifecycle simulation swaps in
 	// broken planners (through seam) to show that its invariants catch them.
 	planner func(Observed, Config, time.Time) Plan
+	// inOrder starts each batch's runners one by one before the next batch registers
+	// (through seam, for the simulation).
+	inOrder bool
 	// unservable remembers, between the passes of one process, the jobs GitHub would
 	// not give to an idle runner of ours, and when that was found.
 	unservable map[int64]time.Time
@@ -124,6 +130,7 @@ func init() {
 	seam.SetPlanner = func(rc, planner any) {
 		rc.(*Reconciler).planner = planner.(func(Observed, Config, time.Time) Plan)
 	}
+	seam.InOrder = func(rc any) { rc.(*Reconciler).inOrder = true }
 }
 
 // APIStats is what a pass cost at GitHub.
@@ -159,6 +166,10 @@ type Summary struct {
 	Done map[Action]int
 	// NotStarted counts the planned actions a stopped pass did not start.
 	NotStarted int
+	// Deferred counts the creates left, without failing the pass, for the next pass:
+	// the pass's deadline came while it registered runners at the write pace, or the
+	// hour's registrations were spent.
+	Deferred int
 	// Unreachable lists the repositories GitHub answered 404 or 403 for: deleted,
 	// renamed, or not visible to these credentials. They do not fail the pass unless
 	// it polled every repository and none answered.
@@ -196,7 +207,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 			Str("reason", string(r.Reason)).Msg("job not served")
 	}
 	p.noteUnservable(sum.Plan)
-	p.apply(ctx, obs, sum.Plan, &sum)
+	p.apply(ctx, sum.Plan, &sum)
 	sum.Duration = rc.now().Sub(now)
 	sum.Errors = len(p.errs)
 	sum.ErrorsByStage, sum.Done = p.stageErrs, p.done
@@ -216,6 +227,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 		Int("created", sum.Created).
 		Int("deleted", sum.Deleted).
 		Int("deregistered", sum.Deregistered).
+		Int("deferred", sum.Deferred).
 		Int("errors", sum.Errors).
 		Int("repos_polled", sum.API.Polled).
 		Int("repos_skipped", sum.API.Skipped).
@@ -244,6 +256,13 @@ func (rc *Reconciler) inFlight() time.Duration {
 	return 90 * time.Second
 }
 
+func (rc *Reconciler) backendConcurrency() int {
+	if rc.BackendConcurrency > 0 {
+		return rc.BackendConcurrency
+	}
+	return 64
+}
+
 func (rc *Reconciler) concurrency() int {
 	if rc.Concurrency > 0 {
 		return rc.Concurrency
@@ -266,7 +285,10 @@ type pass struct {
 	stageErrs map[string]int
 	done      map[Action]int
 	creating  map[string]string // runner name → pool, for this pass's creates under way or done
-	gone      map[Scope]error   // repositories GitHub answered 404 or 403 for
+	// writesStopped: why registrations stopped (GitHub rate-limited one, or the hour's
+	// budget is spent); the creates left are the next pass's.
+	writesStopped error
+	gone          map[Scope]error // repositories GitHub answered 404 or 403 for
 }
 
 // rememberedUnservable returns the jobs found unservable less than UnservableRetry ago,
@@ -558,7 +580,7 @@ func listEach[T any](ctx context.Context, p *pass, scopes []Scope, stage, what s
 }
 
 // apply carries out a plan: deletions first, to free capacity and names, then creates.
-func (p *pass) apply(ctx context.Context, obs Observed, plan Plan, sum *Summary) {
+func (p *pass) apply(ctx context.Context, plan Plan, sum *Summary) {
 	if p.rc.DryRun {
 		for _, d := range plan.Delete {
 			p.deleteEvent(zerolog.InfoLevel, d).Msg("would delete runner")
@@ -603,37 +625,37 @@ func (p *pass) apply(ctx context.Context, obs Observed, plan Plan, sum *Summary)
 			count(&sum.Deregistered)
 		}
 	})
-	creates := p.withinRoom(obs, plan.Create)
-	each(ctx, n, creates, func(c Create) {
-		wctx, cancel := work()
-		defer cancel()
-		count(&started[2])
-		if p.create(wctx, c) {
-			count(&sum.Created)
+	var created int
+	created, started[2] = p.createAll(ctx, plan.Create)
+	sum.Created += created
+	p.leftOver(ctx, [3]int{len(plan.Delete) - started[0], len(plan.Deregister) - started[1], len(plan.Create) - started[2]}, sum)
+}
+
+// leftOver says what the pass did not start, and why. Creates left at the pass's
+// deadline, or once the hour's registrations are spent, are deferred: the pass went as
+// fast as GitHub allows, and the next one goes on. A signal, or GitHub's own rate
+// limit, fails the pass.
+func (p *pass) leftOver(ctx context.Context, left [3]int, sum *Summary) {
+	if left == [3]int{} {
+		return
+	}
+	sum.NotStarted = left[0] + left[1] + left[2]
+	stopped := p.writesStopped // apply is done: no other goroutine
+	switch {
+	case ctx.Err() == nil && errors.Is(stopped, ErrWriteBudget),
+		errors.Is(ctx.Err(), context.DeadlineExceeded) && left[0]+left[1] == 0 && !errors.Is(stopped, ErrRateLimited):
+		sum.Deferred = left[2]
+		why := fmt.Sprintf("its deadline (%v) came while registering runners at the write pace", context.Cause(ctx))
+		if stopped != nil {
+			why = stopped.Error()
 		}
-	})
-	if err := ctx.Err(); err != nil {
-		left := [3]int{len(plan.Delete) - started[0], len(plan.Deregister) - started[1], len(creates) - started[2]}
-		sum.NotStarted = left[0] + left[1] + left[2]
+		p.log.Warn().Int("creates_left", left[2]).Str("why", why).Msg("creates deferred to the next pass")
+	case ctx.Err() == nil:
+		p.fail("register", fmt.Errorf("%w: %d creates left for the next pass, which waits as GitHub asked", stopped, left[2]))
+	default:
 		p.fail("interrupted", fmt.Errorf("pass stopped (%v): %d deletions, %d registration removals and %d creates not started; the next pass plans them again",
 			context.Cause(ctx), left[0], left[1], left[2]))
 	}
-}
-
-// withinRoom drops the creates that would take a pool past max_runners because a
-// deletion the plan counted on did not happen: the planner assumed every planned
-// deletion frees its slot.
-func (p *pass) withinRoom(obs Observed, creates []Create) []Create {
-	room := newRoom(*p.rc.Config, obs.Runners, p.wasDeleted)
-	var out []Create
-	for _, c := range creates {
-		if !room.claim(c.Pool, c.Name) {
-			p.createEvent(zerolog.WarnLevel, c).Msg("not created: a deletion failed and the pool is at max_runners")
-			continue
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 func (p *pass) deleteEvent(level zerolog.Level, d Delete) *zerolog.Event {
@@ -721,58 +743,6 @@ func (p *pass) deregister(ctx context.Context, d Deregister) bool {
 	return true
 }
 
-// create registers a JIT runner and starts it. A registration whose runner could not
-// be started is removed at once, so that nothing is left waiting for it.
-func (p *pass) create(ctx context.Context, c Create) bool {
-	b, ok := p.rc.Backends[c.Pool]
-	if !ok {
-		p.fail("create", fmt.Errorf("creating runner %s: pool %s has no backend", c.Name, c.Pool))
-		return false
-	}
-	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
-	if errors.Is(err, ErrNameTaken) {
-		var retry bool
-		retry, err = p.resolveConflict(ctx, b, c)
-		if err == nil && !retry {
-			p.createEvent(zerolog.InfoLevel, c).Msg("another pass created this runner; skipped")
-			return false
-		}
-		if err == nil {
-			reg, jit, err = p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
-		}
-	}
-	if err != nil {
-		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("registering runner failed")
-		p.fail("register", fmt.Errorf("registering runner %s: %w", c.Name, err))
-		return false
-	}
-	if err := p.claimRoom(ctx, b, c); err != nil {
-		p.createEvent(zerolog.WarnLevel, c).Err(err).Msg("not created; removing its registration")
-		if !errors.Is(err, errPoolFull) {
-			p.fail("create", fmt.Errorf("creating runner %s: %w", c.Name, err))
-		}
-		p.undoRegistration(ctx, c, reg)
-		return false
-	}
-	spec := c.RunnerSpec
-	spec.JITConfig = jit
-	if err := b.Create(ctx, spec); err != nil {
-		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("creating runner failed; removing its registration")
-		p.fail("create", fmt.Errorf("creating runner %s: %w", c.Name, err))
-		p.undoRegistration(ctx, c, reg)
-		return false
-	}
-	p.createEvent(zerolog.InfoLevel, c).Msg("created runner")
-	p.count(Action{"create", c.Pool, c.Reason})
-	return true
-}
-
-// jitLabels are the labels a runner registers with: its pool's, and the time of its
-// registration, which tells another pass that its machine is being created.
-func (p *pass) jitLabels(c Create) []string {
-	return append(slices.Clone(c.Labels), RegisteredLabel(p.rc.now()))
-}
-
 func (p *pass) count(a Action) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -784,80 +754,4 @@ func (p *pass) count(a Action) {
 func (p *pass) wasDeleted(r Runner) bool {
 	t, ok := p.deleted[r.Name]
 	return ok && t.Equal(r.CreatedAt)
-}
-
-// errPoolFull: another pass filled the pool between this pass's observation and its create.
-var errPoolFull = errors.New("the pool reached max_runners meanwhile")
-
-// claimRoom looks at the pool's runners again just before a create, so that passes
-// that overlap (cron, a terminal and a timer at once) do not together take a pool past
-// max_runners: each counts the other's runners, and this pass's own creates, as they
-// stand now.
-func (p *pass) claimRoom(ctx context.Context, b Backend, c Create) error {
-	runners, err := b.List(ctx)
-	if err != nil {
-		return fmt.Errorf("looking at pool %s before creating: %w", c.Pool, err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	room := newRoom(*p.rc.Config, runners, p.wasDeleted)
-	for name, pool := range p.creating {
-		room.hold(pool, name)
-	}
-	if !room.claim(c.Pool, c.Name) {
-		return errPoolFull
-	}
-	p.creating[c.Name] = c.Pool
-	return nil
-}
-
-// undoRegistration removes the registration of a runner that was not created, so
-// that nothing is left waiting for it. The pass's context may be what failed.
-func (p *pass) undoRegistration(ctx context.Context, c Create, reg Registration) {
-	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := p.rc.GitHub.RemoveRegistration(undo, c.Scope, reg.ID); err != nil {
-		p.fail("deregister", fmt.Errorf("removing registration of runner %s that was not created: %w", c.Name, err))
-	}
-}
-
-// resolveConflict decides what to do when GitHub already has a registration of the
-// name a create wants. Either another pass is creating that very runner (leave it
-// alone), or a pass died between registering and creating it (remove the stale
-// registration and register again). It reports whether to register again.
-func (p *pass) resolveConflict(ctx context.Context, b Backend, c Create) (bool, error) {
-	if p.rc.ConflictWait > 0 {
-		t := time.NewTimer(p.rc.ConflictWait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, ctx.Err()
-		case <-t.C:
-		}
-	}
-	runners, err := b.List(ctx)
-	if err != nil {
-		return false, fmt.Errorf("looking for runner %s after a name conflict: %w", c.Name, err)
-	}
-	if slices.ContainsFunc(runners, func(r Runner) bool { return r.Name == c.Name }) {
-		return false, nil
-	}
-	reg, found, err := p.rc.GitHub.FindRegistration(ctx, c.Scope, c.Name)
-	if err != nil {
-		return false, fmt.Errorf("looking up registration %s after a name conflict: %w", c.Name, err)
-	}
-	if !found {
-		return true, nil
-	}
-	if reg.Online || reg.Busy {
-		return false, fmt.Errorf("registration %s is live but no runner of ours has that name", c.Name)
-	}
-	if at, ok := reg.Registered(); ok && p.rc.now().Sub(at) < RegistrationGrace {
-		return false, nil // another pass registered it a moment ago and is creating its machine
-	}
-	p.createEvent(zerolog.InfoLevel, c).Msg("removing stale registration of the same name")
-	if err := p.rc.GitHub.RemoveRegistration(ctx, c.Scope, reg.ID); err != nil {
-		return false, fmt.Errorf("removing stale registration %s: %w", c.Name, err)
-	}
-	return true, nil
 }

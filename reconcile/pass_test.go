@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,8 +253,80 @@ func TestPass_FailedDeletionKeepsThePoolWithinMaxRunners(t *testing.T) {
 	if err == nil || len(sum.Plan.Create) != 1 {
 		t.Fatalf("RunOnce() = %v, plan %+v; want the failed deletion and one planned create", err, sum.Plan)
 	}
-	if _, made := w.backend.Spec(reconcile.RunnerName("gha", "arm64", next.ID, 0)); made || len(w.backend.Runners()) != 3 {
+	name := reconcile.RunnerName("gha", "arm64", next.ID, 0)
+	if _, made := w.backend.Spec(name); made || len(w.backend.Runners()) != 3 {
 		t.Errorf("runners %v: the create went ahead though the deletion it counted on failed", reconciletest.Names(w.backend.Runners()))
+	}
+	// Room is claimed before registering: the refused create cost GitHub nothing.
+	if slices.ContainsFunc(w.gh.Calls(), func(c string) bool { return strings.HasSuffix(c, " "+name) }) {
+		t.Errorf("GitHub calls %v: %s was registered, though the pool had no room for it", w.gh.Calls(), name)
+	}
+}
+
+// Another pass (cron, a terminal and a timer at once) fills the pool while this one
+// registers its runners: the pools are counted again after the registrations, and what
+// no longer fits is deregistered, not started.
+func TestPass_OverlappingPassThatFillsThePool(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t) // max_runners 3
+	for range 3 {
+		w.queue(time.Minute, arm64...)
+	}
+	var once sync.Once
+	w.gh.OnRegister(func(reconcile.Registration) {
+		once.Do(func() {
+			for i := range 2 {
+				w.backend.Put(reconcile.Runner{Name: fmt.Sprintf("gha-arm64-90%d", i), Pool: "arm64", Scope: app, Repo: app, JobID: int64(900 + i), CreatedAt: w.Now()})
+			}
+		})
+	})
+	sum, err := w.pass(t)
+	if err != nil {
+		t.Fatalf("RunOnce() = %v\n%s", err, w.logs.String())
+	}
+	if n := len(w.backend.Runners()); n != 3 || sum.Created != 1 {
+		t.Errorf("%d runners in the pool, %d created; want max_runners, 3, with one of ours\n%s", n, sum.Created, w.logs.String())
+	}
+	for _, r := range w.gh.Regs() {
+		if _, made := w.backend.Spec(r.Name); !made {
+			t.Errorf("registration %s left without a runner", r.Name)
+		}
+	}
+	if !strings.Contains(w.logs.String(), "another pass filled the pool meanwhile") {
+		t.Errorf("nothing said of the creates given up:\n%s", w.logs.String())
+	}
+}
+
+// GitHub rate-limits a registration: the pass registers nothing more, starts what it
+// registered, fails saying how many creates are left, and the next pass makes them.
+func TestPass_RateLimitedRegistrationLeavesTheRestToTheNextPass(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.Concurrency = 1 // one registration at a time, in plan order
+	for range 3 {
+		w.queue(time.Minute, arm64...)
+	}
+	w.gh.LimitWrites(1)
+	sum, err := w.pass(t)
+	if err == nil || !strings.Contains(err.Error(), "2 creates left for the next pass") {
+		t.Fatalf("RunOnce() = %v, want the creates left said", err)
+	}
+	if sum.Created != 1 || sum.NotStarted != 2 || len(w.gh.Regs()) != 1 {
+		t.Errorf("created %d, not started %d, registrations %v; want 1, 2, 1", sum.Created, sum.NotStarted, regNames(w.gh.Regs()))
+	}
+	jits := 0
+	for _, c := range w.gh.Calls() {
+		if strings.HasPrefix(c, "GenerateJITConfig") {
+			jits++
+		}
+	}
+	if jits != 2 {
+		t.Errorf("%d registrations asked for, want 2: none after the rate limit", jits)
+	}
+	w.gh.LimitWrites(-1)
+	w.Advance(time.Minute)
+	if sum := w.mustPass(t); sum.Created != 2 || len(w.backend.Runners()) != 3 {
+		t.Errorf("next pass created %d, runners %v; want the 2 left", sum.Created, reconciletest.Names(w.backend.Runners()))
 	}
 }
 
@@ -341,5 +415,77 @@ func TestRun_PassesUntilStopped(t *testing.T) {
 	})
 	if passes != 3 || err == nil {
 		t.Errorf("Run() = %v after %d passes; want 3 passes and the last one's error", err, passes)
+	}
+}
+
+// pacedGitHub makes each registration wait its turn, as GitHub's write pace does; the
+// wait is called off with the pass. After budget registrations, the hour's budget is
+// spent (budget < 0: no budget).
+type pacedGitHub struct {
+	*reconciletest.GitHub
+	turn   time.Duration
+	mu     sync.Mutex
+	budget int
+}
+
+func (g *pacedGitHub) GenerateJITConfig(ctx context.Context, s reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
+	g.mu.Lock()
+	spent := g.budget == 0
+	g.budget--
+	g.mu.Unlock()
+	if spent {
+		return reconcile.Registration{}, "", fmt.Errorf("%w: 475 registrations in the last hour", reconcile.ErrWriteBudget)
+	}
+	select {
+	case <-time.After(g.turn):
+	case <-ctx.Done():
+		return reconcile.Registration{}, "", ctx.Err()
+	}
+	return g.GitHub.GenerateJITConfig(ctx, s, name, labels)
+}
+
+// A burst outlasts the pass's deadline at the write pace, or spends the hour's
+// registrations: the pass starts what it registered, leaves no registration without a
+// runner, defers the rest without failing, and the next pass goes on.
+func TestPass_CreatesLeftAtTheDeadlineOrBudgetAreDeferred(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		turn    time.Duration
+		budget  int
+		timeout time.Duration
+	}{
+		{"the deadline", 100 * time.Millisecond, -1, 150 * time.Millisecond},
+		{"the hour's budget", 0, 1, time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newPassWorld(t)
+			w.rc.Now, w.rc.Concurrency = nil, 1
+			for range 3 {
+				w.queue(time.Minute, arm64...)
+			}
+			w.rc.GitHub = &pacedGitHub{GitHub: w.gh, turn: tt.turn, budget: tt.budget}
+			ctx := zerolog.New(zerolog.SyncWriter(&w.logs)).WithContext(context.Background())
+			sum, err := w.rc.RunWithin(ctx, tt.timeout)
+			if err != nil {
+				t.Fatalf("RunWithin() = %v, want the pass to succeed\n%s", err, w.logs.String())
+			}
+			if sum.Created == 0 || sum.Deferred == 0 || sum.Created+sum.Deferred != 3 {
+				t.Errorf("created %d, deferred %d; want some of each, 3 in all", sum.Created, sum.Deferred)
+			}
+			for _, r := range w.gh.Regs() {
+				if _, made := w.backend.Spec(r.Name); !made {
+					t.Errorf("registration %s left without a runner", r.Name)
+				}
+			}
+			if !strings.Contains(w.logs.String(), "creates deferred to the next pass") {
+				t.Errorf("nothing said of the deferred creates:\n%s", w.logs.String())
+			}
+			w.rc.GitHub = w.gh
+			if w.mustPass(t); len(w.backend.Runners()) != 3 {
+				t.Errorf("next pass: runners %v, want all 3", reconciletest.Names(w.backend.Runners()))
+			}
+		})
 	}
 }

@@ -205,6 +205,10 @@ var (
 	// ErrRateLimited: GitHub's primary or secondary rate limit was hit; no more calls
 	// are made until it resets.
 	ErrRateLimited = errors.New("github rate limit exceeded")
+	// ErrWriteBudget: the GitHub client's own budget of registrations for the hour is
+	// spent (GitHub documents at most 500 content-creating requests an hour); GitHub
+	// was not called.
+	ErrWriteBudget = errors.New("the hour's budget of runner registrations is spent")
 	// ErrUnreachable: GitHub answers 404 or 403 (not a rate limit) for a repository:
 	// it was deleted, renamed, or is not visible to these credentials.
 	ErrUnreachable = errors.New("repository not found or not accessible with these credentials")

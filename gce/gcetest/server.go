@@ -1,8 +1,8 @@
 // Package gcetest is a fake Compute Engine: an httptest server that speaks the parts
 // of the Compute REST API (v1) the gce backend uses, as the real client sends them —
-// regions.get, instances.insert / aggregatedList / delete, zoneOperations.get — and a
-// fake metadata server. Tests point the real client at it with an endpoint and no
-// authentication.
+// regions.get, instances.insert / aggregatedList / delete, zoneOperations.get and
+// .wait — and a fake metadata server. Tests point the real client at it with an
+// endpoint and no authentication.
 package gcetest
 
 import (
@@ -53,6 +53,7 @@ type operation struct {
 	errCode                  string
 	httpStatus               int
 	polls                    int
+	doneAt                   time.Time // wall clock: the operation runs until then
 }
 
 // Server is the fake. Its methods are safe for concurrent use.
@@ -71,6 +72,7 @@ type Server struct {
 	fail     map[string]Failure // zone → how inserts fail there
 	down     map[string]bool    // zones the aggregated list cannot reach
 	slow     time.Duration      // every insert waits this long before it is handled
+	opTime   time.Duration      // an insert operation runs this long (wall clock)
 	seq      int
 	requests []string
 }
@@ -105,6 +107,15 @@ func (s *Server) SlowInserts(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.slow = d
+}
+
+// OperationTime makes every insert operation run d (wall clock) after the call returns,
+// as Compute's do (10–40 s for a VM from a template): the instance is listed at once,
+// PROVISIONING, and zoneOperations.get answers RUNNING until then.
+func (s *Server) OperationTime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opTime = d
 }
 
 // Unreachable makes the aggregated list report zone as unreachable, as Compute does
@@ -167,12 +178,17 @@ var (
 	insertPath = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances$`)
 	instPath   = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/instances/([^/]+)$`)
 	opPath     = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)$`)
+	waitPath   = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)/wait$`)
 	aggPath    = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/aggregated/instances$`)
 	filterExpr = regexp.MustCompile(`^labels\.([a-z0-9_-]+)\s*=\s*"?([a-z0-9_-]*)"?$`)
 	namePat    = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && waitPath.MatchString(r.URL.Path) {
+		s.wait(w, r, waitPath.FindStringSubmatch(r.URL.Path))
+		return
+	}
 	s.mu.Lock()
 	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
 	if slow := s.slow; slow > 0 && r.Method == http.MethodPost {
@@ -244,6 +260,38 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// waitTimeout is how long zoneOperations.wait holds a request at most ("approaching
+// the 2 minute deadline").
+const waitTimeout = 2 * time.Minute
+
+// wait answers zoneOperations.wait: the operation once it is done, or as it stands
+// after waitTimeout.
+func (s *Server) wait(w http.ResponseWriter, r *http.Request, m []string) {
+	s.mu.Lock()
+	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
+	op, ok := s.ops[m[3]]
+	if m[1] != s.project || !ok || op.zone != m[2] {
+		s.mu.Unlock()
+		apiError(w, http.StatusNotFound, "notFound", "operation not found")
+		return
+	}
+	d := min(time.Until(op.doneAt), waitTimeout)
+	s.mu.Unlock()
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op.polls++
+	writeJSON(w, http.StatusOK, op.json(s))
+}
+
 func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
 	if !slices.Contains(s.zones, zone) {
 		apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'zone': '"+zone+"'")
@@ -296,18 +344,24 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
 	for _, it := range body.Metadata.Items {
 		md[it.Key] = it.Value
 	}
-	s.insts[zone+"/"+body.Name] = &Instance{Name: body.Name, Zone: zone, Status: "RUNNING", Labels: body.Labels, Metadata: md, Template: tmpl, Created: s.now()}
+	status := "RUNNING"
+	if s.opTime > 0 {
+		status = "PROVISIONING"
+	}
+	s.insts[zone+"/"+body.Name] = &Instance{Name: body.Name, Zone: zone, Status: status, Labels: body.Labels, Metadata: md, Template: tmpl, Created: s.now()}
 	writeJSON(w, http.StatusOK, s.newOp(zone, "insert", body.Name, "", 0).json(s))
 }
 
 func (s *Server) newOp(zone, kind, target, errCode string, status int) *operation {
 	s.seq++
-	op := &operation{name: fmt.Sprintf("operation-%d", s.seq), zone: zone, kind: kind, target: target, errCode: errCode, httpStatus: status}
+	op := &operation{name: fmt.Sprintf("operation-%d", s.seq), zone: zone, kind: kind, target: target, errCode: errCode, httpStatus: status,
+		doneAt: time.Now().Add(s.opTime)}
 	s.ops[op.name] = op
 	return op
 }
 
-// json renders the operation: running when the call returns, done from the first poll on.
+// json renders the operation: running when the call returns, done from the first poll
+// on once its time has passed; an insert that is done has a RUNNING instance.
 func (op *operation) json(s *Server) map[string]any {
 	m := map[string]any{
 		"kind":          "compute#operation",
@@ -318,8 +372,11 @@ func (op *operation) json(s *Server) map[string]any {
 		"status":        "RUNNING",
 		"progress":      0,
 	}
-	if op.polls > 0 {
+	if op.polls > 0 && !time.Now().Before(op.doneAt) {
 		m["status"], m["progress"] = "DONE", 100
+		if in := s.insts[op.zone+"/"+op.target]; in != nil && op.kind == "insert" && in.Status == "PROVISIONING" {
+			in.Status = "RUNNING"
+		}
 		if op.errCode != "" {
 			m["error"] = map[string]any{"errors": []any{map[string]any{"code": op.errCode,
 				"message": "The zone '" + op.zone + "' does not have enough resources available to fulfill the request."}}}

@@ -81,11 +81,19 @@ type repo struct {
 // Limits make the server enforce GitHub's rate limits and answer as GitHub does past
 // them. Zero values enforce nothing.
 type Limits struct {
-	PrimaryPerHour  int           // requests counted per hour (304s are not)
-	PointsPerMinute int           // secondary: GET 1, others 5, whatever the answer
-	Concurrent      int           // secondary: requests under way at once
-	Latency         time.Duration // added to every answer
+	PrimaryPerHour  int // requests counted per hour (304s are not)
+	PointsPerMinute int // secondary: GET 1, others 5, whatever the answer
+	Concurrent      int // secondary: requests under way at once
+	// Content-creating requests (POSTs here: runner registrations): GitHub documents,
+	// "in general", no more than 80 a minute and 500 an hour.
+	CreatesPerMinute, CreatesPerHour int
+	Latency                          time.Duration // added to every answer
 }
+
+// GitHubLimits are api.github.com's documented limits for a token: 5,000 requests an
+// hour, 900 points a minute, 100 requests at once, 80 content-creating requests a
+// minute and 500 an hour.
+var GitHubLimits = Limits{PrimaryPerHour: 5000, PointsPerMinute: 900, Concurrent: 100, CreatesPerMinute: 80, CreatesPerHour: 500}
 
 // Stats is what the server received.
 type Stats struct {
@@ -136,6 +144,7 @@ type Server struct {
 	inFlight int
 	points   []pointAt // points spent, for the sliding minute
 	primary  []time.Time
+	creates  []time.Time // content-creating requests accepted, for the sliding minute and hour
 }
 
 type pointAt struct {
@@ -507,9 +516,19 @@ func (s *Server) enforce(w *httptest.ResponseRecorder, r *http.Request) bool {
 		w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))
 	}
+	s.creates = slices.DeleteFunc(s.creates, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
+	create := r.Method == http.MethodPost
+	createsMin := 0
+	for _, t := range s.creates {
+		if now.Sub(t) < time.Minute {
+			createsMin++
+		}
+	}
 	switch {
 	case l.PointsPerMinute > 0 && spent+cost > l.PointsPerMinute,
-		l.Concurrent > 0 && s.inFlight > l.Concurrent:
+		l.Concurrent > 0 && s.inFlight > l.Concurrent,
+		create && l.CreatesPerMinute > 0 && createsMin >= l.CreatesPerMinute,
+		create && l.CreatesPerHour > 0 && len(s.creates) >= l.CreatesPerHour:
 		s.stats.Limited++
 		w.Header().Set("Retry-After", "60")
 		writeError(w, http.StatusForbidden, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.")
@@ -518,6 +537,9 @@ func (s *Server) enforce(w *httptest.ResponseRecorder, r *http.Request) bool {
 		s.stats.Limited++
 		writeError(w, http.StatusForbidden, "API rate limit exceeded")
 		return true
+	}
+	if create {
+		s.creates = append(s.creates, now)
 	}
 	return false
 }

@@ -31,6 +31,7 @@ type Metrics struct {
 	requests, counted     prometheus.Counter
 	notModified, points   prometheus.Counter
 	remaining, reset      prometheus.Gauge
+	deferred              prometheus.Gauge
 	repos                 *prometheus.GaugeVec
 	duration              prometheus.Histogram
 	lastSuccess, lastPass prometheus.Gauge
@@ -68,6 +69,8 @@ func New() *Metrics {
 		Help: "304 answers to conditional requests."})
 	m.points = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_points_total",
 		Help: "Secondary rate limit points spent (a read 1, a write 5)."})
+	m.deferred = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_creates_deferred",
+		Help: "Creates the last pass left to the next one: its deadline came while it registered runners at the write pace, or the hour's registrations were spent."})
 	m.remaining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_github_rate_limit_remaining",
 		Help: "Requests left of the primary rate limit, as GitHub last said."})
 	m.reset = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_github_rate_limit_reset_timestamp_seconds",
@@ -81,7 +84,7 @@ func New() *Metrics {
 	m.lastPass = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_last_pass_timestamp_seconds",
 		Help: "When a pass last ended, successful or not."})
 	for _, c := range []prometheus.Collector{m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.errs,
-		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.repos, m.duration, m.lastSuccess, m.lastPass} {
+		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
 	return m
@@ -114,6 +117,7 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 	for stage, n := range s.ErrorsByStage {
 		m.errs.WithLabelValues(stage).Add(float64(n))
 	}
+	m.deferred.Set(float64(s.Deferred))
 	a := s.API
 	m.requests.Add(float64(a.Requests))
 	m.counted.Add(float64(a.Primary))

@@ -25,6 +25,10 @@ type GitHub struct {
 	gone   map[reconcile.Scope]bool
 	fail   map[string]int // call → failures left
 	calls  []string
+	// writesLeft, when not negative, is how many registrations GitHub takes before it
+	// answers with a rate limit; onRegister is called after each registration.
+	writesLeft int
+	onRegister func(reconcile.Registration)
 }
 
 var _ reconcile.GitHub = (*GitHub)(nil)
@@ -32,7 +36,24 @@ var _ reconcile.GitHub = (*GitHub)(nil)
 // NewGitHub returns a GitHub with nothing queued and nothing registered.
 func NewGitHub() *GitHub {
 	return &GitHub{nextID: 1000, jobs: map[reconcile.Scope][]reconcile.Job{}, regs: map[int64]*reconcile.Registration{},
-		gone: map[reconcile.Scope]bool{}, fail: map[string]int{}}
+		gone: map[reconcile.Scope]bool{}, fail: map[string]int{}, writesLeft: -1}
+}
+
+// LimitWrites makes GitHub take n more registrations and then answer each with a
+// secondary rate limit (an error for which errors.Is(err, reconcile.ErrRateLimited)
+// holds); a negative n lifts the limit.
+func (g *GitHub) LimitWrites(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.writesLeft = n
+}
+
+// OnRegister calls fn after each registration, outside the fake's lock: what another
+// pass does meanwhile.
+func (g *GitHub) OnRegister(fn func(reconcile.Registration)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.onRegister = fn
 }
 
 // Queue adds a queued job to its repository.
@@ -181,20 +202,40 @@ func (g *GitHub) FindRegistration(ctx context.Context, scope reconcile.Scope, na
 // labels as given; reconcile.ErrNameTaken if the scope has one of that name (GitHub
 // answers 409).
 func (g *GitHub) GenerateJITConfig(_ context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
+	r, err := g.register(scope, name, labels)
+	if err != nil {
+		return r, "", err
+	}
+	g.mu.Lock()
+	fn := g.onRegister
+	g.mu.Unlock()
+	if fn != nil {
+		fn(r)
+	}
+	return r, reconcile.Secret(fmt.Sprintf("jit-secret-%d", r.ID)), nil
+}
+
+func (g *GitHub) register(scope reconcile.Scope, name string, labels []string) (reconcile.Registration, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.call("GenerateJITConfig", scope, " ", name); err != nil {
-		return reconcile.Registration{}, "", err
+		return reconcile.Registration{}, err
+	}
+	if g.writesLeft == 0 {
+		return reconcile.Registration{}, fmt.Errorf("%w: you have exceeded a secondary rate limit (GitHub answered 403, retry-after 60)", reconcile.ErrRateLimited)
 	}
 	for _, r := range g.regs {
 		if r.Scope == scope && r.Name == name {
-			return reconcile.Registration{}, "", fmt.Errorf("%w: %s in %s", reconcile.ErrNameTaken, name, scope)
+			return reconcile.Registration{}, fmt.Errorf("%w: %s in %s", reconcile.ErrNameTaken, name, scope)
 		}
+	}
+	if g.writesLeft > 0 {
+		g.writesLeft--
 	}
 	g.nextID++
 	r := reconcile.Registration{ID: g.nextID, Name: name, Scope: scope, Labels: slices.Clone(labels)}
 	g.regs[r.ID] = &r
-	return r, reconcile.Secret(fmt.Sprintf("jit-secret-%d", r.ID)), nil
+	return r, nil
 }
 
 // RemoveRegistration implements reconcile.GitHub: nil if it is gone already,

@@ -433,12 +433,14 @@ func (w *World) RunPass(ctx context.Context) {
 func (w *World) runPass(ctx context.Context, depth int) {
 	p := &pass{w: w, id: w.passes*10 + depth, depth: depth, seen: w.nextID}
 	rc := &reconcile.Reconciler{
-		Config:      w.Cfg,
-		GitHub:      ghView{p},
-		Backends:    map[string]reconcile.Backend{},
-		Now:         w.Now,
-		Concurrency: 1, // deterministic order of calls
+		Config:             w.Cfg,
+		GitHub:             ghView{p},
+		Backends:           map[string]reconcile.Backend{},
+		Now:                w.Now,
+		Concurrency:        1, // deterministic order of calls
+		BackendConcurrency: 4, // batches of four creates, started in order
 	}
+	seam.InOrder(rc)
 	if w.planner != nil {
 		seam.SetPlanner(rc, w.planner)
 	}

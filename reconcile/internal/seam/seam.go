@@ -7,3 +7,8 @@ package seam
 // func(reconcile.Observed, reconcile.Config, time.Time) reconcile.Plan instead of
 // reconcile.Compute. (It takes any because reconcile imports this package.)
 var SetPlanner func(rc, planner any)
+
+// InOrder, set by package reconcile, makes a *reconcile.Reconciler start each batch's
+// runners one by one, before it registers the next batch's, so that a seeded
+// simulation, whose world is not safe for concurrent use, replays call for call.
+var InOrder func(rc any)

@@ -1,0 +1,336 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// A create is two calls to two services: GitHub registers the runner (a paced write,
+// a GitHub request slot for a moment) and the backend starts it (an operation of
+// seconds to a minute, in a backend slot of its own). Creates go in batches of
+// createBatch (BackendConcurrency if fewer):
+//
+//  1. room is claimed for the batch from one fresh count of the pools (max_runners;
+//     this pass's creates under way count), before anything is registered, so that a
+//     create the pool has no room for costs nothing;
+//  2. the batch is registered at GitHub, as fast as the write pace allows;
+//  3. the pools are counted again, once: a pass that overlapped this one (cron, a
+//     terminal and a timer at once) has its runners listed by now, and any of the
+//     batch that no longer fits is deregistered instead of started;
+//  4. the batch's runners are started in the background, BackendConcurrency at once,
+//     while the next batch registers. That count serves as the next batch's step 1.
+//
+// Once the pass is told to stop, no further runner is registered; one that was is
+// started, or its registration removed, within InFlight: nothing is left half-made.
+
+// createBatch is how many creates share one count of the pools: a recount costs a
+// listing (GCE's aggregated list), and a batch's first runner starts only once the
+// whole batch is registered, 8 s at the default write pace.
+const createBatch = 10
+
+// jitted is a create whose runner GitHub has registered, with its JIT configuration.
+type jitted struct {
+	Create
+	reg Registration
+	jit Secret
+}
+
+// createAll carries out the creates in plan order (the oldest jobs first) and returns
+// how many runners it started and how many creates it began; those it did not were
+// left by a stop or a rate limit, and the next pass plans them again.
+func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun int) {
+	var n, b atomic.Int64
+	slots := make(chan struct{}, p.rc.backendConcurrency())
+	var batches sync.WaitGroup
+	room, listed := p.countPools(ctx, creates)
+	size := min(createBatch, p.rc.backendConcurrency())
+	for i := 0; i < len(creates) && ctx.Err() == nil && !p.writesHeld(); i += size {
+		regs := p.registerAll(ctx, p.claim(room, listed, creates[i:min(i+size, len(creates))]), &b)
+		if len(regs) == 0 {
+			continue
+		}
+		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.rc.inFlight())
+		room, listed = p.countPools(work, creates)
+		fits := p.fit(work, room, listed, regs)
+		start := func(r jitted) {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if p.start(work, r) {
+				n.Add(1)
+			}
+		}
+		if p.rc.inOrder {
+			for _, r := range fits {
+				start(r)
+			}
+			cancel()
+			continue
+		}
+		batches.Go(func() {
+			defer cancel()
+			var starts sync.WaitGroup
+			for _, r := range fits {
+				starts.Go(func() { start(r) })
+			}
+			starts.Wait()
+		})
+	}
+	batches.Wait()
+	return int(n.Load()), int(b.Load())
+}
+
+// countPools lists the backends of the creates' pools, once each, and returns their
+// room: runners this pass deleted no longer count; its creates under way do. listed
+// holds the pools that could be counted.
+func (p *pass) countPools(ctx context.Context, creates []Create) (*room, map[string]bool) {
+	var runners []Runner
+	listed := map[string]bool{}
+	seen := map[Backend]error{}
+	for _, c := range creates {
+		b, ok := p.rc.Backends[c.Pool]
+		if !ok || listed[c.Pool] {
+			continue
+		}
+		err, done := seen[b]
+		if !done {
+			var rs []Runner
+			rs, err = b.List(ctx)
+			seen[b] = err
+			runners = append(runners, rs...)
+			if err != nil {
+				p.fail("create", fmt.Errorf("counting pool %s's runners before creating: %w", c.Pool, err))
+			}
+		}
+		listed[c.Pool] = err == nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	room := newRoom(*p.rc.Config, runners, p.wasDeleted)
+	for name, pool := range p.creating {
+		room.hold(pool, name)
+	}
+	return room, listed
+}
+
+// claim returns the creates the pools have room for, and holds their slots.
+func (p *pass) claim(room *room, listed map[string]bool, creates []Create) []Create {
+	var out []Create
+	for _, c := range creates {
+		if !listed[c.Pool] {
+			continue // its pool could not be counted: said already
+		}
+		if !room.claim(c.Pool, c.Name) {
+			p.createEvent(zerolog.WarnLevel, c).Msg("not created: the pool is at max_runners (a deletion failed, or another pass made runners)")
+			continue
+		}
+		p.mu.Lock()
+		p.creating[c.Name] = c.Pool
+		p.mu.Unlock()
+		out = append(out, c)
+	}
+	return out
+}
+
+// fit returns the registered creates that still fit the pools as counted after their
+// registration, and removes the registrations of the others: another pass filled the
+// pool meanwhile.
+func (p *pass) fit(ctx context.Context, room *room, listed map[string]bool, regs []jitted) []jitted {
+	var out []jitted
+	// This batch's own slots are claimed afresh, in plan order.
+	for _, r := range regs {
+		delete(room.active[r.Pool], r.Name)
+	}
+	for _, r := range regs {
+		if listed[r.Pool] && room.claim(r.Pool, r.Name) {
+			out = append(out, r)
+			continue
+		}
+		p.createEvent(zerolog.WarnLevel, r.Create).Msg("not created: another pass filled the pool meanwhile; removing its registration")
+		p.mu.Lock()
+		delete(p.creating, r.Name)
+		p.mu.Unlock()
+		p.undoRegistration(ctx, r.Create, r.reg)
+	}
+	return out
+}
+
+// registerAll registers the creates' runners, --concurrency at once, counting in begun
+// those it tries, and returns those GitHub registered, in plan order. A create that is
+// not registered gives its slot back.
+func (p *pass) registerAll(ctx context.Context, creates []Create, begun *atomic.Int64) []jitted {
+	var mu sync.Mutex
+	var out []jitted
+	order := map[string]int{}
+	for i, c := range creates {
+		order[c.Name] = i
+	}
+	each(ctx, p.rc.concurrency(), creates, func(c Create) {
+		if p.writesHeld() {
+			p.mu.Lock()
+			delete(p.creating, c.Name)
+			p.mu.Unlock()
+			return
+		}
+		reg, jit, err := p.register(ctx, c)
+		if !errors.Is(err, errNotSent) && !errors.Is(err, ErrRateLimited) && !errors.Is(err, ErrWriteBudget) {
+			begun.Add(1) // not done, and left for the next pass: not begun
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			out = append(out, jitted{c, reg, jit})
+			return
+		}
+		p.mu.Lock()
+		delete(p.creating, c.Name)
+		p.mu.Unlock()
+	})
+	// Plan order: the oldest jobs keep their room if the recount takes some back.
+	slices.SortFunc(out, func(a, b jitted) int { return order[a.Name] - order[b.Name] })
+	return out
+}
+
+// errNotSent: the pass was stopped before a registration was asked for.
+var errNotSent = errors.New("not sent: the pass was stopped")
+
+// register asks GitHub for a runner's JIT configuration. A name registered already is
+// either another pass's create under way (left alone) or a dead pass's leftover
+// (removed, and registered again). Stopping the pass calls off a registration still
+// waiting for its turn (errNotSent), not one sent: the GitHub client sees that through.
+// Any other failure is logged and reported here.
+func (p *pass) register(ctx context.Context, c Create) (Registration, Secret, error) {
+	b, ok := p.rc.Backends[c.Pool]
+	if !ok {
+		err := fmt.Errorf("creating runner %s: pool %s has no backend", c.Name, c.Pool)
+		p.fail("create", err)
+		return Registration{}, "", err
+	}
+	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
+	if errors.Is(err, ErrNameTaken) {
+		var retry bool
+		retry, err = p.resolveConflict(ctx, b, c)
+		if err == nil && !retry {
+			p.createEvent(zerolog.InfoLevel, c).Msg("another pass created this runner; skipped")
+			return Registration{}, "", errSkipped
+		}
+		if err == nil {
+			reg, jit, err = p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
+		}
+	}
+	switch {
+	case err == nil:
+		return reg, jit, nil
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return Registration{}, "", errNotSent
+	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrWriteBudget):
+		p.holdWrites(c, err)
+	default:
+		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("registering runner failed")
+		p.fail("register", fmt.Errorf("registering runner %s: %w", c.Name, err))
+	}
+	return Registration{}, "", err
+}
+
+// errSkipped: another pass is creating that very runner.
+var errSkipped = errors.New("another pass is creating this runner")
+
+// holdWrites stops this pass's registrations once GitHub rate-limits one, or the
+// hour's budget of them is spent: the creates left are the next pass's (which waits as
+// GitHub said).
+func (p *pass) holdWrites(c Create, err error) {
+	p.mu.Lock()
+	first := p.writesStopped == nil
+	if first {
+		p.writesStopped = err
+	}
+	p.mu.Unlock()
+	if first {
+		p.createEvent(zerolog.WarnLevel, c).Err(err).Msg("registrations stopped for this pass; the creates left are the next pass's")
+	}
+}
+
+func (p *pass) writesHeld() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.writesStopped != nil
+}
+
+// start starts a registered runner. A registration whose runner could not be started
+// is removed at once, so that nothing is left waiting for it.
+func (p *pass) start(ctx context.Context, r jitted) bool {
+	spec := r.RunnerSpec
+	spec.JITConfig = r.jit
+	if err := p.rc.Backends[r.Pool].Create(ctx, spec); err != nil {
+		p.createEvent(zerolog.ErrorLevel, r.Create).Err(err).Msg("creating runner failed; removing its registration")
+		p.fail("create", fmt.Errorf("creating runner %s: %w", r.Name, err))
+		p.undoRegistration(ctx, r.Create, r.reg)
+		return false
+	}
+	p.createEvent(zerolog.InfoLevel, r.Create).Msg("created runner")
+	p.count(Action{"create", r.Pool, r.Reason})
+	return true
+}
+
+// jitLabels are the labels a runner registers with: its pool's, and the time of its
+// registration, which tells another pass that its machine is being created.
+func (p *pass) jitLabels(c Create) []string {
+	return append(slices.Clone(c.Labels), RegisteredLabel(p.rc.now()))
+}
+
+// undoRegistration removes the registration of a runner that was not created, so
+// that nothing is left waiting for it. The pass's context may be what failed.
+func (p *pass) undoRegistration(ctx context.Context, c Create, reg Registration) {
+	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := p.rc.GitHub.RemoveRegistration(undo, c.Scope, reg.ID); err != nil {
+		p.fail("deregister", fmt.Errorf("removing registration of runner %s that was not created: %w", c.Name, err))
+	}
+}
+
+// resolveConflict decides what to do when GitHub already has a registration of the
+// name a create wants. Either another pass is creating that very runner (leave it
+// alone), or a pass died between registering and creating it (remove the stale
+// registration and register again). It reports whether to register again.
+func (p *pass) resolveConflict(ctx context.Context, b Backend, c Create) (bool, error) {
+	if p.rc.ConflictWait > 0 {
+		t := time.NewTimer(p.rc.ConflictWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
+	runners, err := b.List(ctx)
+	if err != nil {
+		return false, fmt.Errorf("looking for runner %s after a name conflict: %w", c.Name, err)
+	}
+	if slices.ContainsFunc(runners, func(r Runner) bool { return r.Name == c.Name }) {
+		return false, nil
+	}
+	reg, found, err := p.rc.GitHub.FindRegistration(ctx, c.Scope, c.Name)
+	if err != nil {
+		return false, fmt.Errorf("looking up registration %s after a name conflict: %w", c.Name, err)
+	}
+	if !found {
+		return true, nil
+	}
+	if reg.Online || reg.Busy {
+		return false, fmt.Errorf("registration %s is live but no runner of ours has that name", c.Name)
+	}
+	if at, ok := reg.Registered(); ok && p.rc.now().Sub(at) < RegistrationGrace {
+		return false, nil // another pass registered it a moment ago and is creating its machine
+	}
+	p.createEvent(zerolog.InfoLevel, c).Msg("removing stale registration of the same name")
+	if err := p.rc.GitHub.RemoveRegistration(ctx, c.Scope, reg.ID); err != nil {
+		return false, fmt.Errorf("removing stale registration %s: %w", c.Name, err)
+	}
+	return true, nil
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/reconcile-dev/reconcile/gce/gcetest"
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
 	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
 )
 
 // gceWorld runs the real binary's wiring (run) against a fake GitHub and a fake
@@ -361,5 +363,111 @@ func TestGCE_PoolsOfOneProjectShareOneListing(t *testing.T) {
 	}
 	if lists != 1+2 {
 		t.Errorf("%d aggregated listings, want 3: one to observe the project's two pools, two for the batch of creates", lists)
+	}
+}
+
+// A Spot VM is preempted mid-job: Compute records a compute.instances.preempted
+// operation and stops the instance (instanceTerminationAction STOP); GitHub fails the
+// job ("lost communication with the server") and drops the runner. Once the job's run
+// has completed, the next pass re-runs the job (a second attempt of the run, the job
+// queued again), deletes the stopped instance, and the pass after serves the re-run
+// job. Preempted once more, that job is past rerun_preempted (1): not re-run again.
+func TestGCE_PreemptedJobIsRerunOnce(t *testing.T) {
+	w := newGCEWorld(t)
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	run, _ := w.gh.Job(job)
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, log)
+	}
+	preempt := func(job int64, name string) {
+		t.Helper()
+		w.gh.SetJobStatus(job, "in_progress", name)
+		w.gh.SetRunner(name, true, true)
+		if !w.compute.Preempt(name, false) {
+			t.Fatalf("no instance %s to preempt", name)
+		}
+		w.gh.LoseRunner(job)
+		w.gh.RemoveRunner(name)
+	}
+	first := reconcile.RunnerName("gha", "arm64", job, 0)
+	preempt(job, first)
+	code, log := w.run(t)
+	if code != exitOK || !strings.Contains(log, `"action":"rerun","runner":"`+first+`"`) {
+		t.Fatalf("exit %d, want a rerun line for %s:\n%s", code, first, log)
+	}
+	jobs := w.gh.Jobs(run.RunID)
+	if len(jobs) != 2 || jobs[1].Attempt != 2 || jobs[1].Status != "queued" {
+		t.Fatalf("jobs of the run %+v; want the job queued again in attempt 2", jobs)
+	}
+	if n := len(w.compute.Instances()); n != 0 {
+		t.Errorf("%d instances after the re-run; want the preempted one deleted", n)
+	}
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, log)
+	}
+	second := reconcile.RunnerName("gha", "arm64", jobs[1].ID, 0)
+	if in := w.compute.Instances(); len(in) != 1 || in[0].Name != second {
+		t.Fatalf("instances %+v; want one for the re-run job, %s", in, second)
+	}
+	preempt(jobs[1].ID, second)
+	code, log = w.run(t)
+	if code != exitOK || strings.Contains(log, `"action":"rerun"`) || !strings.Contains(log, "re-run as often as rerun_preempted allows") {
+		t.Errorf("exit %d; want the job not re-run a second time, saying why:\n%s", code, log)
+	}
+	if n := len(w.gh.Jobs(run.RunID)); n != 2 {
+		t.Errorf("%d jobs in the run, want still 2", n)
+	}
+}
+
+// A job that failed on its own, or that a person cancelled, is not re-run, even when
+// its runner's VM is preempted afterwards.
+func TestGCE_JobThatEndedOnItsOwnIsNotRerun(t *testing.T) {
+	for _, end := range []string{"failed step", "cancelled"} {
+		t.Run(end, func(t *testing.T) {
+			w := newGCEWorld(t)
+			clock := reconciletest.NewClock(time.Now())
+			w.gh.SetClock(clock.Now)
+			job := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+			if code, log := w.run(t); code != exitOK {
+				t.Fatalf("exit %d:\n%s", code, log)
+			}
+			name := reconcile.RunnerName("gha", "arm64", job, 0)
+			w.gh.SetJobStatus(job, "in_progress", name)
+			clock.Advance(-10 * time.Minute) // the job ended ten minutes before the preemption
+			if end == "cancelled" {
+				w.gh.CancelJob(job)
+			} else {
+				w.gh.FailStep(job)
+			}
+			w.compute.Preempt(name, false)
+			code, log := w.run(t)
+			if code != exitOK || strings.Contains(log, `"action":"rerun"`) || !strings.Contains(log, "job of a preempted runner not re-run") {
+				t.Errorf("exit %d; want the job left as it ended:\n%s", code, log)
+			}
+		})
+	}
+}
+
+// With instanceTerminationAction DELETE, Compute deletes a preempted VM: the instance,
+// and with it the repository and job it served, are gone, so the job is not re-run
+// (the README says to keep STOP); nothing is left behind either.
+func TestGCE_PreemptionThatDeletesTheInstanceLeavesNothing(t *testing.T) {
+	w := newGCEWorld(t)
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, log)
+	}
+	name := reconcile.RunnerName("gha", "arm64", job, 0)
+	w.gh.SetJobStatus(job, "in_progress", name)
+	w.gh.SetRunner(name, true, true)
+	w.compute.Preempt(name, true)
+	w.gh.LoseRunner(job)
+	w.gh.SetRunner(name, false, false) // GitHub shows it offline; the ephemeral registration stays
+	code, log := w.run(t)
+	if code != exitOK || strings.Contains(log, `"action":"rerun"`) {
+		t.Fatalf("exit %d; want no re-run without the instance:\n%s", code, log)
+	}
+	if n, regs := len(w.compute.Instances()), w.gh.Runners(); n != 0 || len(regs) != 0 {
+		t.Errorf("%d instances, registrations %v; want nothing left", n, regs)
 	}
 }

@@ -536,3 +536,86 @@ func TestKubernetes_CacheConfigMapStaysWithinTheObjectLimit(t *testing.T) {
 		t.Logf("%d repositories: %d bytes whole, %d stored, %d of %d pages dropped", tt.repos, len(src.data), len(data), dropped, 2*tt.repos)
 	}
 }
+
+// disruptPod plays the scheduler and the Job controller for a runner's pod taken
+// away mid-job: the pod gets the DisruptionTarget condition (PreemptionByScheduler)
+// and fails, and the Job's pod failure policy fails the Job, saying so.
+func disruptPod(t *testing.T, cs kubernetes.Interface, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	job, err := cs.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("getting job %s: %v", name, err)
+	}
+	if p := job.Spec.PodFailurePolicy; p == nil || len(p.Rules) == 0 || p.Rules[0].Action != batchv1.PodFailurePolicyActionFailJob {
+		t.Fatalf("job %s: pod failure policy %+v, want DisruptionTarget to fail the Job", name, p)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name + "-x1", Namespace: ns, Labels: job.Spec.Template.Labels},
+		Spec: *job.Spec.Template.Spec.DeepCopy()}
+	pod, err = cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating the runner's pod: %v", err)
+	}
+	now := metav1.Now()
+	pod.Status.Phase = corev1.PodFailed
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+		Reason: "PreemptionByScheduler", Message: "Preempted in order to admit critical pod", LastTransitionTime: now}}
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("marking the pod disrupted: %v", err)
+	}
+	msg := fmt.Sprintf("Pod %s/%s has condition DisruptionTarget matching FailJob rule at index 0", ns, pod.Name)
+	job.Status.StartTime, job.Status.Failed = &now, 1
+	job.Status.Conditions = []batchv1.JobCondition{
+		{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonPodFailurePolicy, Message: msg, LastTransitionTime: now},
+		{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonPodFailurePolicy, Message: msg, LastTransitionTime: now},
+	}
+	if _, err := cs.BatchV1().Jobs(ns).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("failing job %s: %v", name, err)
+	}
+}
+
+// A runner pod taken away mid-job (a preempted Spot node, an eviction): GitHub fails
+// the job; the pass re-runs it and deletes the runner's Job; the next pass serves the
+// re-run job. A runner whose Job completed (the runner exited) is not a preemption.
+func TestKubernetes_DisruptedRunnerPodsJobIsRerun(t *testing.T) {
+	admin := k8stest.Config(t)
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newKubeWorld(t, admin, newNamespace(t, cs, "preempt"))
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	done := w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	if err := w.pass(t); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := w.gh.Job(job)
+	name, doneName := reconcile.RunnerName("gha", "x64", job, 0), reconcile.RunnerName("gha", "x64", done, 0)
+	for id, n := range map[int64]string{job: name, done: doneName} {
+		w.gh.SetJobStatus(id, "in_progress", n)
+	}
+	disruptPod(t, cs, w.ns, name)
+	w.gh.LoseRunner(job)
+	w.gh.RemoveRunner(name)
+	w.gh.FailStep(done) // ended on its own, and its runner exited
+	w.gh.RemoveRunner(doneName)
+	finishJob(t, cs, w.ns, doneName)
+	if err := w.pass(t); err != nil {
+		t.Fatal(err)
+	}
+	jobs := w.gh.Jobs(run.RunID)
+	if len(jobs) != 2 || jobs[1].Attempt != 2 || jobs[1].Status != "queued" {
+		t.Fatalf("jobs of the run %+v; want the preempted job queued again in attempt 2", jobs)
+	}
+	doneRun, _ := w.gh.Job(done)
+	if n := len(w.gh.Jobs(doneRun.RunID)); n != 1 {
+		t.Errorf("the job that failed on its own has %d jobs in its run, want 1: not re-run", n)
+	}
+	if err := w.pass(t); err != nil {
+		t.Fatal(err)
+	}
+	want := reconcile.RunnerName("gha", "x64", jobs[1].ID, 0)
+	if _, err := cs.BatchV1().Jobs(w.ns).Get(context.Background(), want, metav1.GetOptions{}); err != nil {
+		t.Errorf("no runner for the re-run job: %v", err)
+	}
+}

@@ -361,7 +361,7 @@ func githubAuth(apiURL string) (http.RoundTripper, error) {
 	case token != "":
 		return &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: base}, nil
 	case !app:
-		return nil, usagef("GITHUB_TOKEN is not set: export a token that may read Actions and administer runners, or a GitHub App's GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY")
+		return nil, usagef("GITHUB_TOKEN is not set: export a token that may read (and, to re-run preempted jobs, write) Actions and administer runners, or a GitHub App's GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY")
 	}
 	id, err := strconv.ParseInt(appID, 10, 64)
 	if err != nil || id <= 0 {

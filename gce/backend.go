@@ -63,6 +63,7 @@ type Backend struct {
 	opts      []option.ClientOption
 	instances *compute.InstancesClient
 	ops       *compute.ZoneOperationsClient
+	allOps    *compute.GlobalOperationsClient
 	// PageSize is how many instances one aggregated list request asks for.
 	PageSize uint32
 
@@ -120,7 +121,13 @@ func New(ctx context.Context, cfg Config, owner string, opts ...option.ClientOpt
 		instances.Close()
 		return nil, fmt.Errorf("compute client: %w", err)
 	}
-	return &Backend{cfg: cfg, owner: owner, opts: opts, instances: instances, ops: ops, PageSize: 500,
+	allOps, err := compute.NewGlobalOperationsRESTClient(ctx, opts...)
+	if err != nil {
+		instances.Close()
+		ops.Close()
+		return nil, fmt.Errorf("compute client: %w", err)
+	}
+	return &Backend{cfg: cfg, owner: owner, opts: opts, instances: instances, ops: ops, allOps: allOps, PageSize: 500,
 		pools: map[string]Config{}, lacking: map[string]map[string]time.Time{}, now: time.Now}, nil
 }
 
@@ -186,7 +193,9 @@ func regionZones(ctx context.Context, project, region string, opts []option.Clie
 func (b *Backend) Config() Config { return b.cfg }
 
 // Close releases the client's connections.
-func (b *Backend) Close() error { return errors.Join(b.instances.Close(), b.ops.Close()) }
+func (b *Backend) Close() error {
+	return errors.Join(b.instances.Close(), b.ops.Close(), b.allOps.Close())
+}
 
 // List returns the runners of every instance of the project with this tool's owner
 // label, in one aggregated listing, every page. A zone that could not be read fails
@@ -201,7 +210,7 @@ func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
 	for {
 		pair, err := it.Next()
 		if errors.Is(err, iterator.Done) {
-			return out, nil
+			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("listing instances of project %s: %w", b.cfg.Project, err)
@@ -216,6 +225,46 @@ func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
 			out = append(out, runnerOf(in))
 		}
 	}
+	return b.markPreempted(ctx, out)
+}
+
+// markPreempted sets PreemptedAt on the finished runners whose instance Compute
+// preempted (a compute.instances.preempted operation on it), with one aggregated
+// listing of those operations; without a finished runner it asks nothing.
+func (b *Backend) markPreempted(ctx context.Context, runners []reconcile.Runner) ([]reconcile.Runner, error) {
+	if !slices.ContainsFunc(runners, func(r reconcile.Runner) bool { return r.Phase == reconcile.PhaseFinished }) {
+		return runners, nil
+	}
+	it := b.allOps.AggregatedList(ctx, &computepb.AggregatedListGlobalOperationsRequest{
+		Project: b.cfg.Project,
+		Filter:  proto.String(`operationType = "compute.instances.preempted"`),
+	})
+	at := map[string]time.Time{} // zone/name → when
+	for {
+		pair, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing preemptions in project %s: %w", b.cfg.Project, err)
+		}
+		for _, op := range pair.Value.GetOperations() {
+			t, err := time.Parse(time.RFC3339, op.GetInsertTime())
+			if err != nil {
+				continue
+			}
+			link := op.GetTargetLink()
+			name := link[strings.LastIndex(link, "/")+1:]
+			zone := op.GetZone()[strings.LastIndex(op.GetZone(), "/")+1:]
+			at[zone+"/"+name] = t
+		}
+	}
+	for i, r := range runners {
+		if t, ok := at[r.Location+"/"+r.Name]; ok && r.Phase == reconcile.PhaseFinished && !t.Before(r.CreatedAt) {
+			runners[i].PreemptedAt = t
+		}
+	}
+	return runners, nil
 }
 
 // runnerOf reads a runner's state back from its instance.

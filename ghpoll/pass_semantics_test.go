@@ -269,3 +269,41 @@ func TestSemantics_UnreachableRepositoryIsReportedNotFailed(t *testing.T) {
 		t.Errorf("RunOnce() = %v, want every repository unreachable", err)
 	}
 }
+
+// GitHub gives a runner any job its labels cover: the job a preempted runner ran may
+// not be the one it was made for. JobRunBy finds it among the repository's latest
+// completed runs, the newest first, and passes over an older job of an earlier runner
+// of the same name (names come back). A runner that ran nothing has no job.
+func TestSemantics_JobRunByFindsTheJobTheRunnerTook(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	made := w.gh.QueueJob("octo-org/app", arm64Labels...) // still queued: the runner took another
+	name := reconcile.RunnerName("gha", "arm64", made, 0)
+	taken := w.gh.QueueJob("octo-org/app", arm64Labels...)   // queued long, in an older run
+	earlier := w.gh.QueueJob("octo-org/app", arm64Labels...) // a newer run: an earlier runner of that name ran it
+	w.gh.SetJobStatus(earlier, "in_progress", name)
+	w.gh.FailStep(earlier)
+	w.Advance(time.Hour)
+	since := w.Now()
+	w.gh.SetJobStatus(taken, "in_progress", name)
+	w.Advance(time.Minute)
+	w.gh.LoseRunner(taken)
+	client := w.rc.GitHub
+	job, found, err := client.JobRunBy(context.Background(), reconcile.Scope{Owner: "octo-org", Repo: "app"}, name, made, since)
+	if err != nil || !found {
+		t.Fatalf("JobRunBy() = %v, found %v; want the job it took", err, found)
+	}
+	if job.ID != taken || job.Status != "completed" || job.Conclusion != "failure" || job.RunAttempt != 1 || job.RunStatus != "completed" || !job.StepFailedAt.IsZero() {
+		t.Errorf("JobRunBy() = %+v; want job %d, failed without a failed step, in its completed run's first attempt", job, taken)
+	}
+	if err := client.RerunJob(context.Background(), job.Repo, job.ID); err != nil {
+		t.Fatalf("RerunJob() = %v", err)
+	}
+	run, _ := w.gh.Job(taken)
+	if jobs := w.gh.Jobs(run.RunID); len(jobs) != 2 || jobs[1].Status != "queued" || jobs[1].Attempt != 2 {
+		t.Errorf("jobs of the run %+v; want the job queued again in attempt 2", jobs)
+	}
+	if _, found, err := client.JobRunBy(context.Background(), reconcile.Scope{Owner: "octo-org", Repo: "app"}, "gha-arm64-404", 404, since); err != nil || found {
+		t.Errorf("JobRunBy(a runner that ran nothing) = found %v, %v; want none", found, err)
+	}
+}

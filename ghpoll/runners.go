@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-github/v66/github"
@@ -139,5 +141,93 @@ func (c *Client) RemoveRegistration(ctx context.Context, scope reconcile.Scope, 
 	case http.StatusUnprocessableEntity:
 		return fmt.Errorf("%w: runner %d in %s: %v", reconcile.ErrRunnerBusy, id, scope, err)
 	}
+	return c.check(err)
+}
+
+// recentRuns is how many of a repository's latest completed runs JobRunBy looks
+// through when the job a runner was made for is not the one it ran.
+const recentRuns = 10
+
+// JobRunBy returns what GitHub says of the job the named runner ran in repo: hint (the
+// job it was made for) if that job names the runner, else the newest job of the
+// repository's latest completed runs that does (every attempt's). A job that ended
+// before since ran on an earlier runner of that name. Two requests in the usual case,
+// at most 2 + recentRuns.
+func (c *Client) JobRunBy(ctx context.Context, repo reconcile.Scope, runner string, hint int64, since time.Time) (reconcile.JobOutcome, bool, error) {
+	ran := func(j *github.WorkflowJob) bool {
+		return strings.EqualFold(j.GetRunnerName(), runner) && (j.GetStatus() != "completed" || !j.GetCompletedAt().Before(since))
+	}
+	if err := c.preflight(); err != nil {
+		return reconcile.JobOutcome{}, false, err
+	}
+	if hint > 0 {
+		j, _, err := c.gh.Actions.GetWorkflowJobByID(ctx, repo.Owner, repo.Repo, hint)
+		if err != nil && status(err) != http.StatusNotFound {
+			return reconcile.JobOutcome{}, false, c.check(err)
+		}
+		if err == nil && ran(j) {
+			return c.outcome(ctx, repo, j, nil)
+		}
+	}
+	runs, _, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Repo,
+		&github.ListWorkflowRunsOptions{Status: "completed", ListOptions: github.ListOptions{PerPage: recentRuns}})
+	if err != nil {
+		return reconcile.JobOutcome{}, false, c.check(err)
+	}
+	for _, run := range runs.WorkflowRuns {
+		jobs, _, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Repo, run.GetID(),
+			&github.ListWorkflowJobsOptions{Filter: "all", ListOptions: github.ListOptions{PerPage: 100}})
+		if err != nil {
+			return reconcile.JobOutcome{}, false, c.check(err)
+		}
+		for _, j := range slices.Backward(jobs.Jobs) { // the newest first
+			if ran(j) {
+				return c.outcome(ctx, repo, j, run)
+			}
+		}
+	}
+	return reconcile.JobOutcome{}, false, nil
+}
+
+// outcome is a job as reconcile.JudgePreempted needs it, with its run (fetched when
+// run is nil).
+func (c *Client) outcome(ctx context.Context, repo reconcile.Scope, j *github.WorkflowJob, run *github.WorkflowRun) (reconcile.JobOutcome, bool, error) {
+	if run == nil {
+		var err error
+		if run, _, err = c.gh.Actions.GetWorkflowRunByID(ctx, repo.Owner, repo.Repo, j.GetRunID()); err != nil {
+			return reconcile.JobOutcome{}, false, c.check(err)
+		}
+	}
+	o := reconcile.JobOutcome{ID: j.GetID(), RunID: j.GetRunID(), Repo: repo, Labels: j.Labels, Status: j.GetStatus(),
+		Conclusion: j.GetConclusion(), RunnerName: j.GetRunnerName(), CompletedAt: j.GetCompletedAt().Time,
+		RunAttempt: int(j.GetRunAttempt()), LatestAttempt: run.GetRunAttempt(), RunStatus: run.GetStatus()}
+	if o.RunAttempt > 1 { // its earlier attempts: every attempt's jobs of the run
+		all, _, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Repo, j.GetRunID(),
+			&github.ListWorkflowJobsOptions{Filter: "all", ListOptions: github.ListOptions{PerPage: 100}})
+		if err != nil {
+			return reconcile.JobOutcome{}, false, c.check(err)
+		}
+		for _, e := range all.Jobs {
+			if e.GetName() == j.GetName() && e.GetRunAttempt() < j.GetRunAttempt() &&
+				(e.GetConclusion() == "failure" || e.GetConclusion() == "cancelled") {
+				o.PriorFailures++
+			}
+		}
+	}
+	for _, st := range j.Steps {
+		if st.GetConclusion() == "failure" {
+			o.StepFailedAt = st.GetCompletedAt().Time
+			break
+		}
+	}
+	return o, true, nil
+}
+
+// RerunJob re-runs a completed job of a completed run (Actions: write).
+func (c *Client) RerunJob(ctx context.Context, repo reconcile.Scope, jobID int64) error {
+	if err := c.preflight(); err != nil {
+		return err
+	}
+	_, err := c.gh.Actions.RerunJobByID(ctx, repo.Owner, repo.Repo, jobID)
 	return c.check(err)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -79,8 +80,20 @@ func runnerOf(j *batchv1.Job) reconcile.Runner {
 		case batchv1.JobComplete, batchv1.JobFailed, batchv1.JobFailureTarget, batchv1.JobSuccessCriteriaMet:
 			r.Phase = reconcile.PhaseFinished
 		}
+		if disrupted(c) && r.PreemptedAt.IsZero() {
+			r.PreemptedAt = c.LastTransitionTime.Time
+		}
 	}
 	return r
+}
+
+// disrupted reports whether a Job condition is the pod failure policy's verdict on a
+// pod the cluster took away: the Job controller fails the Job with reason
+// PodFailurePolicy and a message naming the DisruptionTarget condition it matched
+// ("Pod ns/name has condition DisruptionTarget matching FailJob rule at index 0").
+func disrupted(c batchv1.JobCondition) bool {
+	return (c.Type == batchv1.JobFailed || c.Type == batchv1.JobFailureTarget) &&
+		c.Reason == batchv1.JobReasonPodFailurePolicy && strings.Contains(c.Message, string(corev1.DisruptionTarget))
 }
 
 // Create starts a runner: a suspended Job, the Secret with its JIT configuration

@@ -95,6 +95,14 @@ func buildJob(c Config, owner string, spec reconcile.RunnerSpec) *batchv1.Job {
 			Completions:             ptr.To[int32](1),
 			TTLSecondsAfterFinished: ptr.To(int32(c.TTLAfterFinished.Std().Seconds())),
 			Template:                podTemplate(c, spec),
+			// A pod the cluster took away (preempted by the scheduler, evicted, its node
+			// drained, shut down or gone) carries the DisruptionTarget condition; this rule
+			// fails the Job saying so, which is how the tool tells a preemption from a
+			// runner that exited (see runnerOf).
+			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action:          batchv1.PodFailurePolicyActionFailJob,
+				OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+			}}},
 		},
 	}
 	if spec.MaxLifetime > 0 {

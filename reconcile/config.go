@@ -65,6 +65,9 @@ type Pool struct {
 	BootTimeout Duration `json:"boot_timeout,omitempty"`
 	IdleTimeout Duration `json:"idle_timeout,omitempty"`
 	MaxLifetime Duration `json:"max_lifetime,omitempty"`
+	// RerunPreempted is how many times a job that a preemption of its runner killed is
+	// re-run (unset: DefaultRerunPreempted; 0: never).
+	RerunPreempted *int `json:"rerun_preempted,omitempty"`
 	// GCE and Kubernetes are the backend sections; the backend that owns each one
 	// decodes and validates it.
 	GCE        json.RawMessage `json:"gce,omitempty"`
@@ -82,6 +85,8 @@ const (
 	DefaultBootTimeout = 10 * time.Minute
 	DefaultIdleTimeout = 5 * time.Minute
 	DefaultMaxLifetime = 24 * time.Hour
+	// DefaultRerunPreempted: a job a preemption killed is re-run once.
+	DefaultRerunPreempted = 1
 	// MaxConfigSize bounds the configuration file; real ones are a few KiB.
 	MaxConfigSize = 1 << 20
 	// maxNameBase is how long name_prefix and a pool name may be together, so that
@@ -176,6 +181,14 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// Reruns is how many times the pool re-runs a job a preemption killed.
+func (p Pool) Reruns() int {
+	if p.RerunPreempted == nil {
+		return DefaultRerunPreempted
+	}
+	return *p.RerunPreempted
+}
+
 // dnsLabel is the rule for instance names, Job names and label values alike.
 var dnsLabel = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 
@@ -257,6 +270,9 @@ func (c *Config) validatePool(p Pool, key string) error {
 	}
 	if p.MaxRunners <= 0 {
 		return fmt.Errorf("%s.max_runners must be positive", key)
+	}
+	if n := p.Reruns(); n < 0 || n > 10 {
+		return fmt.Errorf("%s.rerun_preempted: %d is not between 0 and 10", key, n)
 	}
 	for _, d := range []struct {
 		name string

@@ -104,6 +104,8 @@ func TestValidate_Rejects(t *testing.T) {
 		{"200-character pool name", func(c *Config) { c.Pools[0].Name = strings.Repeat("a", 200) }, "pools[0].name"},
 		{"empty label", func(c *Config) { c.Pools[0].Labels = []string{"self-hosted", " "} }, "pools[0].labels[1]"},
 		{"the tool's own registration label", func(c *Config) { c.Pools[0].Labels = []string{"self-hosted", "Reconcile-Registered-1"} }, "pools[0].labels[1]"},
+		{"rerun_preempted past 10", func(c *Config) { n := 11; c.Pools[0].RerunPreempted = &n }, "pools[0].rerun_preempted"},
+		{"negative rerun_preempted", func(c *Config) { n := -1; c.Pools[1].RerunPreempted = &n }, "pools[1].rerun_preempted"},
 		{"100 labels, with the tool's own 101", func(c *Config) {
 			c.Pools[0].Labels = nil
 			for i := range 100 {

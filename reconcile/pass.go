@@ -37,6 +37,14 @@ type GitHub interface {
 	// PollFacts returns what the client remembers of the repositories from earlier
 	// passes, and the rate limit, for ChooseRepos. Asked only on a Budget.
 	PollFacts(repos []Scope) PollFacts
+	// JobRunBy returns what GitHub says of the job the named runner ran in repo: the
+	// job hint (the one the runner was made for) if it names the runner, else the
+	// newest of the repository's latest completed runs' jobs that does. A job that
+	// ended before since (the runner's creation) was an earlier runner's of that name.
+	// found is false when none does. Asked only when a runner was preempted.
+	JobRunBy(ctx context.Context, repo Scope, runner string, hint int64, since time.Time) (job JobOutcome, found bool, err error)
+	// RerunJob re-runs a completed job: a new attempt of its run, the job queued again.
+	RerunJob(ctx context.Context, repo Scope, jobID int64) error
 }
 
 // InstallationLister is implemented by a GitHub client authenticated as an App
@@ -197,6 +205,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 		rc.unservable = nb.Unservable()
 	}
 	obs.Unservable = rc.rememberedUnservable(now)
+	obs.Holding = p.rerunPreempted(ctx, obs)
 	planner := rc.planner
 	if planner == nil {
 		planner = Compute

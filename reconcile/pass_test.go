@@ -489,3 +489,107 @@ func TestPass_CreatesLeftAtTheDeadlineOrBudgetAreDeferred(t *testing.T) {
 		})
 	}
 }
+
+// preemptedRunner puts a runner of w's pool whose machine the platform took away at
+// `at`, made for job 501 and running it, and returns that job as GitHub reports it
+// once it noticed: failed, 30 s after the preemption, in the run's first attempt.
+func (w *passWorld) preemptedRunner(at time.Time) reconcile.JobOutcome {
+	r := reconcile.Runner{Name: reconcile.RunnerName("gha", "arm64", 501, 0), Pool: "arm64", Scope: app, Repo: app, JobID: 501,
+		CreatedAt: at.Add(-10 * time.Minute), Phase: reconcile.PhaseFinished, PreemptedAt: at}
+	w.backend.Put(r)
+	return reconcile.JobOutcome{ID: 501, RunID: 5010, Repo: app, Labels: arm64, Status: "completed", Conclusion: "failure",
+		RunnerName: r.Name, CompletedAt: at.Add(30 * time.Second), RunAttempt: 1, RunStatus: "completed"}
+}
+
+// The job a preemption killed is re-run once its run has completed (GitHub re-runs
+// nothing sooner), and gets a runner like any queued job; until then, the preempted
+// runner is kept as the evidence. Jobs that ended on their own, or were cancelled
+// before, are left alone, as is a job past the pool's rerun_preempted.
+func TestPass_PreemptedJobIsRerun(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	lost := w.preemptedRunner(w.Now().Add(-time.Minute))
+	lost.RunStatus = "in_progress" // the run's other jobs go on
+	w.gh.Ran(lost)
+	sum := w.mustPass(t)
+	if len(w.backend.Runners()) != 1 || sum.Deleted != 0 {
+		t.Fatalf("runners %v after a pass whose run is still going; want the preempted one kept", reconciletest.Names(w.backend.Runners()))
+	}
+	lost.RunStatus = "completed"
+	w.gh.Ran(lost)
+	w.Advance(time.Minute)
+	sum = w.mustPass(t)
+	if !slices.Contains(w.gh.Calls(), "RerunJob octo-org/app 501") || sum.Done[reconcile.Action{Kind: "rerun", Pool: "arm64", Reason: reconcile.ReasonPreempted}] != 1 {
+		t.Fatalf("calls %v, done %v; want job 501 re-run once", w.gh.Calls(), sum.Done)
+	}
+	if len(w.backend.Runners()) != 0 || !strings.Contains(w.logs.String(), `"action":"rerun"`) {
+		t.Errorf("runners %v; want the preempted one deleted once its job was re-run, and a rerun line", reconciletest.Names(w.backend.Runners()))
+	}
+	w.Advance(time.Minute)
+	if sum := w.mustPass(t); sum.Created != 1 {
+		t.Errorf("created %d, want a runner for the re-run job", sum.Created)
+	}
+}
+
+func TestPass_JobsNotRerun(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		job  func(j *reconcile.JobOutcome, preempted time.Time)
+	}{
+		{"a step failed before the preemption", func(j *reconcile.JobOutcome, at time.Time) { j.StepFailedAt = at.Add(-10 * time.Minute) }},
+		{"cancelled before the preemption", func(j *reconcile.JobOutcome, at time.Time) {
+			j.Conclusion, j.CompletedAt = "cancelled", at.Add(-10*time.Minute)
+		}},
+		{"it succeeded", func(j *reconcile.JobOutcome, _ time.Time) { j.Conclusion = "success" }},
+		{"preempted again past rerun_preempted", func(j *reconcile.JobOutcome, _ time.Time) {
+			j.RunAttempt, j.LatestAttempt, j.PriorFailures = 2, 2, 1
+		}},
+		{"its run was re-run since", func(j *reconcile.JobOutcome, _ time.Time) { j.LatestAttempt = 2 }},
+		{"it ran on another runner", func(j *reconcile.JobOutcome, _ time.Time) { j.RunnerName = "gha-arm64-999" }},
+		{"no pool serves its labels", func(j *reconcile.JobOutcome, _ time.Time) { j.Labels = []string{"self-hosted", "gpu"} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newPassWorld(t)
+			at := w.Now().Add(-time.Minute)
+			j := w.preemptedRunner(at)
+			tt.job(&j, at)
+			w.gh.Ran(j)
+			w.mustPass(t)
+			if slices.ContainsFunc(w.gh.Calls(), func(c string) bool { return strings.HasPrefix(c, "RerunJob") }) {
+				t.Errorf("calls %v: the job was re-run", w.gh.Calls())
+			}
+			if len(w.backend.Runners()) != 0 || !strings.Contains(w.logs.String(), "job of a preempted runner not re-run") {
+				t.Errorf("runners %v; want the preempted runner deleted, and a line saying why its job was not re-run\n%s", reconciletest.Names(w.backend.Runners()), w.logs.String())
+			}
+		})
+	}
+}
+
+// rerun_preempted: 0 turns re-runs off: GitHub is not even asked; a pass without a
+// preempted runner asks GitHub nothing about jobs either.
+func TestPass_RerunsOffAskNothing(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	zero := 0
+	w.rc.Config.Pools[0].RerunPreempted = &zero
+	w.gh.Ran(w.preemptedRunner(w.Now().Add(-time.Minute)))
+	w.backend.Put(reconcile.Runner{Name: "gha-arm64-502", Pool: "arm64", Scope: app, Repo: app, JobID: 502, CreatedAt: w.Now(), Phase: reconcile.PhaseFinished})
+	w.mustPass(t)
+	if slices.ContainsFunc(w.gh.Calls(), func(c string) bool { return strings.HasPrefix(c, "JobRunBy") || strings.HasPrefix(c, "RerunJob") }) {
+		t.Errorf("calls %v, want no job lookups", w.gh.Calls())
+	}
+}
+
+// --dry-run says which job it would re-run, and re-runs nothing.
+func TestPass_DryRunShowsTheRerun(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.DryRun = true
+	w.gh.Ran(w.preemptedRunner(w.Now().Add(-time.Minute)))
+	w.mustPass(t)
+	if slices.ContainsFunc(w.gh.Calls(), func(c string) bool { return strings.HasPrefix(c, "RerunJob") }) || !strings.Contains(w.logs.String(), "would re-run job") {
+		t.Errorf("calls %v; want no re-run and a 'would re-run job' line:\n%s", w.gh.Calls(), w.logs.String())
+	}
+}

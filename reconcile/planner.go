@@ -21,6 +21,7 @@ const (
 	ReasonGone        Reason = "gone"         // GitHub removed its registration: it ran its job
 	ReasonExpired     Reason = "expired"      // older than max_lifetime
 	ReasonGhost       Reason = "ghost"        // a registration of ours with no runner and no job waiting for it
+	ReasonPreempted   Reason = "preempted"    // the platform took the runner's machine away mid-job
 	// Why a job a pool matches gets no runner.
 	ReasonPublicRepo      Reason = "public_repo"       // its repository is public: anyone can propose the code it runs
 	ReasonForkPullRequest Reason = "fork_pull_request" // a pull request from another repository
@@ -72,6 +73,9 @@ type Observed struct {
 	// Unservable holds the queued jobs an earlier pass found GitHub would not give to
 	// our runners; they do not count as demand.
 	Unservable map[int64]bool
+	// Holding names the finished runners kept as evidence of a preemption until GitHub
+	// ends the job they ran (see JudgePreempted).
+	Holding map[string]bool
 }
 
 // Blind records the parts of the world a pass failed to list.
@@ -328,6 +332,8 @@ func (pl *planner) classify(r Runner) {
 	}
 	st := pl.poolStatus(r.Pool)
 	switch {
+	case r.Phase == PhaseFinished && pl.obs.Holding[r.Name]:
+		// Kept until GitHub ends its job: the preemption's evidence.
 	case r.Phase == PhaseFinished:
 		pl.doom(r, regp, ReasonFinished)
 	case age >= life:

@@ -127,6 +127,9 @@ type Runner struct {
 	// Location is where the backend keeps the runner (a GCE zone); the planner
 	// ignores it and hands it back to the backend's Delete.
 	Location string
+	// PreemptedAt is when the platform took the runner's machine away (a Spot VM's
+	// preemption, a pod's disruption); zero if it did not.
+	PreemptedAt time.Time
 }
 
 // Registration is GitHub's record of a self-hosted runner.

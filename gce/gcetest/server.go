@@ -8,6 +8,7 @@ package gcetest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -54,6 +55,7 @@ type operation struct {
 	httpStatus               int
 	polls                    int
 	doneAt                   time.Time // wall clock: the operation runs until then
+	inserted                 time.Time // insertTime, on the server's clock
 }
 
 // Server is the fake. Its methods are safe for concurrent use.
@@ -118,6 +120,31 @@ func (s *Server) OperationTime(d time.Duration) {
 	s.opTime = d
 }
 
+// preempted is the operationType Compute records when it preempts a Spot VM.
+const preempted = "compute.instances.preempted"
+
+// Preempt takes a Spot VM away as Compute does: a compute.instances.preempted
+// operation on the instance, then, as the template's instanceTerminationAction says,
+// the instance STOP-ped (TERMINATED) or deleted (deleted true). False if there is no
+// instance of that name.
+func (s *Server) Preempt(name string, deleted bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, in := range s.insts {
+		if in.Name != name {
+			continue
+		}
+		s.newOp(in.Zone, preempted, name, "", 0)
+		if deleted {
+			delete(s.insts, key)
+		} else {
+			in.Status = "TERMINATED"
+		}
+		return true
+	}
+	return false
+}
+
 // Unreachable makes the aggregated list report zone as unreachable, as Compute does
 // during a zonal outage: its instances are missing from the answer.
 func (s *Server) Unreachable(zone string, down bool) {
@@ -180,6 +207,8 @@ var (
 	opPath     = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)$`)
 	waitPath   = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/zones/([^/]+)/operations/([^/]+)/wait$`)
 	aggPath    = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/aggregated/instances$`)
+	aggOpsPath = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/aggregated/operations$`)
+	opFilter   = regexp.MustCompile(`^operationType\s*=\s*"([a-z.]+)"$`)
 	filterExpr = regexp.MustCompile(`^labels\.([a-z0-9_-]+)\s*=\s*"?([a-z0-9_-]*)"?$`)
 	namePat    = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
@@ -250,6 +279,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		op.polls++
 		writeJSON(w, http.StatusOK, op.json(s))
+	case r.Method == http.MethodGet && aggOpsPath.MatchString(p):
+		m = aggOpsPath.FindStringSubmatch(p)
+		if project() {
+			s.aggregatedOps(w, r)
+		}
 	case r.Method == http.MethodGet && aggPath.MatchString(p):
 		m = aggPath.FindStringSubmatch(p)
 		if project() {
@@ -355,7 +389,7 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
 func (s *Server) newOp(zone, kind, target, errCode string, status int) *operation {
 	s.seq++
 	op := &operation{name: fmt.Sprintf("operation-%d", s.seq), zone: zone, kind: kind, target: target, errCode: errCode, httpStatus: status,
-		doneAt: time.Now().Add(s.opTime)}
+		doneAt: time.Now().Add(s.opTime), inserted: s.now()}
 	s.ops[op.name] = op
 	return op
 }
@@ -371,6 +405,11 @@ func (op *operation) json(s *Server) map[string]any {
 		"targetLink":    fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s/instances/%s", s.Endpoint, s.project, op.zone, op.target),
 		"status":        "RUNNING",
 		"progress":      0,
+		"insertTime":    op.inserted.Format("2006-01-02T15:04:05.000-07:00"),
+	}
+	if op.kind == preempted { // the system's own, done when it is listed
+		m["status"], m["progress"] = "DONE", 100
+		return m
 	}
 	if op.polls > 0 && !time.Now().Before(op.doneAt) {
 		m["status"], m["progress"] = "DONE", 100
@@ -436,6 +475,35 @@ func (s *Server) aggregated(w http.ResponseWriter, r *http.Request) {
 		resp["nextPageToken"] = strconv.Itoa(end)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// aggregatedOps answers globalOperations.aggregatedList: every zone's operations, one
+// page, filtered by operationType (the only filter the backend sends).
+func (s *Server) aggregatedOps(w http.ResponseWriter, r *http.Request) {
+	kind := ""
+	if f := strings.TrimSpace(r.URL.Query().Get("filter")); f != "" {
+		m := opFilter.FindStringSubmatch(f)
+		if m == nil {
+			apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'filter': '"+f+"'")
+			return
+		}
+		kind = m[1]
+	}
+	items := map[string]any{}
+	for _, z := range s.zones {
+		var ops []any
+		for _, name := range slices.Sorted(maps.Keys(s.ops)) {
+			if op := s.ops[name]; op.zone == z && (kind == "" || op.kind == kind) {
+				ops = append(ops, op.json(s))
+			}
+		}
+		if len(ops) == 0 {
+			items["zones/"+z] = map[string]any{"warning": map[string]any{"code": "NO_RESULTS_ON_PAGE", "message": "There are no results for scope 'zones/" + z + "' on this page."}}
+			continue
+		}
+		items["zones/"+z] = map[string]any{"operations": ops}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"kind": "compute#operationAggregatedList", "items": items})
 }
 
 func (s *Server) instanceJSON(in *Instance) map[string]any {

@@ -38,6 +38,7 @@ type Run struct {
 	CreatedAt time.Time
 	Public    bool // the repository is public (runs are private by default)
 	Fork      bool // a pull_request run from a fork
+	Attempt   int  // run_attempt: 1, and one more for each re-run
 }
 
 // Job is a workflow job.
@@ -49,6 +50,17 @@ type Job struct {
 	Labels     []string
 	CreatedAt  time.Time
 	RunnerName string
+	// Once completed: its conclusion, when, and its steps.
+	Conclusion  string
+	CompletedAt time.Time
+	Steps       []Step
+	Attempt     int // the run attempt it belongs to
+}
+
+// Step is a step of a job, as the job's "steps" show it.
+type Step struct {
+	Name, Status, Conclusion string
+	CompletedAt              time.Time
 }
 
 // Runner is a self-hosted runner registration.
@@ -207,7 +219,7 @@ func (s *Server) AddRun(repo, status string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.id()
-	s.runs[id] = &Run{ID: id, Repo: repo, Status: status, Event: "push", CreatedAt: s.now()}
+	s.runs[id] = &Run{ID: id, Repo: repo, Status: status, Event: "push", CreatedAt: s.now(), Attempt: 1}
 	return id
 }
 
@@ -216,8 +228,72 @@ func (s *Server) AddJob(runID int64, status string, labels ...string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.id()
-	s.jobs[id] = &Job{ID: id, RunID: runID, Name: fmt.Sprintf("job-%d", id), Status: status, Labels: labels, CreatedAt: s.now()}
+	attempt := 1
+	if run, ok := s.runs[runID]; ok {
+		attempt = run.Attempt
+	}
+	s.jobs[id] = &Job{ID: id, RunID: runID, Name: fmt.Sprintf("job-%d", id), Status: status, Labels: labels, CreatedAt: s.now(), Attempt: attempt}
 	return id
+}
+
+// LoseRunner ends a running job as GitHub does when its runner vanishes mid-job (a
+// preemption): completed, conclusion failure ("The self-hosted runner: … lost
+// communication with the server"), the step under way never finished. Its run
+// completes, failed, once no job of it is left.
+func (s *Server) LoseRunner(id int64) { s.endJob(id, "failure", "") }
+
+// FailStep ends a running job that failed on its own: a step concluded failure.
+func (s *Server) FailStep(id int64) { s.endJob(id, "failure", "failure") }
+
+// CancelJob ends a job as a person's cancel does: conclusion cancelled.
+func (s *Server) CancelJob(id int64) { s.endJob(id, "cancelled", "cancelled") }
+
+// Job returns a job as the server holds it.
+func (s *Server) Job(id int64) (Job, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return Job{}, false
+	}
+	return *j, true
+}
+
+// Jobs returns the jobs of a run, in every attempt, oldest first.
+func (s *Server) Jobs(runID int64) []Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Job
+	for _, j := range s.jobs {
+		if j.RunID == runID {
+			out = append(out, *j)
+		}
+	}
+	slices.SortFunc(out, func(a, b Job) int { return int(a.ID - b.ID) })
+	return out
+}
+
+func (s *Server) endJob(id int64, conclusion, lastStep string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return
+	}
+	now := s.now()
+	j.Status, j.Conclusion, j.CompletedAt = "completed", conclusion, now
+	last := Step{Name: "Run tests", Status: "completed", Conclusion: lastStep, CompletedAt: now}
+	if lastStep == "" {
+		last = Step{Name: "Run tests", Status: "in_progress"} // the runner never reported it
+	}
+	j.Steps = []Step{{Name: "Set up job", Status: "completed", Conclusion: "success", CompletedAt: j.CreatedAt}, last}
+	run := s.runs[j.RunID]
+	for _, o := range s.jobs {
+		if o.RunID == j.RunID && o.Attempt == run.Attempt && o.Status != "completed" {
+			return
+		}
+	}
+	run.Status = "completed"
 }
 
 // QueueJob adds a queued run holding one queued job, and returns the job's id.
@@ -618,6 +694,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.listRuns(w, r, parts[1]+"/"+parts[2])
 	case match(parts, "repos", "*", "*", "actions", "runs", "*", "jobs") && r.Method == http.MethodGet:
 		s.listJobs(w, r, parts[1]+"/"+parts[2], parts[5])
+	case match(parts, "repos", "*", "*", "actions", "runs", "*") && r.Method == http.MethodGet:
+		s.getRun(w, parts[1]+"/"+parts[2], parts[5])
+	case match(parts, "repos", "*", "*", "actions", "jobs", "*") && r.Method == http.MethodGet:
+		s.getJob(w, parts[1]+"/"+parts[2], parts[5])
+	case match(parts, "repos", "*", "*", "actions", "jobs", "*", "rerun") && r.Method == http.MethodPost:
+		s.rerunJob(w, parts[1]+"/"+parts[2], parts[5])
 	case match(parts, "app", "installations", "*", "access_tokens") && r.Method == http.MethodPost:
 		s.accessToken(w, r, parts[2])
 	case match(parts, "installation", "repositories") && r.Method == http.MethodGet:
@@ -686,9 +768,12 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, repo, runID st
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
+	// filter=latest (the default) gives the jobs of the run's latest attempt; all, of
+	// every attempt.
+	all := r.URL.Query().Get("filter") == "all"
 	var jobs []*Job
 	for _, j := range s.jobs {
-		if j.RunID == id {
+		if j.RunID == id && (all || j.Attempt == run.Attempt) {
 			jobs = append(jobs, j)
 		}
 	}
@@ -699,6 +784,48 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, repo, runID st
 		items = append(items, s.jobJSON(run, j))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"total_count": total, "jobs": items})
+}
+
+func (s *Server) getRun(w http.ResponseWriter, repo, runID string) {
+	id, _ := strconv.ParseInt(runID, 10, 64)
+	run, ok := s.runs[id]
+	if !ok || !strings.EqualFold(run.Repo, repo) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.runJSON(run))
+}
+
+func (s *Server) getJob(w http.ResponseWriter, repo, jobID string) {
+	id, _ := strconv.ParseInt(jobID, 10, 64)
+	j, ok := s.jobs[id]
+	if !ok || !strings.EqualFold(s.runs[j.RunID].Repo, repo) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.jobJSON(s.runs[j.RunID], j))
+}
+
+// rerunJob re-runs a completed job (POST …/actions/jobs/{id}/rerun, 201 with no body):
+// the run gets a new attempt in which the job is queued again under a new id. A job
+// not completed is refused (403), as GitHub does.
+func (s *Server) rerunJob(w http.ResponseWriter, repo, jobID string) {
+	id, _ := strconv.ParseInt(jobID, 10, 64)
+	j, ok := s.jobs[id]
+	if !ok || !strings.EqualFold(s.runs[j.RunID].Repo, repo) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	run := s.runs[j.RunID]
+	if j.Status != "completed" || run.Status != "completed" {
+		writeError(w, http.StatusForbidden, "This workflow run is not completed")
+		return
+	}
+	run.Attempt++
+	run.Status = "queued"
+	nid := s.id()
+	s.jobs[nid] = &Job{ID: nid, RunID: run.ID, Name: j.Name, Status: "queued", Labels: slices.Clone(j.Labels), CreatedAt: s.now(), Attempt: run.Attempt}
+	w.WriteHeader(http.StatusCreated)
 }
 
 func (s *Server) listOrgRepos(w http.ResponseWriter, r *http.Request, org string) {
@@ -795,6 +922,7 @@ func (s *Server) runJSON(run *Run) map[string]any {
 	m["id"] = run.ID
 	m["status"] = run.Status
 	m["conclusion"] = nil
+	m["run_attempt"] = run.Attempt
 	m["event"] = run.Event
 	m["created_at"] = run.CreatedAt.UTC().Format(time.RFC3339)
 	m["updated_at"] = run.CreatedAt.UTC().Format(time.RFC3339)
@@ -837,7 +965,22 @@ func (s *Server) jobJSON(run *Run, j *Job) map[string]any {
 	m["created_at"] = j.CreatedAt.UTC().Format(time.RFC3339)
 	m["started_at"] = j.CreatedAt.UTC().Format(time.RFC3339)
 	m["completed_at"] = nil
-	m["steps"] = []any{}
+	m["run_attempt"] = j.Attempt
+	if j.Status == "completed" {
+		m["conclusion"] = j.Conclusion
+		m["completed_at"] = j.CompletedAt.UTC().Format(time.RFC3339)
+	}
+	steps := []any{}
+	for i, st := range j.Steps {
+		step := map[string]any{"name": st.Name, "status": st.Status, "conclusion": nil, "number": i + 1,
+			"started_at": j.CreatedAt.UTC().Format(time.RFC3339), "completed_at": nil}
+		if st.Status == "completed" {
+			step["conclusion"] = st.Conclusion
+			step["completed_at"] = st.CompletedAt.UTC().Format(time.RFC3339)
+		}
+		steps = append(steps, step)
+	}
+	m["steps"] = steps
 	m["runner_name"] = j.RunnerName
 	return m
 }

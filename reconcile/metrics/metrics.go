@@ -28,6 +28,7 @@ type Metrics struct {
 	unreachable           *prometheus.GaugeVec
 	created, deleted      *prometheus.CounterVec
 	deregistered, errs    *prometheus.CounterVec
+	reruns                *prometheus.CounterVec
 	requests, counted     prometheus.Counter
 	notModified, points   prometheus.Counter
 	remaining, reset      prometheus.Gauge
@@ -59,6 +60,8 @@ func New() *Metrics {
 		Help: "Runners deleted, by reason (finished, surplus, boot_timeout, gone, expired)."}, []string{"pool", "reason"})
 	m.deregistered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_registrations_removed_total",
 		Help: "Runner registrations removed without a runner, by reason (ghost)."}, []string{"reason"})
+	m.reruns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_jobs_rerun_total",
+		Help: "Jobs re-run because the platform took their runner's machine away mid-job (reason preempted)."}, []string{"pool", "reason"})
 	m.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_errors_total",
 		Help: "Errors, by the stage of the pass that met them."}, []string{"stage"})
 	m.requests = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_requests_total",
@@ -83,7 +86,7 @@ func New() *Metrics {
 		Help: "When a pass last succeeded wholly."})
 	m.lastPass = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_last_pass_timestamp_seconds",
 		Help: "When a pass last ended, successful or not."})
-	for _, c := range []prometheus.Collector{m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.errs,
+	for _, c := range []prometheus.Collector{m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.errs,
 		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
@@ -112,6 +115,8 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 			m.deleted.WithLabelValues(a.Pool, string(a.Reason)).Add(float64(n))
 		case "deregister":
 			m.deregistered.WithLabelValues(string(a.Reason)).Add(float64(n))
+		case "rerun":
+			m.reruns.WithLabelValues(a.Pool, string(a.Reason)).Add(float64(n))
 		}
 	}
 	for stage, n := range s.ErrorsByStage {

@@ -3,9 +3,11 @@ package reconciletest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/reconcile-dev/reconcile/reconcile"
 )
@@ -29,6 +31,8 @@ type GitHub struct {
 	// answers with a rate limit; onRegister is called after each registration.
 	writesLeft int
 	onRegister func(reconcile.Registration)
+	// ran holds the jobs runners took, as GitHub reports them once taken.
+	ran map[int64]*reconcile.JobOutcome
 }
 
 var _ reconcile.GitHub = (*GitHub)(nil)
@@ -36,7 +40,65 @@ var _ reconcile.GitHub = (*GitHub)(nil)
 // NewGitHub returns a GitHub with nothing queued and nothing registered.
 func NewGitHub() *GitHub {
 	return &GitHub{nextID: 1000, jobs: map[reconcile.Scope][]reconcile.Job{}, regs: map[int64]*reconcile.Registration{},
-		gone: map[reconcile.Scope]bool{}, fail: map[string]int{}, writesLeft: -1}
+		gone: map[reconcile.Scope]bool{}, fail: map[string]int{}, writesLeft: -1, ran: map[int64]*reconcile.JobOutcome{}}
+}
+
+// Ran records a job a runner took, as GitHub reports it (its status, conclusion,
+// runner_name, run attempt); the job leaves the queue. A zero LatestAttempt is taken
+// as RunAttempt.
+func (g *GitHub) Ran(j reconcile.JobOutcome) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if j.LatestAttempt == 0 {
+		j.LatestAttempt = j.RunAttempt
+	}
+	g.ran[j.ID] = &j
+	g.jobs[j.Repo] = slices.DeleteFunc(g.jobs[j.Repo], func(q reconcile.Job) bool { return q.ID == j.ID })
+}
+
+// JobRunBy implements reconcile.GitHub.
+func (g *GitHub) JobRunBy(_ context.Context, repo reconcile.Scope, runner string, hint int64, since time.Time) (reconcile.JobOutcome, bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("JobRunBy", repo, " ", runner); err != nil {
+		return reconcile.JobOutcome{}, false, err
+	}
+	ran := func(j *reconcile.JobOutcome) bool {
+		return j.Repo == repo && j.RunnerName == runner && (j.Status != "completed" || !j.CompletedAt.Before(since))
+	}
+	if j, ok := g.ran[hint]; ok && ran(j) {
+		return *j, true, nil
+	}
+	ids := slices.Sorted(maps.Keys(g.ran))
+	slices.Reverse(ids) // the newest first
+	for _, id := range ids {
+		if j := g.ran[id]; ran(j) {
+			return *j, true, nil
+		}
+	}
+	return reconcile.JobOutcome{}, false, nil
+}
+
+// RerunJob implements reconcile.GitHub: the run gets a new attempt, in which the job
+// is queued again under a new id, with the same labels.
+func (g *GitHub) RerunJob(_ context.Context, repo reconcile.Scope, id int64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("RerunJob", repo, " ", id); err != nil {
+		return err
+	}
+	j, ok := g.ran[id]
+	if !ok || j.Repo != repo || j.Status != "completed" {
+		return fmt.Errorf("re-running job %d of %s: GitHub answered 403 (not a completed job)", id, repo)
+	}
+	for _, o := range g.ran {
+		if o.RunID == j.RunID {
+			o.LatestAttempt = j.RunAttempt + 1
+		}
+	}
+	g.nextID++
+	g.jobs[repo] = append(g.jobs[repo], reconcile.Job{ID: g.nextID, RunID: j.RunID, Repo: repo, Name: "build", Labels: slices.Clone(j.Labels), CreatedAt: j.CompletedAt})
+	return nil
 }
 
 // LimitWrites makes GitHub take n more registrations and then answer each with a

@@ -167,6 +167,15 @@ func TestInvariantsBite(t *testing.T) {
 			},
 		},
 		{name: "never sweeps ghosts", invariant: "invariant 5", planner: without(reconcile.ReasonGhost)},
+		{
+			// A preempted runner deleted before GitHub ends its job takes the evidence
+			// with it: the job is never re-run.
+			name: "deletes preempted runners at once", invariant: "invariant 8",
+			planner: func(obs reconcile.Observed, cfg reconcile.Config, now time.Time) reconcile.Plan {
+				obs.Holding = nil
+				return reconcile.Compute(obs, cfg, now)
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -90,6 +90,14 @@ type job struct {
 	cleanRuns int  // fault-free passes that ended while it was queued
 	// unassignable: GitHub never gives it to our runners, whatever their labels.
 	unassignable bool
+	// What GitHub reports once it ends: conclusion, when; the run attempt it belongs
+	// to; and its lineage (the first job's id, kept by re-runs). failAt: its runner was
+	// preempted, and GitHub fails the job then.
+	conclusion  string
+	completedAt time.Time
+	attempt     int
+	lineage     int64
+	failAt      time.Time
 }
 
 // unassignableFor is how long an unassignable job stays queued before someone cancels
@@ -117,6 +125,7 @@ type machine struct {
 	finished   bool
 	offAt      time.Time // powers off at this time (after its job)
 	jit        string
+	preempted  time.Time // when the platform took it away
 }
 
 // World is the simulated GitHub and platform. It is not safe for concurrent use: the
@@ -136,7 +145,13 @@ type World struct {
 
 	passes     int
 	passFaults int // faults injected in the pass under way
-	planner    func(reconcile.Observed, reconcile.Config, time.Time) reconcile.Plan
+	// killed counts the preemptions that killed each job lineage; served holds the
+	// lineages a job of which ran to completion, or was cancelled; reruns counts
+	// re-runs (invariant 8).
+	killed  map[int64]int
+	served  map[int64]bool
+	reruns  int
+	planner func(reconcile.Observed, reconcile.Config, time.Time) reconcile.Plan
 
 	trace      []string
 	Violations []string
@@ -147,7 +162,8 @@ type World struct {
 func New(seed uint64, p Params) *World {
 	w := &World{P: p, Cfg: Config(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), nextID: 1000,
-		jobs: map[int64]*job{}, regs: map[int64]*registration{}, mach: map[string]*machine{}, arrive: true, trouble: true}
+		jobs: map[int64]*job{}, regs: map[int64]*registration{}, mach: map[string]*machine{}, arrive: true, trouble: true,
+		killed: map[int64]int{}, served: map[int64]bool{}}
 	for i := range p.Repos {
 		w.repos = append(w.repos, reconcile.Scope{Owner: "octo-org", Repo: fmt.Sprintf("repo%d", i)})
 		w.Cfg.GitHub.Repos = append(w.Cfg.GitHub.Repos, w.repos[i].String())
@@ -222,6 +238,11 @@ func (w *World) Step() {
 			w.finishJob(j, "cancelled: GitHub never gave it to a runner")
 		case j.status == "queued" && w.trouble && w.chance(w.P.CancelRate):
 			w.finishJob(j, "cancelled while queued")
+		case j.status == "in_progress" && !j.failAt.IsZero():
+			if !j.failAt.After(w.now) {
+				j.status, j.conclusion, j.completedAt = "completed", "failure", w.now
+				w.log("job %d failed: its runner %s lost communication with the server", j.id, j.runner)
+			}
 		case j.status == "in_progress" && !j.doneAt.After(w.now):
 			w.finishJob(j, "done")
 		}
@@ -290,14 +311,24 @@ func (w *World) pickLabels() ([]string, bool) {
 }
 
 func (w *World) newJob(runID int64, repo reconcile.Scope) *job {
-	j := &job{id: w.id(), runID: runID, repo: repo, status: "queued", created: w.now}
+	j := &job{id: w.id(), runID: runID, repo: repo, status: "queued", created: w.now, attempt: 1}
 	j.labels, j.hosted = w.pickLabels()
 	j.unassignable = !j.hosted && w.chance(w.P.Unassignable)
 	return j
 }
 
 func (w *World) finishJob(j *job, why string) {
-	j.status = "completed"
+	j.status, j.completedAt = "completed", w.now
+	switch {
+	case why == "done":
+		j.conclusion = "success"
+		w.served[w.lineageOf(j)] = true
+	case strings.HasPrefix(why, "cancelled"):
+		j.conclusion = "cancelled"
+		w.served[w.lineageOf(j)] = true // ended by a person: nothing left to serve
+	default:
+		j.conclusion = "success" // served elsewhere
+	}
 	w.log("job %d %s", j.id, why)
 	if j.runner != "" {
 		if r := w.regByName(j.runner); r != nil && r.Busy && r.offlineAt.IsZero() {
@@ -310,7 +341,7 @@ func (w *World) finishJob(j *job, why string) {
 	}
 	if n := j.next; n != nil && why == "done" {
 		// The dependent stage queues inside the run that is now in progress.
-		n.id, n.status, n.created = w.id(), "queued", w.now
+		n.id, n.status, n.created, n.attempt = w.id(), "queued", w.now, j.attempt
 		w.jobs[n.id] = n
 		w.log("job %d queued in running run %d of %s %v", n.id, n.runID, n.repo, n.labels)
 	}
@@ -340,7 +371,7 @@ func (w *World) boot(m *machine) {
 }
 
 func (w *World) preempt(m *machine) {
-	m.finished = true
+	m.finished, m.preempted = true, w.now
 	w.log("machine %s preempted", m.name)
 	r := w.regByName(m.name)
 	if r == nil {
@@ -348,11 +379,37 @@ func (w *World) preempt(m *machine) {
 	}
 	for _, id := range sortedKeys(w.jobs) {
 		if j := w.jobs[id]; j.runner == m.name && j.status == "in_progress" {
-			j.status = "completed"
-			w.log("job %d failed: its runner was preempted", j.id)
+			// GitHub notices the runner gone a while later and fails the job; it never
+			// queues it again.
+			j.failAt = w.now.Add(w.dur(30*time.Second, 3*time.Minute))
+			w.killed[w.lineageOf(j)]++
+			w.log("job %d lost its runner %s", j.id, m.name)
 		}
 	}
 	r.offlineAt = w.now.Add(w.dur(30*time.Second, 2*time.Minute))
+}
+
+// lineageOf is the id of the job's first attempt.
+func (w *World) lineageOf(j *job) int64 {
+	if j.lineage == 0 {
+		j.lineage = j.id
+	}
+	return j.lineage
+}
+
+// runState is the run's latest attempt and whether any job of it is still queued or
+// running.
+func (w *World) runState(runID int64) (latest int, active bool) {
+	for _, j := range w.jobs {
+		if j.runID != runID {
+			continue
+		}
+		latest = max(latest, j.attempt)
+		if j.status != "completed" {
+			active = true
+		}
+	}
+	return latest, active
 }
 
 // assign gives each idle online runner the oldest queued job its labels cover in its
@@ -472,6 +529,62 @@ func (g ghView) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcile
 	return out, nil
 }
 
+// JobRunBy finds the job the runner took, as GitHub shows it.
+func (g ghView) JobRunBy(_ context.Context, repo reconcile.Scope, runner string, _ int64, since time.Time) (reconcile.JobOutcome, bool, error) {
+	w := g.p.w
+	if err := g.p.call("looking up the job runner " + runner + " ran"); err != nil {
+		return reconcile.JobOutcome{}, false, err
+	}
+	ids := sortedKeys(w.jobs)
+	slices.Reverse(ids) // the newest first: names come back, and an older job may name an earlier runner
+	for _, id := range ids {
+		j := w.jobs[id]
+		if j.repo != repo || j.runner != runner || (j.status == "completed" && j.completedAt.Before(since)) {
+			continue
+		}
+		latest, active := w.runState(j.runID)
+		o := reconcile.JobOutcome{ID: j.id, RunID: j.runID, Repo: j.repo, Labels: slices.Clone(j.labels), Status: j.status,
+			RunnerName: j.runner, RunAttempt: j.attempt, LatestAttempt: latest, RunStatus: "completed"}
+		for _, e := range w.jobs { // the same job in earlier attempts
+			if e.lineage == w.lineageOf(j) && e.attempt < j.attempt && (e.conclusion == "failure" || e.conclusion == "cancelled") {
+				o.PriorFailures++
+			}
+		}
+		if j.status == "completed" {
+			o.Conclusion, o.CompletedAt = j.conclusion, j.completedAt
+		}
+		if active {
+			o.RunStatus = "in_progress"
+		}
+		return o, true, nil
+	}
+	return reconcile.JobOutcome{}, false, nil
+}
+
+// RerunJob queues the job again in a new attempt of its run, as GitHub does, under a
+// new id; its dependent stage follows it.
+func (g ghView) RerunJob(_ context.Context, repo reconcile.Scope, id int64) error {
+	w := g.p.w
+	if err := g.p.call(fmt.Sprintf("re-running job %d", id)); err != nil {
+		return err
+	}
+	j, ok := w.jobs[id]
+	if !ok || j.repo != repo || j.status != "completed" {
+		return fmt.Errorf("re-running job %d: GitHub answered 403 (not a completed job)", id)
+	}
+	latest, active := w.runState(j.runID)
+	if active {
+		return fmt.Errorf("re-running job %d: GitHub answered 403 (its run is not completed)", id)
+	}
+	n := &job{id: w.id(), runID: j.runID, repo: j.repo, labels: slices.Clone(j.labels), status: "queued", created: w.now,
+		attempt: latest + 1, lineage: w.lineageOf(j), next: j.next}
+	j.next = nil
+	w.jobs[n.id] = n
+	w.reruns++
+	w.log("pass %d: job %d re-run as job %d (attempt %d)", g.p.id, j.id, n.id, n.attempt)
+	return nil
+}
+
 // PollFacts is never asked: the simulation runs without a Budget.
 func (g ghView) PollFacts([]reconcile.Scope) reconcile.PollFacts { return reconcile.PollFacts{} }
 
@@ -565,7 +678,8 @@ func (b backendView) List(context.Context) ([]reconcile.Runner, error) {
 		if m.finished {
 			ph = reconcile.PhaseFinished
 		}
-		out = append(out, reconcile.Runner{Name: m.name, Pool: m.pool, Scope: m.scope, Repo: m.repo, JobID: m.jobID, CreatedAt: m.created, Phase: ph})
+		out = append(out, reconcile.Runner{Name: m.name, Pool: m.pool, Scope: m.scope, Repo: m.repo, JobID: m.jobID, CreatedAt: m.created, Phase: ph,
+			PreemptedAt: m.preempted})
 	}
 	return out, nil
 }
@@ -809,6 +923,15 @@ func (w *World) Drain(ctx context.Context) {
 	for _, id := range sortedKeys(w.jobs) {
 		if j := w.jobs[id]; j.status != "completed" && !j.hosted {
 			w.violate("invariant 4: job %d still %s after the drain", j.id, j.status)
+		}
+	}
+	// Invariant 8: a job killed by preemptions no more often than its pool re-runs
+	// them ran to completion in the end (unless someone cancelled it).
+	for _, lineage := range sortedKeys(w.killed) {
+		j := w.jobs[lineage]
+		pool := reconcile.MatchPool(w.Cfg.Pools, j.labels)
+		if pool != nil && w.killed[lineage] <= pool.Reruns() && !w.served[lineage] {
+			w.violate("invariant 8: job %d, killed by %d preemption(s), never ran to completion (rerun_preempted %d)", lineage, w.killed[lineage], pool.Reruns())
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -255,6 +256,35 @@ func manifestRole(t *testing.T) rbacv1.Role {
 
 // The manifests' Role is enough for the tool's whole lifecycle, and every verb in it
 // is needed: a pass run as the ServiceAccount fails with Forbidden without any one.
+// waitForRBAC waits until the apiserver's authorizer has seen a Role and RoleBinding
+// just made for user: it answers from informer caches, so a request made at once may
+// be refused. It asks, as an administrator, for the first verb the rules grant.
+func waitForRBAC(t *testing.T, cs kubernetes.Interface, user, ns string, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	i := slices.IndexFunc(rules, func(r rbacv1.PolicyRule) bool { return len(r.Verbs) > 0 && len(r.Resources) > 0 })
+	if i < 0 {
+		return
+	}
+	attrs := &authorizationv1.ResourceAttributes{Namespace: ns, Verb: rules[i].Verbs[0], Resource: rules[i].Resources[0]}
+	if len(rules[i].APIGroups) > 0 {
+		attrs.Group = rules[i].APIGroups[0]
+	}
+	if len(rules[i].ResourceNames) > 0 {
+		attrs.Name = rules[i].ResourceNames[0]
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: attrs}}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed {
+			return
+		}
+	}
+	t.Fatalf("the apiserver never granted %s %s to %s", attrs.Verb, attrs.Resource, user)
+}
+
 func TestKubernetes_ManifestRoleIsEnoughAndEveryVerbIsNeeded(t *testing.T) {
 	admin := k8stest.Config(t)
 	cs, err := kubernetes.NewForConfig(admin)
@@ -282,8 +312,10 @@ func TestKubernetes_ManifestRoleIsEnoughAndEveryVerbIsNeeded(t *testing.T) {
 		if _, err := cs.RbacV1().RoleBindings(runners).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		user := "system:serviceaccount:" + tool + ":reconcile"
+		waitForRBAC(t, cs, user, runners, rules)
 		as := rest.CopyConfig(admin)
-		as.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + tool + ":reconcile"}
+		as.Impersonate = rest.ImpersonationConfig{UserName: user}
 		return newKubeWorld(t, as, runners).lifecycle(t, cs)
 	}
 	t.Run("the role as shipped", func(t *testing.T) {
@@ -405,6 +437,7 @@ func TestKubernetes_CacheConfigMapWithTheManifestRole(t *testing.T) {
 	if _, err := cs.RbacV1().RoleBindings(tool).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	waitForRBAC(t, cs, "system:serviceaccount:"+tool+":reconcile", tool, role.Rules)
 	as := rest.CopyConfig(admin)
 	as.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + tool + ":reconcile"}
 	sa, err := kubernetes.NewForConfig(as)

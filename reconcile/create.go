@@ -43,8 +43,9 @@ type jitted struct {
 }
 
 // createAll carries out the creates in plan order (the oldest jobs first) and returns
-// how many runners it started and how many creates it began; those it did not were
-// left by a stop or a rate limit, and the next pass plans them again.
+// how many runners it started and how many creates it began (a create refused for
+// room counts: it was dealt with); those it did not begin were left by a stop or a rate
+// limit, and the next pass plans them again.
 func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun int) {
 	var n, b atomic.Int64
 	slots := make(chan struct{}, p.rc.backendConcurrency())
@@ -52,7 +53,10 @@ func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun 
 	room, listed := p.countPools(ctx, creates)
 	size := min(createBatch, p.rc.backendConcurrency())
 	for i := 0; i < len(creates) && ctx.Err() == nil && !p.writesHeld(); i += size {
-		regs := p.registerAll(ctx, p.claim(room, listed, creates[i:min(i+size, len(creates))]), &b)
+		batch := creates[i:min(i+size, len(creates))]
+		claimed := p.claim(room, listed, batch)
+		b.Add(int64(len(batch) - len(claimed))) // refused (no room, no count of the pool): said, and done with
+		regs := p.registerAll(ctx, claimed, &b)
 		if len(regs) == 0 {
 			continue
 		}

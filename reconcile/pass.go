@@ -659,8 +659,10 @@ func (p *pass) leftOver(ctx context.Context, left [3]int, sum *Summary) {
 			why = stopped.Error()
 		}
 		p.log.Warn().Int("creates_left", left[2]).Str("why", why).Msg("creates deferred to the next pass")
-	case ctx.Err() == nil:
+	case ctx.Err() == nil && stopped != nil:
 		p.fail("register", fmt.Errorf("%w: %d creates left for the next pass, which waits as GitHub asked", stopped, left[2]))
+	case ctx.Err() == nil:
+		p.fail("create", fmt.Errorf("%d deletions, %d registration removals and %d creates not started", left[0], left[1], left[2]))
 	default:
 		p.fail("interrupted", fmt.Errorf("pass stopped (%v): %d deletions, %d registration removals and %d creates not started; the next pass plans them again",
 			context.Cause(ctx), left[0], left[1], left[2]))

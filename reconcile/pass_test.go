@@ -593,3 +593,45 @@ func TestPass_DryRunShowsTheRerun(t *testing.T) {
 		t.Errorf("calls %v; want no re-run and a 'would re-run job' line:\n%s", w.gh.Calls(), w.logs.String())
 	}
 }
+
+// A create the pool has no room for, because another pass filled it since this pass
+// looked, is refused before registering and does not fail the pass.
+func TestPass_PoolFilledByAnotherPassRefusesQuietly(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t) // max_runners 3
+	w.queue(time.Minute, arm64...)
+	hiding := &listing{Backend: w.backend}
+	w.rc.Backends["arm64"] = hiding
+	for i := range 3 { // another pass's runners, made after this pass listed the pool
+		hiding.later = append(hiding.later, reconcile.Runner{Name: fmt.Sprintf("gha-arm64-90%d", i), Pool: "arm64", Scope: app, Repo: app, JobID: int64(900 + i), CreatedAt: w.Now()})
+	}
+	sum, err := w.pass(t)
+	if err != nil || sum.Created != 0 || sum.NotStarted != 0 {
+		t.Fatalf("RunOnce() = %v, created %d, not started %d; want no error and nothing created\n%s", err, sum.Created, sum.NotStarted, w.logs.String())
+	}
+	if len(w.gh.Regs()) != 0 || !strings.Contains(w.logs.String(), "not created: the pool is at max_runners") {
+		t.Errorf("registrations %v; want none, and a line saying why\n%s", regNames(w.gh.Regs()), w.logs.String())
+	}
+}
+
+// listing is a backend whose first listing misses runners that appear from the second
+// on: another pass made them meanwhile.
+type listing struct {
+	*reconciletest.Backend
+	mu    sync.Mutex
+	later []reconcile.Runner
+	seen  bool
+}
+
+func (l *listing) List(ctx context.Context) ([]reconcile.Runner, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen {
+		for _, r := range l.later {
+			l.Backend.Put(r)
+		}
+		l.later = nil
+	}
+	l.seen = true
+	return l.Backend.List(ctx)
+}

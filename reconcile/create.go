@@ -57,6 +57,15 @@ func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun 
 		claimed := p.claim(room, listed, batch)
 		b.Add(int64(len(batch) - len(claimed))) // refused (no room, no count of the pool): said, and done with
 		regs := p.registerAll(ctx, claimed, &b)
+		registered := map[string]bool{}
+		for _, r := range regs {
+			registered[r.Name] = true
+		}
+		for _, c := range claimed {
+			if !registered[c.Name] {
+				delete(room.active[c.Pool], c.Name) // not registered: its slot is free again
+			}
+		}
 		if len(regs) == 0 {
 			continue
 		}

@@ -7,8 +7,9 @@
 // are already in progress, some for GitHub-hosted runners), JIT registrations, runners
 // that take a while to boot or never boot, GitHub giving an idle runner ANY queued job
 // its labels cover, jobs that run and deregister their ephemeral runner, jobs cancelled
-// while queued, Spot-style preemption mid-job, API and backend calls that fail now and
-// then, passes that overlap (one starts while another is between registering a runner
+// while queued, Spot-style preemption mid-job (GitHub fails the job a while later; a
+// re-run is a new attempt of its run), API and backend calls that fail now and then,
+// passes that overlap (one starts while another is between registering a runner
 // and creating its machine), passes that die between JIT generation and create, and
 // jobs that match a pool by labels but that GitHub never gives to our runners (an org
 // runner group that does not allow the repository, runs-on naming a group).

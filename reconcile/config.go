@@ -68,6 +68,14 @@ type Pool struct {
 	// RerunPreempted is how many times a job that a preemption of its runner killed is
 	// re-run (unset: DefaultRerunPreempted; 0: never).
 	RerunPreempted *int `json:"rerun_preempted,omitempty"`
+	// MinIdle runners are kept warm (idle, online) beside demand, where warm runners
+	// can serve (see warm.go); MinIdleSchedule changes it by weekday and time of day.
+	MinIdle         int           `json:"min_idle,omitempty"`
+	MinIdleSchedule *WarmSchedule `json:"min_idle_schedule,omitempty"`
+	// WarmRepos are the repositories a repository-scoped pool keeps runners warm in.
+	WarmRepos []string `json:"warm_repos,omitempty"`
+	// MaxIdleAge: a warm runner idle longer is replaced (stale images, tokens).
+	MaxIdleAge Duration `json:"max_idle_age,omitempty"`
 	// GCE and Kubernetes are the backend sections; the backend that owns each one
 	// decodes and validates it.
 	GCE        json.RawMessage `json:"gce,omitempty"`
@@ -273,6 +281,9 @@ func (c *Config) validatePool(p Pool, key string) error {
 	}
 	if n := p.Reruns(); n < 0 || n > 10 {
 		return fmt.Errorf("%s.rerun_preempted: %d is not between 0 and 10", key, n)
+	}
+	if err := validateWarm(&p, key, c.GitHub.RunnerScope); err != nil { // the schedule, a pointer, is prepared in place
+		return err
 	}
 	for _, d := range []struct {
 		name string

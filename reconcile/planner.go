@@ -22,6 +22,8 @@ const (
 	ReasonExpired     Reason = "expired"      // older than max_lifetime
 	ReasonGhost       Reason = "ghost"        // a registration of ours with no runner and no job waiting for it
 	ReasonPreempted   Reason = "preempted"    // the platform took the runner's machine away mid-job
+	ReasonWarm        Reason = "warm"         // min_idle: a runner kept idle, ready for the next job
+	ReasonRecycled    Reason = "recycled"     // idle past max_idle_age: replaced by a fresh one
 	// Why a job a pool matches gets no runner.
 	ReasonPublicRepo      Reason = "public_repo"       // its repository is public: anyone can propose the code it runs
 	ReasonForkPullRequest Reason = "fork_pull_request" // a pull request from another repository
@@ -114,8 +116,11 @@ type PoolStatus struct {
 	Booting    int
 	Idle       int
 	Busy       int
-	Create     int
-	Delete     int
+	// Warm counts the warm runners booting or idle (not in Booting and Idle);
+	// WarmTarget is the min_idle they are kept at now, in each warm scope.
+	Warm, WarmTarget int
+	Create           int
+	Delete           int
 }
 
 // Plan is the outcome of Compute: sorted, so that equal worlds give equal plans.
@@ -184,8 +189,11 @@ func RunnerName(prefix, pool string, jobID int64, retry int) string {
 var nameTail = regexp.MustCompile(`^[a-z0-9-]*[a-z0-9]-([0-9]{1,19})(?:-r[1-9])?$`)
 
 // ParseRunnerName reports whether name is one this tool gives under prefix, and the
-// job id in it.
+// job id in it (0 for a warm runner, which has none).
 func ParseRunnerName(prefix, name string) (jobID int64, ok bool) {
+	if IsWarmName(prefix, name) {
+		return 0, true
+	}
 	rest, ok := strings.CutPrefix(name, prefix+"-")
 	if !ok {
 		return 0, false
@@ -307,6 +315,18 @@ func (pl *planner) compute() Plan {
 			keys = append(keys, k)
 		}
 	}
+	for _, p := range pl.cfg.Pools {
+		if n := p.MinIdleAt(pl.now); n > 0 {
+			pl.poolStatus(p.Name).WarmTarget = n
+			for _, sc := range pl.cfg.WarmScopes(p) {
+				k := poolScope{p.Name, sc}
+				_, d := pl.demand[k]
+				if _, sp := pl.supply[k]; !d && !sp {
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
 	slices.SortFunc(keys, func(a, b poolScope) int {
 		return cmp.Or(strings.Compare(a.pool, b.pool), strings.Compare(a.scope.String(), b.scope.String()))
 	})
@@ -352,17 +372,35 @@ func (pl *planner) classify(r Runner) {
 	case reg.Busy:
 		pl.states[r.Name] = stateBusy
 		st.Busy++
+	case reg.Online && pl.recycles(r, age):
+		pl.doom(r, regp, ReasonRecycled)
 	case reg.Online:
 		pl.states[r.Name] = stateIdle
 		pl.addSupply(r)
-		st.Idle++
+		*pl.count(st, r, &st.Idle)++
 	case age < boot:
 		pl.states[r.Name] = stateBooting
 		pl.addSupply(r)
-		st.Booting++
+		*pl.count(st, r, &st.Booting)++
 	default:
 		pl.doom(r, regp, ReasonBootTimeout)
 	}
+}
+
+// recycles reports whether an idle runner of a warm pool has been up past its
+// max_idle_age: a long-idle machine carries stale images and tokens.
+func (pl *planner) recycles(r Runner, age time.Duration) bool {
+	p := pl.cfg.Pool(r.Pool)
+	return p != nil && p.maxIdleAge() > 0 && age >= p.maxIdleAge()
+}
+
+// count is where a booting or idle runner is counted: Warm for a warm runner, else
+// the given counter.
+func (pl *planner) count(st *PoolStatus, r Runner, other *int) *int {
+	if IsWarmName(pl.cfg.NamePrefix, r.Name) {
+		return &st.Warm
+	}
+	return other
 }
 
 func (pl *planner) addSupply(r Runner) {
@@ -442,14 +480,72 @@ func (pl *planner) balance(k poolScope) []Create {
 		}
 	}
 	pl.poolStatus(k.pool).Booting += pending
+	warm := pl.warmTarget(k)
+	if warm > 0 {
+		pw := pl.pendingWarm(k)
+		pl.poolStatus(k.pool).Warm += pw
+		pending += pw
+	}
 	have := len(supply) + pending
 	switch {
-	case len(jobs) > have:
-		return pl.want(k, jobs, supply, len(jobs)-have)
-	case have > len(jobs) && !pl.obs.Blind.Jobs[k.scope]:
-		pl.trim(k, supply, min(have-len(jobs), len(supply)))
+	case len(jobs)+warm > have:
+		out := pl.want(k, jobs, supply, max(len(jobs)-have, 0))
+		return append(out, pl.wantWarm(k, len(jobs)+warm-have-len(out))...)
+	case have > len(jobs)+warm && !pl.obs.Blind.Jobs[k.scope]:
+		pl.trim(k, supply, min(have-len(jobs)-warm, len(supply)))
 	}
 	return nil
+}
+
+// pendingWarm counts the fresh warm registrations of the pool in the scope that have
+// no runner: another pass is creating them.
+func (pl *planner) pendingWarm(k poolScope) int {
+	n := 0
+	for _, r := range pl.obs.Regs {
+		at, known := r.Registered()
+		if r.Scope == k.scope && !pl.owned[r.Name] && !r.Online && !r.Busy && known && pl.now.Sub(at) < RegistrationGrace &&
+			IsWarmName(pl.cfg.NamePrefix, r.Name) && strings.HasPrefix(r.Name, pl.cfg.NamePrefix+"-"+k.pool+"-w") {
+			n++
+		}
+	}
+	return n
+}
+
+// warmTarget is how many runners the pool keeps warm in the scope now.
+func (pl *planner) warmTarget(k poolScope) int {
+	p := pl.cfg.Pool(k.pool)
+	if p == nil || !slices.Contains(pl.cfg.WarmScopes(*p), k.scope) {
+		return 0
+	}
+	return p.MinIdleAt(pl.now)
+}
+
+// wantWarm names n warm runners for the scope, in the lowest slots that no live
+// runner holds (a slot whose runner is being deleted gets a retry name).
+func (pl *planner) wantWarm(k poolScope, n int) []Create {
+	p := pl.cfg.Pool(k.pool)
+	var out []Create
+	for slot := 1; len(out) < n && slot <= p.MaxRunners; slot++ {
+		held := false
+		name := ""
+		for retry := 0; retry <= maxNameRetries; retry++ {
+			nm := WarmRunnerName(pl.cfg.NamePrefix, k.pool, k.scope, slot, retry)
+			if pl.owned[nm] && pl.states[nm] != stateDoomed {
+				held = true
+				break
+			}
+			if name == "" && !pl.taken[nm] {
+				name = nm
+			}
+		}
+		if held || name == "" {
+			continue
+		}
+		pl.taken[name] = true
+		out = append(out, Create{RunnerSpec: RunnerSpec{Name: name, Pool: k.pool, Scope: k.scope, Repo: k.scope,
+			Labels: slices.Clone(p.Labels), MaxLifetime: time.Duration(p.MaxLifetime)}, Reason: ReasonWarm})
+	}
+	return out
 }
 
 // servable returns the pool's queued jobs in a scope, less those GitHub will not give
@@ -556,9 +652,9 @@ func (pl *planner) trim(k poolScope, supply []Runner, n int) {
 		}
 		st := pl.poolStatus(r.Pool)
 		if pl.states[r.Name] == stateIdle {
-			st.Idle--
+			*pl.count(st, r, &st.Idle)--
 		} else {
-			st.Booting--
+			*pl.count(st, r, &st.Booting)--
 		}
 		pl.doom(r, regp, ReasonSurplus)
 		n--
@@ -578,8 +674,9 @@ func (pl *planner) capCreates(p Pool, wanted []Create) {
 			created[j.ID] = j.CreatedAt
 		}
 	}
-	slices.SortStableFunc(wanted, func(a, b Create) int {
-		return cmp.Or(created[a.JobID].Compare(created[b.JobID]), cmp.Compare(a.JobID, b.JobID))
+	slices.SortStableFunc(wanted, func(a, b Create) int { // jobs first, the oldest first; then warm runners
+		return cmp.Or(cmp.Compare(b2i(a.Reason == ReasonWarm), b2i(b.Reason == ReasonWarm)),
+			created[a.JobID].Compare(created[b.JobID]), cmp.Compare(a.JobID, b.JobID))
 	})
 	if len(wanted) > room {
 		wanted = wanted[:room]
@@ -599,6 +696,9 @@ func (pl *planner) sweepGhosts() {
 		jobID, ours := ParseRunnerName(pl.cfg.NamePrefix, r.Name)
 		if !ours || pl.owned[r.Name] || r.Online || r.Busy || pl.queued[jobID] || pl.obs.Blind.Jobs[r.Scope] {
 			continue
+		}
+		if at, known := r.Registered(); IsWarmName(pl.cfg.NamePrefix, r.Name) && known && pl.now.Sub(at) < RegistrationGrace {
+			continue // another pass is creating this warm runner's machine
 		}
 		pl.plan.Deregister = append(pl.plan.Deregister, Deregister{Reg: r, Reason: ReasonGhost})
 	}

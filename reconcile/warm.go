@@ -2,6 +2,9 @@ package reconcile
 
 import (
 	"fmt"
+	"hash/fnv"
+	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -163,4 +166,64 @@ func clockMinutes(s string, end bool) (int, error) {
 		return 0, fmt.Errorf("%q is not a time of day, HH:MM (24:00 only as an end)", s)
 	}
 	return hh*60 + mm, nil
+}
+
+// DefaultMaxIdleAge: a warm pool's runner idle this long is replaced.
+const DefaultMaxIdleAge = 4 * time.Hour
+
+// maxIdleAge is the pool's max_idle_age, for a pool that keeps runners warm; zero
+// otherwise (its idle runners are trimmed as surplus anyway).
+func (p Pool) maxIdleAge() time.Duration {
+	switch {
+	case !p.warms():
+		return 0
+	case p.MaxIdleAge > 0:
+		return time.Duration(p.MaxIdleAge)
+	}
+	return DefaultMaxIdleAge
+}
+
+// WarmScopes are where the pool keeps runners warm: its warm_repos, or, for org
+// runners, the organisations the configuration names (github.orgs, and the owners of
+// github.repos).
+func (c *Config) WarmScopes(p Pool) []Scope {
+	var out []Scope
+	if c.GitHub.RunnerScope == RunnerScopeOrg {
+		seen := map[string]bool{}
+		for _, o := range c.GitHub.Orgs {
+			seen[o] = true
+		}
+		for _, r := range c.GitHub.Repos {
+			seen[ParseScope(r).Owner] = true
+		}
+		for _, o := range slices.Sorted(maps.Keys(seen)) {
+			out = append(out, Scope{Owner: o})
+		}
+		return out
+	}
+	for _, r := range p.WarmRepos {
+		out = append(out, ParseScope(r))
+	}
+	return out
+}
+
+// WarmRunnerName names the slot-th warm runner of a pool in a scope:
+// <prefix>-<pool>-w<scope hash>s<slot>, with -rN when that name is still held. A warm
+// runner has no job: the name says so, and tells a reader it from a job's runner.
+func WarmRunnerName(prefix, pool string, scope Scope, slot, retry int) string {
+	h := fnv.New32a()
+	h.Write([]byte(scope.String()))
+	name := fmt.Sprintf("%s-%s-w%06xs%d", prefix, pool, h.Sum32()&0xffffff, slot)
+	if retry > 0 {
+		name += "-r" + strconv.Itoa(retry)
+	}
+	return name
+}
+
+var warmTail = regexp.MustCompile(`^[a-z0-9-]*[a-z0-9]-w[0-9a-f]{6}s[0-9]{1,3}(?:-r[1-9])?$`)
+
+// IsWarmName reports whether name is a warm runner's under prefix.
+func IsWarmName(prefix, name string) bool {
+	rest, ok := strings.CutPrefix(name, prefix+"-")
+	return ok && warmTail.MatchString(rest)
 }

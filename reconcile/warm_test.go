@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func warmConfig(t *testing.T, pool string) *Config {
@@ -98,5 +101,89 @@ func TestWarmKeys_Rejected(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Load(%q) = %v, want an error naming %q", tt.pool, err, tt.want)
 		}
+	}
+}
+
+// warmTestConfig is testConfig with the arm64 pool keeping min_idle runners warm in
+// repoA, 5 of them on weekdays 08:00–19:00 Europe/Berlin; max_runners 3.
+func warmTestConfig(t *testing.T, minIdle int) Config {
+	t.Helper()
+	cfg := testConfig()
+	cfg.GitHub.Repos = []string{repoA.String(), repoB.String()}
+	p := &cfg.Pools[0]
+	p.MinIdle, p.WarmRepos = minIdle, []string{repoA.String()}
+	p.MinIdleSchedule = &WarmSchedule{TimeZone: "Europe/Berlin", Windows: []WarmWindow{{Days: []string{"mon-fri"}, From: "08:00", To: "19:00", MinIdle: 3}}}
+	if err := validateWarm(p, "pools[0]", RunnerScopeRepo); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func warmRunner(slot int, age time.Duration) Runner {
+	return Runner{Name: WarmRunnerName("gha", "arm64", repoA, slot, 0), Pool: "arm64", Scope: repoA, Repo: repoA, CreatedAt: t0.Add(-age)}
+}
+
+func warmCreate(slot, retry int) Create {
+	return Create{RunnerSpec: RunnerSpec{Name: WarmRunnerName("gha", "arm64", repoA, slot, retry), Pool: "arm64", Scope: repoA, Repo: repoA,
+		Labels: arm, MaxLifetime: 24 * time.Hour}, Reason: ReasonWarm}
+}
+
+func TestComputeWarm(t *testing.T) {
+	t.Parallel()
+	sunday := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)  // outside the window: min_idle 1
+	monday := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)   // 08:00 in Berlin: the window's 3
+	evening := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC) // 19:00 in Berlin: the window ended
+	at := func(now time.Time, r Runner) Runner { r.CreatedAt = now.Add(t0.Sub(r.CreatedAt) * -1); return r }
+	tests := []struct {
+		name    string
+		now     time.Time
+		minIdle int
+		obs     Observed
+		want    Plan
+	}{{
+		name: "no jobs: min_idle warm runners are made", now: sunday, minIdle: 1,
+		want: Plan{Create: []Create{warmCreate(1, 0)}},
+	}, {
+		name: "the schedule's window starts: up to its min_idle", now: monday, minIdle: 1,
+		obs:  Observed{Runners: []Runner{at(monday, warmRunner(1, time.Hour))}, Regs: []Registration{reg(1, warmRunner(1, 0), true, false)}},
+		want: Plan{Create: []Create{warmCreate(2, 0), warmCreate(3, 0)}},
+	}, {
+		name: "the window ends: back to min_idle, the surplus trimmed past idle_timeout", now: evening, minIdle: 1,
+		obs: Observed{Runners: []Runner{at(evening, warmRunner(1, time.Hour)), at(evening, warmRunner(2, time.Hour)), at(evening, warmRunner(3, time.Minute))},
+			Regs: []Registration{reg(1, warmRunner(1, 0), true, false), reg(2, warmRunner(2, 0), true, false), reg(3, warmRunner(3, 0), true, false)}},
+		want: Plan{Delete: []Delete{ // the two past idle_timeout, the oldest first: the young one stays
+			{Runner: at(evening, warmRunner(1, time.Hour)), Reg: regp(reg(1, warmRunner(1, 0), true, false)), Reason: ReasonSurplus},
+			{Runner: at(evening, warmRunner(2, time.Hour)), Reg: regp(reg(2, warmRunner(2, 0), true, false)), Reason: ReasonSurplus},
+		}},
+	}, {
+		name: "a queued job is demand on top of min_idle, and gets its runner first under max_runners", now: monday, minIdle: 1,
+		obs:  Observed{Jobs: []Job{job(10, repoA, time.Minute, arm...)}},
+		want: Plan{Create: []Create{create("arm64", repoA, 10, "gha-arm64-10"), warmCreate(1, 0), warmCreate(2, 0)}},
+	}, {
+		name: "a warm runner takes a job: its slot is held, the next slot is made", now: sunday, minIdle: 1,
+		obs:  Observed{Runners: []Runner{at(sunday, warmRunner(1, time.Hour))}, Regs: []Registration{reg(1, warmRunner(1, 0), true, true)}},
+		want: Plan{Create: []Create{warmCreate(2, 0)}},
+	}, {
+		name: "a warm runner idle past max_idle_age is replaced", now: sunday, minIdle: 1,
+		obs: Observed{Runners: []Runner{at(sunday, warmRunner(1, 5*time.Hour))}, Regs: []Registration{reg(1, warmRunner(1, 0), true, false)}},
+		want: Plan{Delete: []Delete{{Runner: at(sunday, warmRunner(1, 5*time.Hour)), Reg: regp(reg(1, warmRunner(1, 0), true, false)), Reason: ReasonRecycled}},
+			Create: []Create{warmCreate(1, 1)}},
+	}, {
+		name: "a repository without warm_repos gets none", now: sunday, minIdle: 1,
+		obs:  Observed{Jobs: []Job{job(11, repoB, time.Minute, arm...)}},
+		want: Plan{Create: []Create{create("arm64", repoB, 11, "gha-arm64-11"), warmCreate(1, 0)}},
+	}, {
+		name: "a fresh warm registration of another pass counts as that runner", now: sunday, minIdle: 1,
+		obs:  Observed{Regs: []Registration{{ID: 7, Name: WarmRunnerName("gha", "arm64", repoA, 1, 0), Scope: repoA, Labels: []string{RegisteredLabel(sunday.Add(-time.Minute))}}}},
+		want: Plan{},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := Compute(tt.obs, warmTestConfig(t, tt.minIdle), tt.now)
+			if diff := cmp.Diff(tt.want, got, ignorePools, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Compute() mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -471,3 +471,55 @@ func TestGCE_PreemptionThatDeletesTheInstanceLeavesNothing(t *testing.T) {
 		t.Errorf("%d instances, registrations %v; want nothing left", n, regs)
 	}
 }
+
+// A pool with min_idle 2 and no jobs ends a pass with 2 runners; once online they are
+// the 2 idle runners it keeps. A job arrives and one of them takes it: the next pass
+// makes another, so that 2 are idle again.
+func TestGCE_WarmPoolKeepsTwoIdle(t *testing.T) {
+	w := newGCEWorld(t)
+	w.writePools(t, `
+  - name: arm64
+    labels: [self-hosted, linux, ARM64]
+    max_runners: 10
+    min_idle: 2
+    warm_repos: [octo-org/app]
+    gce: {project: ci-project, region: us-central1, instance_template: gha-arm64-spot, endpoint: `+w.compute.Endpoint+`}
+`)
+	names := func() (out []string) {
+		for _, in := range w.compute.Instances() {
+			out = append(out, in.Name)
+		}
+		return out
+	}
+	if code, log := w.run(t); code != exitOK || !strings.Contains(log, `"reason":"warm"`) {
+		t.Fatalf("exit %d, want warm creates:\n%s", code, log)
+	}
+	warm := names()
+	if len(warm) != 2 || !reconcile.IsWarmName("gha", warm[0]) || !reconcile.IsWarmName("gha", warm[1]) {
+		t.Fatalf("instances %v, want 2 warm runners", warm)
+	}
+	for _, n := range warm {
+		w.gh.SetRunner(n, true, false)
+	}
+	if code, log := w.run(t); code != exitOK || len(names()) != 2 {
+		t.Fatalf("exit %d, instances %v; want the 2 idle ones kept:\n%s", code, names(), log)
+	}
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	w.gh.SetJobStatus(job, "in_progress", warm[0])
+	w.gh.SetRunner(warm[0], true, true)
+	if code, log := w.run(t); code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, log)
+	}
+	now := names()
+	if len(now) != 3 {
+		t.Fatalf("instances %v, want a third: 2 idle beside the busy one", now)
+	}
+	for _, n := range now {
+		if n != warm[0] {
+			w.gh.SetRunner(n, true, false)
+		}
+	}
+	if code, log := w.run(t); code != exitOK || len(names()) != 3 {
+		t.Errorf("exit %d, instances %v; want nothing more to do:\n%s", code, names(), log)
+	}
+}

@@ -64,6 +64,12 @@ type kubeWorld struct {
 // newKubeWorld connects as cfg (an administrator, or a service account by impersonation).
 func newKubeWorld(t *testing.T, cfg *rest.Config, ns string) *kubeWorld {
 	t.Helper()
+	return newKubeWorldWith(t, cfg, ns, "")
+}
+
+// newKubeWorldWith is newKubeWorld with more keys for its x64 pool (YAML, indented).
+func newKubeWorldWith(t *testing.T, cfg *rest.Config, ns, poolKeys string) *kubeWorld {
+	t.Helper()
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +86,7 @@ pools:
     labels: [self-hosted, linux, x64]
     max_runners: 5
     kubernetes: {namespace: ` + ns + `, mode: dind}
-`))
+` + poolKeys))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,6 +610,49 @@ func disruptPod(t *testing.T, cs kubernetes.Interface, ns, name string) {
 	}
 	if _, err := cs.BatchV1().Jobs(ns).UpdateStatus(ctx, job, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("failing job %s: %v", name, err)
+	}
+}
+
+// A pool with min_idle 2 and no jobs ends a pass with 2 runner Jobs, idle once online;
+// a job takes one, and the next pass restores 2 idle.
+func TestKubernetes_WarmPoolKeepsTwoIdle(t *testing.T) {
+	admin := k8stest.Config(t)
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newKubeWorldWith(t, admin, newNamespace(t, cs, "warm"), "    min_idle: 2\n    warm_repos: [octo-org/app]\n")
+	jobs := func() (out []string) {
+		list, err := cs.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range list.Items {
+			out = append(out, j.Name)
+		}
+		return out
+	}
+	if err := w.pass(t); err != nil {
+		t.Fatal(err)
+	}
+	warm := jobs()
+	if len(warm) != 2 || !reconcile.IsWarmName("gha", warm[0]) || !reconcile.IsWarmName("gha", warm[1]) {
+		t.Fatalf("jobs %v, want 2 warm runners", warm)
+	}
+	for _, n := range warm {
+		w.gh.SetRunner(n, true, false)
+	}
+	if err := w.pass(t); err != nil || len(jobs()) != 2 {
+		t.Fatalf("pass: %v, jobs %v; want the 2 idle ones kept", err, jobs())
+	}
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	w.gh.SetJobStatus(job, "in_progress", warm[0])
+	w.gh.SetRunner(warm[0], true, true)
+	if err := w.pass(t); err != nil {
+		t.Fatal(err)
+	}
+	if now := jobs(); len(now) != 3 {
+		t.Fatalf("jobs %v, want a third: 2 idle beside the busy one", now)
 	}
 }
 

@@ -87,6 +87,8 @@ func checkPassMetrics(t *testing.T, fams map[string]*dto.MetricFamily) {
 		{"reconcile_last_success_timestamp_seconds", nil, 1},
 		{"reconcile_last_pass_timestamp_seconds", nil, 1},
 		{"reconcile_creates_deferred", nil, 0},
+		{"reconcile_runners", map[string]string{"pool": "default", "state": "warm"}, 0},
+		{"reconcile_warm_target", map[string]string{"pool": "default"}, 0},
 	} {
 		v, ok := value(fams, c.name, c.labels)
 		if !ok || v < c.min {

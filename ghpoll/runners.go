@@ -160,6 +160,9 @@ func (c *Client) JobRunBy(ctx context.Context, repo reconcile.Scope, runner stri
 	if err := c.preflight(); err != nil {
 		return reconcile.JobOutcome{}, false, err
 	}
+	if repo.IsOrg() {
+		return reconcile.JobOutcome{}, false, nil // a warm org runner: no repository to look in
+	}
 	if hint > 0 {
 		j, _, err := c.gh.Actions.GetWorkflowJobByID(ctx, repo.Owner, repo.Repo, hint)
 		if err != nil && status(err) != http.StatusNotFound {

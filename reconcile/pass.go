@@ -528,8 +528,8 @@ func (p *pass) listJobs(ctx context.Context, repos []Scope) ([]Job, map[Scope]bo
 }
 
 // registrationScopes returns where registrations are listed: where we have runners or
-// servable demand, and where the repositories chosen for a sweep register runners,
-// since ghosts are left exactly where demand has gone.
+// servable demand, where runners are kept warm, and where the repositories chosen for
+// a sweep register runners, since ghosts are left exactly where demand has gone.
 func (p *pass) registrationScopes(obs Observed, swept []Scope) []Scope {
 	cfg := p.rc.Config
 	want := map[Scope]bool{}
@@ -543,6 +543,13 @@ func (p *pass) registrationScopes(obs Observed, swept []Scope) []Scope {
 	}
 	for _, r := range swept {
 		want[cfg.RunnerScopeOf(r)] = true
+	}
+	for _, pool := range cfg.Pools { // where runners are kept warm: their creates under way, their names
+		if pool.MinIdleAt(p.now) > 0 {
+			for _, s := range cfg.WarmScopes(pool) {
+				want[s] = true
+			}
+		}
 	}
 	scopes := make([]Scope, 0, len(want))
 	for s := range want {

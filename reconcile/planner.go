@@ -482,33 +482,36 @@ func (pl *planner) balance(k poolScope) []Create {
 	pl.poolStatus(k.pool).Booting += pending
 	warm := pl.warmTarget(k)
 	if warm > 0 {
-		pw := pl.pendingWarm(k)
+		pw := len(pl.pendingWarm(k))
 		pl.poolStatus(k.pool).Warm += pw
 		pending += pw
 	}
 	have := len(supply) + pending
 	switch {
 	case len(jobs)+warm > have:
-		out := pl.want(k, jobs, supply, max(len(jobs)-have, 0))
-		return append(out, pl.wantWarm(k, len(jobs)+warm-have-len(out))...)
+		// Jobs first: runners named after the jobs no runner was made for; the rest
+		// of the shortfall is warm runners.
+		short := len(jobs) + warm - have
+		out := pl.want(k, jobs, supply, short)
+		return append(out, pl.wantWarm(k, short-len(out))...)
 	case have > len(jobs)+warm && !pl.obs.Blind.Jobs[k.scope]:
 		pl.trim(k, supply, min(have-len(jobs)-warm, len(supply)))
 	}
 	return nil
 }
 
-// pendingWarm counts the fresh warm registrations of the pool in the scope that have
+// pendingWarm returns the fresh warm registrations of the pool in the scope that have
 // no runner: another pass is creating them.
-func (pl *planner) pendingWarm(k poolScope) int {
-	n := 0
+func (pl *planner) pendingWarm(k poolScope) map[string]bool {
+	out := map[string]bool{}
 	for _, r := range pl.obs.Regs {
 		at, known := r.Registered()
 		if r.Scope == k.scope && !pl.owned[r.Name] && !r.Online && !r.Busy && known && pl.now.Sub(at) < RegistrationGrace &&
 			IsWarmName(pl.cfg.NamePrefix, r.Name) && strings.HasPrefix(r.Name, pl.cfg.NamePrefix+"-"+k.pool+"-w") {
-			n++
+			out[r.Name] = true
 		}
 	}
-	return n
+	return out
 }
 
 // warmTarget is how many runners the pool keeps warm in the scope now.
@@ -521,16 +524,18 @@ func (pl *planner) warmTarget(k poolScope) int {
 }
 
 // wantWarm names n warm runners for the scope, in the lowest slots that no live
-// runner holds (a slot whose runner is being deleted gets a retry name).
+// runner, and no create under way, holds (a slot whose runner is being deleted gets a
+// retry name).
 func (pl *planner) wantWarm(k poolScope, n int) []Create {
 	p := pl.cfg.Pool(k.pool)
+	pending := pl.pendingWarm(k)
 	var out []Create
 	for slot := 1; len(out) < n && slot <= p.MaxRunners; slot++ {
 		held := false
 		name := ""
 		for retry := 0; retry <= maxNameRetries; retry++ {
 			nm := WarmRunnerName(pl.cfg.NamePrefix, k.pool, k.scope, slot, retry)
-			if pl.owned[nm] && pl.states[nm] != stateDoomed {
+			if pl.owned[nm] && pl.states[nm] != stateDoomed || pending[nm] {
 				held = true
 				break
 			}

@@ -3,15 +3,20 @@ package reconcile
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 )
 
 // WriteTable writes the pass's per-pool table for a person at a terminal.
 func WriteTable(w io.Writer, s Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POOL\tQUEUED\tUNSERVABLE\tBOOTING\tIDLE\tBUSY\tTO CREATE\tTO DELETE")
+	fmt.Fprintln(tw, "POOL\tQUEUED\tUNSERVABLE\tBOOTING\tIDLE\tWARM\tBUSY\tTO CREATE\tTO DELETE")
 	for _, p := range s.Plan.Pools {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Unservable, p.Booting, p.Idle, p.Busy, p.Create, p.Delete)
+		warm := strconv.Itoa(p.Warm) // warm runners booting or idle, of the min_idle now
+		if p.WarmTarget > 0 {
+			warm += "/" + strconv.Itoa(p.WarmTarget)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Unservable, p.Booting, p.Idle, warm, p.Busy, p.Create, p.Delete)
 	}
 	tw.Flush()
 	for _, r := range s.Unreachable {

@@ -90,6 +90,17 @@ func validateWarm(p *Pool, key, scope string) error {
 	return nil
 }
 
+// PrepareWarm checks every pool's warm keys and prepares their schedules (Validate
+// does it too), for a configuration made in code.
+func (c *Config) PrepareWarm() error {
+	for i := range c.Pools {
+		if err := validateWarm(&c.Pools[i], fmt.Sprintf("pools[%d]", i), c.GitHub.RunnerScope); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // warms reports whether the pool ever keeps a runner warm.
 func (p Pool) warms() bool {
 	if p.MinIdle > 0 {

@@ -148,6 +148,13 @@ func TestComputeWarm(t *testing.T) {
 		obs:  Observed{Runners: []Runner{at(monday, warmRunner(1, time.Hour))}, Regs: []Registration{reg(1, warmRunner(1, 0), true, false)}},
 		want: Plan{Create: []Create{warmCreate(2, 0), warmCreate(3, 0)}},
 	}, {
+		// Summer time: 08:00 in Berlin is 06:00 UTC on Monday 30 March 2026.
+		name: "the window starts at 08:00 local time after the change to summer time", now: time.Date(2026, 3, 30, 6, 0, 0, 0, time.UTC), minIdle: 0,
+		want: Plan{Create: []Create{warmCreate(1, 0), warmCreate(2, 0), warmCreate(3, 0)}},
+	}, {
+		name: "an hour before it, nothing (min_idle 0)", now: time.Date(2026, 3, 30, 5, 0, 0, 0, time.UTC), minIdle: 0,
+		want: Plan{},
+	}, {
 		name: "the window ends: back to min_idle, the surplus trimmed past idle_timeout", now: evening, minIdle: 1,
 		obs: Observed{Runners: []Runner{at(evening, warmRunner(1, time.Hour)), at(evening, warmRunner(2, time.Hour)), at(evening, warmRunner(3, time.Minute))},
 			Regs: []Registration{reg(1, warmRunner(1, 0), true, false), reg(2, warmRunner(2, 0), true, false), reg(3, warmRunner(3, 0), true, false)}},

@@ -29,6 +29,7 @@ type Metrics struct {
 	created, deleted      *prometheus.CounterVec
 	deregistered, errs    *prometheus.CounterVec
 	reruns                *prometheus.CounterVec
+	warmTarget            *prometheus.GaugeVec
 	requests, counted     prometheus.Counter
 	notModified, points   prometheus.Counter
 	remaining, reset      prometheus.Gauge
@@ -60,6 +61,8 @@ func New() *Metrics {
 		Help: "Runners deleted, by reason (finished, surplus, boot_timeout, gone, expired)."}, []string{"pool", "reason"})
 	m.deregistered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_registrations_removed_total",
 		Help: "Runner registrations removed without a runner, by reason (ghost)."}, []string{"reason"})
+	m.warmTarget = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_warm_target",
+		Help: "Runners the pool keeps warm in each warm scope now (min_idle, by its schedule), at the last pass."}, []string{"pool"})
 	m.reruns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_jobs_rerun_total",
 		Help: "Jobs re-run because the platform took their runner's machine away mid-job (reason preempted)."}, []string{"pool", "reason"})
 	m.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_errors_total",
@@ -86,7 +89,7 @@ func New() *Metrics {
 		Help: "When a pass last succeeded wholly."})
 	m.lastPass = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_last_pass_timestamp_seconds",
 		Help: "When a pass last ended, successful or not."})
-	for _, c := range []prometheus.Collector{m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.errs,
+	for _, c := range []prometheus.Collector{m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
 		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
@@ -100,6 +103,8 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 		m.unservable.WithLabelValues(p.Pool).Set(float64(p.Unservable))
 		m.runners.WithLabelValues(p.Pool, "booting").Set(float64(p.Booting))
 		m.runners.WithLabelValues(p.Pool, "idle").Set(float64(p.Idle))
+		m.runners.WithLabelValues(p.Pool, "warm").Set(float64(p.Warm))
+		m.warmTarget.WithLabelValues(p.Pool).Set(float64(p.WarmTarget))
 		m.runners.WithLabelValues(p.Pool, "busy").Set(float64(p.Busy))
 		m.created.WithLabelValues(p.Pool)
 	}

@@ -168,6 +168,16 @@ func TestInvariantsBite(t *testing.T) {
 		},
 		{name: "never sweeps ghosts", invariant: "invariant 5", planner: without(reconcile.ReasonGhost)},
 		{
+			// Warm pools (one seed in three): a planner that makes no warm runner leaves
+			// fewer than min_idle after the drain.
+			name: "never keeps runners warm", invariant: "invariant 4",
+			planner: func(obs reconcile.Observed, cfg reconcile.Config, now time.Time) reconcile.Plan {
+				p := reconcile.Compute(obs, cfg, now)
+				p.Create = slices.DeleteFunc(p.Create, func(c reconcile.Create) bool { return c.Reason == reconcile.ReasonWarm })
+				return p
+			},
+		},
+		{
 			// A preempted runner deleted before GitHub ends its job takes the evidence
 			// with it: the job is never re-run.
 			name: "deletes preempted runners at once", invariant: "invariant 8",

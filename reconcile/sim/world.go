@@ -169,6 +169,16 @@ func New(seed uint64, p Params) *World {
 		w.repos = append(w.repos, reconcile.Scope{Owner: "octo-org", Repo: fmt.Sprintf("repo%d", i)})
 		w.Cfg.GitHub.Repos = append(w.Cfg.GitHub.Repos, w.repos[i].String())
 	}
+	if seed%3 == 0 {
+		// A warm pool: one runner kept idle in repo0, two from 08:30 to 09:10 UTC (the
+		// simulation starts at 08:00), recycled after 30 idle minutes.
+		arm := &w.Cfg.Pools[0]
+		arm.MinIdle, arm.WarmRepos, arm.MaxIdleAge = 1, []string{w.repos[0].String()}, reconcile.Duration(30*time.Minute)
+		arm.MinIdleSchedule = &reconcile.WarmSchedule{TimeZone: "UTC", Windows: []reconcile.WarmWindow{{Days: []string{"mon-sun"}, From: "08:30", To: "09:10", MinIdle: 2}}}
+		if err := w.Cfg.PrepareWarm(); err != nil {
+			panic(err)
+		}
+	}
 	return w
 }
 
@@ -704,7 +714,10 @@ func (b backendView) Create(_ context.Context, spec reconcile.RunnerSpec) error 
 		}
 		jobID, ours := reconcile.ParseRunnerName(w.Cfg.NamePrefix, r.Name)
 		at, known := r.Registered()
-		if ours && !r.made && r.Name != spec.Name && jobID == spec.JobID && known && w.now.Sub(at) < reconcile.RegistrationGrace {
+		// The same job, or, for a warm runner (which has none), the same slot.
+		same := jobID == spec.JobID && !reconcile.IsWarmName(w.Cfg.NamePrefix, spec.Name) && !reconcile.IsWarmName(w.Cfg.NamePrefix, r.Name) ||
+			reconcile.IsWarmName(w.Cfg.NamePrefix, spec.Name) && warmSlot(r.Name) == warmSlot(spec.Name)
+		if ours && !r.made && r.Name != spec.Name && same && known && w.now.Sub(at) < reconcile.RegistrationGrace {
 			w.violate("invariant 6: created %s beside %s, registered %v ago and still being created", spec.Name, r.Name, w.now.Sub(at))
 		}
 	}
@@ -829,14 +842,19 @@ func (w *World) checkAfterPass() {
 	w.checkSupply(clean)
 	w.checkHeldIdle(clean)
 	// Invariant 5: a registration of ours without a runner, offline and idle, whose job
-	// no longer waits, lasts at most one clean pass.
+	// no longer waits (a warm runner's: past RegistrationGrace), lasts at most one clean
+	// pass.
 	for _, id := range sortedKeys(w.regs) {
 		r := w.regs[id]
 		jobID, ours := reconcile.ParseRunnerName(w.Cfg.NamePrefix, r.Name)
 		_, hasMachine := w.mach[r.Name]
 		j, known := w.jobs[jobID]
 		queued := known && j.status == "queued"
-		if !ours || hasMachine || r.Online || r.Busy || queued {
+		// A warm runner has no job: its registration is a create under way (another
+		// pass's, or a dead pass's) until RegistrationGrace has passed.
+		at, stamped := r.Registered()
+		fresh := reconcile.IsWarmName(w.Cfg.NamePrefix, r.Name) && stamped && w.now.Sub(at) < reconcile.RegistrationGrace
+		if !ours || hasMachine || r.Online || r.Busy || queued || fresh {
 			r.cleanRuns = 0
 			continue
 		}
@@ -848,6 +866,30 @@ func (w *World) checkAfterPass() {
 			r.cleanRuns = 0
 		}
 	}
+}
+
+// warmSlot is a warm runner's name without its retry suffix.
+func warmSlot(name string) string {
+	if i := strings.LastIndex(name, "-r"); i > 0 && i > strings.LastIndex(name, "-w") {
+		return name[:i]
+	}
+	return name
+}
+
+// warmScope reports whether the pool keeps runners warm in the scope.
+func (w *World) warmScope(p *reconcile.Pool, scope reconcile.Scope) bool {
+	return slices.Contains(w.Cfg.WarmScopes(*p), scope)
+}
+
+// idleIn counts the idle runners of a pool in a scope.
+func (w *World) idleIn(pool string, scope reconcile.Scope) int {
+	n := 0
+	for _, m := range w.mach {
+		if r := w.regByName(m.name); m.pool == pool && m.scope == scope && !m.finished && r != nil && r.Online && !r.Busy {
+			n++
+		}
+	}
+	return n
 }
 
 // checkHeldIdle judges invariant 7: a runner is never held idle past idle_timeout and
@@ -864,6 +906,10 @@ func (w *World) checkHeldIdle(clean bool) {
 			continue
 		}
 		pool := w.Cfg.Pool(m.pool)
+		if w.warmScope(pool, m.scope) && w.idleIn(m.pool, m.scope) <= pool.MinIdleAt(w.now) {
+			r.heldRuns = 0 // kept idle on purpose: one of min_idle (a job's runner counts too)
+			continue
+		}
 		since := r.idleSince
 		for _, jid := range sortedKeys(w.jobs) {
 			j := w.jobs[jid]
@@ -913,11 +959,38 @@ func (w *World) Drain(ctx context.Context) {
 			break
 		}
 	}
+	// What is left is exactly the scheduled min_idle runners of each warm scope, idle
+	// (warm ones, or a job's runner kept as one of them); nothing else.
+	// min_idle may have just changed (a window ended): the pass that applies it may
+	// not have come, or its surplus not yet be idle_timeout old. Either figure is right.
+	warm, least := map[string]int{}, map[string]int{} // pool/scope → at most, at least
+	for _, p := range w.Cfg.Pools {
+		recent := time.Duration(p.IdleTimeout) + 2*w.P.Step*time.Duration(w.P.PassEvery)
+		for _, sc := range w.Cfg.WarmScopes(p) {
+			a, b := p.MinIdleAt(w.now), p.MinIdleAt(w.now.Add(-recent))
+			warm[p.Name+"/"+sc.String()], least[p.Name+"/"+sc.String()] = max(a, b), min(a, b)
+		}
+	}
+	kept := map[string]bool{}
 	for _, name := range sortedKeys(w.mach) {
+		m := w.mach[name]
+		k := m.pool + "/" + m.scope.String()
+		r := w.regByName(name)
+		if warm[k] > 0 && !m.finished && r != nil && r.Online && !r.Busy { // any idle runner counts: min_idle is a number
+			warm[k]--
+			least[k]--
+			kept[name] = true
+			continue
+		}
 		w.violate("invariant 4: runner %s left after the drain", name)
 	}
+	for _, k := range sortedKeys(least) {
+		if least[k] > 0 {
+			w.violate("invariant 4: %d warm runner(s) of %s missing after the drain", least[k], k)
+		}
+	}
 	for _, id := range sortedKeys(w.regs) {
-		if _, ours := reconcile.ParseRunnerName(w.Cfg.NamePrefix, w.regs[id].Name); ours {
+		if _, ours := reconcile.ParseRunnerName(w.Cfg.NamePrefix, w.regs[id].Name); ours && !kept[w.regs[id].Name] {
 			w.violate("invariant 4: registration %s left after the drain", w.regs[id].Name)
 		}
 	}
@@ -941,6 +1014,11 @@ func (w *World) Drain(ctx context.Context) {
 func (w *World) busy() bool {
 	for _, j := range w.jobs {
 		if !j.hosted && j.status != "completed" {
+			return true
+		}
+	}
+	for _, m := range w.mach { // a warm runner being made (or replaced) is not settled yet
+		if reconcile.IsWarmName(w.Cfg.NamePrefix, m.name) && !m.started && !m.finished {
 			return true
 		}
 	}

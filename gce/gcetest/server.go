@@ -6,8 +6,10 @@
 package gcetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -221,6 +223,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
 	if slow := s.slow; slow > 0 && r.Method == http.MethodPost {
+		// The request has reached Compute: it is done even if the caller goes away
+		// while Compute takes its time (read the body now; the connection may close).
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.mu.Unlock()
 		time.Sleep(slow)
 		s.mu.Lock()

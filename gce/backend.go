@@ -75,7 +75,7 @@ type Backend struct {
 	// gates hold back the inserts into a zone this process has not yet placed the
 	// template in: the first goes alone, so that a burst finds out once, not once per
 	// runner, that the zone lacks the machine type. placed: zones that took one.
-	gates  map[string]*sync.Mutex // template|zone
+	gates  map[string]chan struct{} // template|zone: a one-slot semaphore
 	placed map[string]bool
 }
 
@@ -492,30 +492,25 @@ func (b *Backend) enter(ctx context.Context, c Config, zone string) (func(error)
 		return func(error) {}, nil
 	}
 	if b.gates == nil {
-		b.gates, b.placed = map[string]*sync.Mutex{}, map[string]bool{}
+		b.gates, b.placed = map[string]chan struct{}{}, map[string]bool{}
 	}
 	gate := b.gates[key]
 	if gate == nil {
-		gate = &sync.Mutex{}
+		gate = make(chan struct{}, 1) // one insert at a time
 		b.gates[key] = gate
 	}
 	b.mu.Unlock()
 	entered := b.clock()
-	if !gate.TryLock() {
-		locked := make(chan struct{})
-		go func() { gate.Lock(); close(locked) }()
-		select {
-		case <-locked:
-		case <-ctx.Done():
-			go func() { <-locked; gate.Unlock() }()
-			return nil, ctx.Err()
-		}
+	select {
+	case gate <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	b.mu.Lock()
 	at, lacking := b.lackingLocked(c)[zone]
 	b.mu.Unlock()
 	if lacking && !at.Before(entered) {
-		gate.Unlock()
+		<-gate
 		return nil, errLacking
 	}
 	return func(err error) {
@@ -527,7 +522,7 @@ func (b *Backend) enter(ctx context.Context, c Config, zone string) (func(error)
 		if isNotOffered(err, zone) {
 			b.markLacking(c, zone)
 		}
-		gate.Unlock()
+		<-gate
 	}, nil
 }
 

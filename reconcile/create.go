@@ -57,15 +57,6 @@ func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun 
 		claimed := p.claim(room, listed, batch)
 		b.Add(int64(len(batch) - len(claimed))) // refused (no room, no count of the pool): said, and done with
 		regs := p.registerAll(ctx, claimed, &b)
-		registered := map[string]bool{}
-		for _, r := range regs {
-			registered[r.Name] = true
-		}
-		for _, c := range claimed {
-			if !registered[c.Name] {
-				delete(room.active[c.Pool], c.Name) // not registered: its slot is free again
-			}
-		}
 		if len(regs) == 0 {
 			continue
 		}
@@ -158,7 +149,7 @@ func (p *pass) fit(ctx context.Context, room *room, listed map[string]bool, regs
 	var out []jitted
 	// This batch's own slots are claimed afresh, in plan order.
 	for _, r := range regs {
-		delete(room.active[r.Pool], r.Name)
+		room.release(r.Pool, r.Name)
 	}
 	for _, r := range regs {
 		if listed[r.Pool] && room.claim(r.Pool, r.Name) {

@@ -32,6 +32,11 @@ func (r *room) hold(pool, name string) {
 	r.active[pool][name] = true
 }
 
+// release gives back the slot a runner of that name holds.
+func (r *room) release(pool, name string) {
+	delete(r.active[pool], name)
+}
+
 // free returns how many more runners the pool may have.
 func (r *room) free(pool string) int {
 	m, ok := r.max[pool]

@@ -481,10 +481,11 @@ func (pl *planner) balance(k poolScope) []Create {
 	}
 	pl.poolStatus(k.pool).Booting += pending
 	warm := pl.warmTarget(k)
+	var warming map[string]bool
 	if warm > 0 {
-		pw := len(pl.pendingWarm(k))
-		pl.poolStatus(k.pool).Warm += pw
-		pending += pw
+		warming = pl.pendingWarm(k)
+		pl.poolStatus(k.pool).Warm += len(warming)
+		pending += len(warming)
 	}
 	have := len(supply) + pending
 	switch {
@@ -493,7 +494,7 @@ func (pl *planner) balance(k poolScope) []Create {
 		// of the shortfall is warm runners.
 		short := len(jobs) + warm - have
 		out := pl.want(k, jobs, supply, short)
-		return append(out, pl.wantWarm(k, short-len(out))...)
+		return append(out, pl.wantWarm(k, short-len(out), warming)...)
 	case have > len(jobs)+warm && !pl.obs.Blind.Jobs[k.scope]:
 		pl.trim(k, supply, min(have-len(jobs)-warm, len(supply)))
 	}
@@ -524,11 +525,10 @@ func (pl *planner) warmTarget(k poolScope) int {
 }
 
 // wantWarm names n warm runners for the scope, in the lowest slots that no live
-// runner, and no create under way, holds (a slot whose runner is being deleted gets a
+// runner, and no create under way (pending: pendingWarm), holds (a slot whose runner is being deleted gets a
 // retry name).
-func (pl *planner) wantWarm(k poolScope, n int) []Create {
+func (pl *planner) wantWarm(k poolScope, n int, pending map[string]bool) []Create {
 	p := pl.cfg.Pool(k.pool)
-	pending := pl.pendingWarm(k)
 	var out []Create
 	for slot := 1; len(out) < n && slot <= p.MaxRunners; slot++ {
 		held := false

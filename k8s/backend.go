@@ -87,6 +87,12 @@ func runnerOf(j *batchv1.Job) reconcile.Runner {
 	return r
 }
 
+// Source: Kubernetes' Job controller (pkg/controller/job/pod_failure_policy.go) writes
+// "Pod %s/%s has condition %v matching %v rule at index %d" as the message of the
+// Failed condition, reason PodFailurePolicy; "Pod disruption conditions" in the
+// Kubernetes docs lists who sets DisruptionTarget (scheduler preemption, eviction,
+// taint manager, node shutdown, pod GC of a deleted node).
+//
 // disrupted reports whether a Job condition is the pod failure policy's verdict on a
 // pod the cluster took away: the Job controller fails the Job with reason
 // PodFailurePolicy and a message naming the DisruptionTarget condition it matched

@@ -113,7 +113,9 @@ func (s *Server) SlowInserts(d time.Duration) {
 	s.slow = d
 }
 
-// OperationTime makes every insert operation run d (wall clock) after the call returns,
+// OperationTime makes every insert operation run d (wall clock) after the call returns
+// (DESIGN: insert operations take 10–40 s on real GCE; the instance is listed, in
+// PROVISIONING, as soon as the call is accepted),
 // as Compute's do (10–40 s for a VM from a template): the instance is listed at once,
 // PROVISIONING, and zoneOperations.get answers RUNNING until then.
 func (s *Server) OperationTime(d time.Duration) {
@@ -125,6 +127,10 @@ func (s *Server) OperationTime(d time.Duration) {
 // preempted is the operationType Compute records when it preempts a Spot VM.
 const preempted = "compute.instances.preempted"
 
+// Source: Compute Engine's "Spot VMs" documentation, "Detect if a Spot VM was
+// preempted": a zone operation of operationType compute.instances.preempted targets
+// the instance; instanceTerminationAction STOP leaves it TERMINATED, DELETE deletes it.
+//
 // Preempt takes a Spot VM away as Compute does: a compute.instances.preempted
 // operation on the instance, then, as the template's instanceTerminationAction says,
 // the instance STOP-ped (TERMINATED) or deleted (deleted true). False if there is no
@@ -300,6 +306,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Source: the Compute API reference, zoneOperations.wait: "Waits for the specified
+// Operation resource to return as DONE or for the request to approach the 2 minute
+// deadline … best-effort … Be prepared to retry if the operation is not DONE."
+//
 // waitTimeout is how long zoneOperations.wait holds a request at most ("approaching
 // the 2 minute deadline").
 const waitTimeout = 2 * time.Minute

@@ -97,7 +97,9 @@ type Limits struct {
 	PointsPerMinute int // secondary: GET 1, others 5, whatever the answer
 	Concurrent      int // secondary: requests under way at once
 	// Content-creating requests (POSTs here: runner registrations): GitHub documents,
-	// "in general", no more than 80 a minute and 500 an hour.
+	// "in general", no more than 80 a minute and 500 an hour (docs.github.com, "Rate
+	// limits for the REST API", About secondary rate limits); past them it answers 403
+	// with retry-after, as for the points.
 	CreatesPerMinute, CreatesPerHour int
 	Latency                          time.Duration // added to every answer
 }
@@ -236,6 +238,11 @@ func (s *Server) AddJob(runID int64, status string, labels ...string) int64 {
 	return id
 }
 
+// Sources for what a lost runner leaves: peers' trackers quote GitHub's annotation
+// "The self-hosted runner: … lost communication with the server" on a failed job
+// (tenstorrent/tt-xla issue 1992, ClickHouse issue 41850); a runner that hears the
+// shutdown reports its job cancelled instead (paradedb PR 5305).
+//
 // LoseRunner ends a running job as GitHub does when its runner vanishes mid-job (a
 // preemption): completed, conclusion failure ("The self-hosted runner: … lost
 // communication with the server"), the step under way never finished. Its run
@@ -769,7 +776,8 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, repo, runID st
 		return
 	}
 	// filter=latest (the default) gives the jobs of the run's latest attempt; all, of
-	// every attempt.
+	// every attempt (shared/github-api ops/GET_list-jobs-for-workflow-run.json; each job
+	// carries run_attempt, "1 for first attempt and higher if the workflow was re-run").
 	all := r.URL.Query().Get("filter") == "all"
 	var jobs []*Job
 	for _, j := range s.jobs {
@@ -806,6 +814,12 @@ func (s *Server) getJob(w http.ResponseWriter, repo, jobID string) {
 	writeJSON(w, http.StatusOK, s.jobJSON(s.runs[j.RunID], j))
 }
 
+// Source: REST "Re-run a job from a workflow run" (201, no body) and docs.github.com
+// "Re-running workflows and jobs": a re-run starts a new attempt of the run, the job
+// gets a new id. That a job is re-run only once its run has completed is what the
+// docs' steps show (re-runs are offered on a finished run); the fake enforces it, and
+// the tool waits for it, which costs only time if GitHub is more lenient.
+//
 // rerunJob re-runs a completed job (POST …/actions/jobs/{id}/rerun, 201 with no body):
 // the run gets a new attempt in which the job is queued again under a new id. A job
 // not completed is refused (403), as GitHub does.

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/reconcile-dev/reconcile/docker/dockertest"
 	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
 	"github.com/reconcile-dev/reconcile/k8s"
@@ -43,6 +44,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	k8stest.Stop()
+	dockertest.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/mattn/go-isatty"
+	dockerclient "github.com/moby/moby/client"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/oauth2"
@@ -29,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/reconcile-dev/reconcile/docker"
 	"github.com/reconcile-dev/reconcile/gce"
 	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/k8s"
@@ -115,7 +119,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
 			&cli.IntFlag{Name: "writes-per-minute", Value: ghpoll.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
 			&cli.IntFlag{Name: "writes-per-hour", Value: ghpoll.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
-			&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
+			&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs, Docker containers)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `ADDR` (loop mode)", EnvVars: []string{"RECONCILE_METRICS_ADDR"}},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write metrics to `FILE` after each pass, for node_exporter's textfile collector", EnvVars: []string{"RECONCILE_METRICS_FILE"}},
 			&cli.StringFlag{Name: "pushgateway-url", Usage: "push metrics to a Pushgateway at `URL` after the pass (--once)", EnvVars: []string{"RECONCILE_PUSHGATEWAY_URL"}},
@@ -538,8 +542,9 @@ func readConfig(path string) ([]byte, error) {
 
 // platforms makes the clients of the backends; tests replace them.
 type platforms struct {
-	kube func() (kubernetes.Interface, error)
-	gce  func(ctx context.Context, cfg gce.Config, owner string) (reconcile.Backend, error)
+	kube   func() (kubernetes.Interface, error)
+	gce    func(ctx context.Context, cfg gce.Config, owner string) (reconcile.Backend, error)
+	docker func(cfg docker.Config) (*dockerclient.Client, error)
 }
 
 func realPlatforms(log zerolog.Logger) platforms {
@@ -552,15 +557,17 @@ func realPlatforms(log zerolog.Logger) platforms {
 			}
 			return gce.New(ctx, cfg, owner, opts...)
 		},
+		docker: docker.NewClient,
 	}
 }
 
 // backendSpec is one pool's backend section, parsed.
 type backendSpec struct {
-	pool string
-	key  string // pools[i], for errors
-	gce  *gce.Config
-	kube *k8s.Config
+	pool   string
+	key    string // pools[i], for errors
+	gce    *gce.Config
+	kube   *k8s.Config
+	docker *docker.Config
 }
 
 // parseBackends decodes and checks each pool's backend section; it calls nothing.
@@ -568,24 +575,36 @@ func parseBackends(cfg *reconcile.Config, dryRun bool) ([]backendSpec, error) {
 	var out []backendSpec
 	for i, p := range cfg.Pools {
 		key := fmt.Sprintf("pools[%d]", i)
-		switch {
-		case p.GCE != nil && p.Kubernetes != nil:
-			return nil, usagef("%s: gce and kubernetes are exclusive: a pool has one backend", key)
-		case p.GCE != nil:
-			gc, err := gce.ParseConfig(p.GCE, key+".gce")
-			if err != nil {
-				return nil, usageError{err}
+		var sections []string
+		for name, raw := range map[string]json.RawMessage{"gce": p.GCE, "kubernetes": p.Kubernetes, "docker": p.Docker} {
+			if raw != nil {
+				sections = append(sections, name)
 			}
-			out = append(out, backendSpec{pool: p.Name, key: key, gce: &gc})
-		case p.Kubernetes != nil:
-			kc, err := k8s.ParseConfig(p.Kubernetes, key+".kubernetes")
-			if err != nil {
-				return nil, usageError{err}
-			}
-			out = append(out, backendSpec{pool: p.Name, key: key, kube: &kc})
-		case !dryRun:
-			return nil, usagef("%s: no backend: add a gce or kubernetes section", key)
 		}
+		slices.Sort(sections)
+		sp := backendSpec{pool: p.Name, key: key}
+		var err error
+		switch {
+		case len(sections) > 1:
+			return nil, usagef("%s: %s are exclusive: a pool has one backend", key, strings.Join(sections, " and "))
+		case p.GCE != nil:
+			sp.gce = new(gce.Config)
+			*sp.gce, err = gce.ParseConfig(p.GCE, key+".gce")
+		case p.Kubernetes != nil:
+			sp.kube = new(k8s.Config)
+			*sp.kube, err = k8s.ParseConfig(p.Kubernetes, key+".kubernetes")
+		case p.Docker != nil:
+			sp.docker = new(docker.Config)
+			*sp.docker, err = docker.ParseConfig(p.Docker, key+".docker")
+		case !dryRun:
+			return nil, usagef("%s: no backend: add a gce, kubernetes or docker section", key)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, usageError{err}
+		}
+		out = append(out, sp)
 	}
 	return out, nil
 }
@@ -596,11 +615,13 @@ type poolAdder interface {
 }
 
 // buildBackends makes each pool's backend. Clients are made only for the platforms
-// some pool uses; one Kubernetes client serves all, and the GCE pools of one project
-// share one backend, so that a pass lists that project's instances once.
+// some pool uses; one Kubernetes client serves all, the GCE pools of one project
+// share one backend, and so do the Docker pools of one engine, so that a pass lists
+// each project's instances and each engine's containers once.
 func buildBackends(ctx context.Context, cfg *reconcile.Config, specs []backendSpec, pf platforms) (map[string]reconcile.Backend, error) {
 	backends := map[string]reconcile.Backend{}
 	projects := map[string]reconcile.Backend{} // project and endpoint → its backend
+	engines := map[string]*docker.Backend{}    // engine address and TLS files → its backend
 	var kube kubernetes.Interface
 	for _, sp := range specs {
 		switch {
@@ -626,6 +647,18 @@ func buildBackends(ctx context.Context, cfg *reconcile.Config, specs []backendSp
 				}
 			}
 			backends[sp.pool] = k8s.New(kube, cfg.NamePrefix, *sp.kube)
+		case sp.docker != nil:
+			if b, ok := engines[sp.docker.Account()]; ok {
+				b.AddPool(sp.pool, *sp.docker)
+				backends[sp.pool] = b
+				continue
+			}
+			cli, err := pf.docker(*sp.docker)
+			if err != nil {
+				return nil, usagef("%s.docker: %v", sp.key, err)
+			}
+			b := docker.New(cli, cfg.NamePrefix, sp.pool, *sp.docker)
+			engines[sp.docker.Account()], backends[sp.pool] = b, b
 		}
 	}
 	return backends, nil

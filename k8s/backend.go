@@ -2,11 +2,9 @@ package k8s
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -147,14 +145,9 @@ func (b *Backend) replaceSecret(ctx context.Context, secret *corev1.Secret) erro
 	return err
 }
 
-// undo removes a half-made runner; the pass's context may be what failed.
+// undo removes a half-made runner (reconcile.UndoCreate).
 func (b *Backend) undo(ctx context.Context, name string, cause error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := b.delete(ctx, name); err != nil {
-		return errors.Join(cause, fmt.Errorf("removing the half-made runner: %w", err))
-	}
-	return cause
+	return reconcile.UndoCreate(ctx, cause, func(ctx context.Context) error { return b.delete(ctx, name) })
 }
 
 // Delete removes a runner's Job, its pods (background propagation) and its Secret.

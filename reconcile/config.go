@@ -76,10 +76,11 @@ type Pool struct {
 	WarmRepos []string `json:"warm_repos,omitempty"`
 	// MaxIdleAge: a warm runner idle longer is replaced (stale images, tokens).
 	MaxIdleAge Duration `json:"max_idle_age,omitempty"`
-	// GCE and Kubernetes are the backend sections; the backend that owns each one
-	// decodes and validates it.
+	// GCE, Kubernetes and Docker are the backend sections; the backend that owns each
+	// one decodes and validates it.
 	GCE        json.RawMessage `json:"gce,omitempty"`
 	Kubernetes json.RawMessage `json:"kubernetes,omitempty"`
+	Docker     json.RawMessage `json:"docker,omitempty"`
 	// CatchAll turns matching around: the pool serves every job that carries all of
 	// the pool's labels, whatever else it asks for. Only the dry-run default pool,
 	// which shows a newcomer every job that wants a self-hosted runner, sets it.

@@ -7,6 +7,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -216,3 +217,15 @@ var (
 	// it was deleted, renamed, or is not visible to these credentials.
 	ErrUnreachable = errors.New("repository not found or not accessible with these credentials")
 )
+
+// UndoCreate is how a backend's Create ends when it fails part-way: it removes what
+// the create made (remove, given up to 30 s of its own, since the pass's context may
+// be what failed) and returns the cause, with the removal's error if that failed too.
+func UndoCreate(ctx context.Context, cause error, remove func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := remove(ctx); err != nil {
+		return errors.Join(cause, fmt.Errorf("removing the half-made runner: %w", err))
+	}
+	return cause
+}

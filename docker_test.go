@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	dockerclient "github.com/moby/moby/client"
+
+	"github.com/reconcile-dev/reconcile/docker"
+	"github.com/reconcile-dev/reconcile/docker/dockertest"
+	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+)
+
+// These tests run the command as a process against the fake GitHub and a real Docker
+// Engine (dockertest), as the systemd timer runs it on a build host.
+
+type dockerWorld struct {
+	gh     *ghpolltest.Server
+	cli    *dockerclient.Client
+	prefix string
+	config string
+	env    []string
+}
+
+// newDockerWorld writes a configuration whose Docker pool is on host, with its own
+// name prefix.
+func newDockerWorld(t *testing.T, prefix, host string) *dockerWorld {
+	t.Helper()
+	w := &dockerWorld{gh: ghpolltest.NewServer(t), cli: dockertest.Client(t), prefix: prefix}
+	dockertest.Images(t)
+	w.config = filepath.Join(t.TempDir(), "reconcile.yaml")
+	conf := `github: {repos: [octo-org/app]}
+name_prefix: ` + prefix + `
+pools:
+  - name: x64
+    labels: [self-hosted, linux, x64]
+    max_runners: 4
+    docker:
+      host: ` + host + `
+      image: ` + dockertest.RunnerImage + `
+      pull: never
+      cpus: 1
+      memory: 128m
+      env: {FAKE_JOB_SECONDS: "3600"}
+`
+	if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.env = append(os.Environ(), "GITHUB_TOKEN=ghp_docker", "GITHUB_API_URL="+w.gh.APIURL)
+	return w
+}
+
+// pass runs one pass as a process and returns its exit code and what it wrote.
+func (w *dockerWorld) pass(t *testing.T) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), "--once", "--config", w.config, "--log-format", "json")
+	cmd.Env = w.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
+
+// containers returns every container on the engine by name, with its state.
+func (w *dockerWorld) containers(t *testing.T) map[string]container.ContainerState {
+	t.Helper()
+	res, err := w.cli.ContainerList(context.Background(), dockerclient.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]container.ContainerState{}
+	for _, c := range res.Items {
+		out[strings.TrimPrefix(c.Names[0], "/")] = c.State
+	}
+	return out
+}
+
+// foreign creates a container that is not this installation's: no labels at all, or
+// another installation's.
+func (w *dockerWorld) foreign(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	_, err := w.cli.ContainerCreate(context.Background(), dockerclient.ContainerCreateOptions{Name: name,
+		Config: &container.Config{Image: dockertest.RunnerImage, Labels: labels, Cmd: []string{"/home/runner/run.sh"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDocker_PassCreatesRunnersAndRemovesFinishedOnesLeavingOthersAlone(t *testing.T) {
+	w := newDockerWorld(t, "dkpass", dockertest.Host(t))
+	ctx := context.Background()
+	w.foreign(t, "dkpass-x64-1", nil) // a name like ours, no labels
+	w.foreign(t, "dkother-x64-2", map[string]string{docker.LabelOwner: "dkother", docker.LabelRunner: "dkother-x64-2", docker.LabelRole: docker.RoleRunner})
+	jobA := w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	jobB := w.gh.QueueJob("octo-org/app", "self-hosted", "linux")
+
+	code, out := w.pass(t)
+	if code != 0 {
+		t.Fatalf("pass exited %d:\n%s", code, out)
+	}
+	regs := w.gh.Runners()
+	if len(regs) != 2 {
+		t.Fatalf("%d registrations, want 2", len(regs))
+	}
+	for _, reg := range regs {
+		if strings.Contains(out, reg.JITConfig) {
+			t.Fatalf("the pass's output shows %s's JIT configuration", reg.Name)
+		}
+		res, err := w.cli.ContainerInspect(ctx, reg.Name, dockerclient.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatalf("no container for registration %s: %v", reg.Name, err)
+		}
+		if strings.Contains(string(res.Raw), reg.JITConfig) {
+			t.Fatalf("docker inspect %s shows its JIT configuration", reg.Name)
+		}
+		c := res.Container
+		if c.Config.Labels[docker.LabelOwner] != "dkpass" || c.HostConfig.NanoCPUs != 1e9 || c.HostConfig.Memory != 128<<20 {
+			t.Errorf("%s: owner %q, NanoCPUs %d, Memory %d", reg.Name, c.Config.Labels[docker.LabelOwner], c.HostConfig.NanoCPUs, c.HostConfig.Memory)
+		}
+		// The runner came up with this registration's configuration.
+		want := fmt.Sprintf("jitconfig-sha256=%x", sha256.Sum256([]byte(reg.JITConfig)))
+		waitFor(t, reg.Name+"'s runner to start", func() bool {
+			return strings.Contains(dockertest.ContainerLogs(t, w.cli, reg.Name), want)
+		})
+	}
+
+	// Job A's runner runs it and exits; GitHub removes the ephemeral registration.
+	doneName := fmt.Sprintf("dkpass-x64-%d", jobA)
+	if _, err := w.cli.ContainerStop(ctx, doneName, dockerclient.ContainerStopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.gh.SetJobStatus(jobA, "completed", doneName)
+	w.gh.RemoveRunner(doneName)
+	if code, out := w.pass(t); code != 0 {
+		t.Fatalf("second pass exited %d:\n%s", code, out)
+	}
+	got := w.containers(t)
+	if _, ok := got[doneName]; ok {
+		t.Errorf("the finished runner %s is still there", doneName)
+	}
+	if got[fmt.Sprintf("dkpass-x64-%d", jobB)] != container.StateRunning {
+		t.Errorf("job B's runner: %q, want running", got[fmt.Sprintf("dkpass-x64-%d", jobB)])
+	}
+	for _, name := range []string{"dkpass-x64-1", "dkother-x64-2"} {
+		if got[name] != container.StateCreated {
+			t.Errorf("foreign container %s: %q, want untouched (created)", name, got[name])
+		}
+	}
+}
+
+func TestDocker_AnEngineThatIsDownFailsThePassAndNothingIsDeleted(t *testing.T) {
+	w := newDockerWorld(t, "dkdown", "unix://"+filepath.Join(t.TempDir(), "docker.sock"))
+	w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	// A registration of ours with no runner that a pass would otherwise remove as a ghost.
+	w.gh.AddRunner("octo-org/app", "dkdown-x64-77", false, false, "self-hosted", "linux", "x64")
+	before := time.Now()
+	code, out := w.pass(t)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	if !strings.Contains(out, "listing containers at unix://") || !strings.Contains(out, "docker.sock") {
+		t.Errorf("the output does not say the engine could not be reached:\n%s", out)
+	}
+	if m := w.gh.Mutations(); len(m) != 0 {
+		t.Errorf("GitHub was changed: %v", m)
+	}
+	if len(w.gh.Runners()) != 1 {
+		t.Error("the registration was removed")
+	}
+	if time.Since(before) > 30*time.Second {
+		t.Errorf("the pass took %v to give up", time.Since(before))
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/reconcile-dev/reconcile/docker"
 	"github.com/reconcile-dev/reconcile/docker/dockertest"
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
 // These tests run the command as a process against the fake GitHub and a real Docker
@@ -45,6 +46,7 @@ pools:
   - name: x64
     labels: [self-hosted, linux, x64]
     max_runners: 4
+    boot_timeout: 4s
     docker:
       host: ` + host + `
       image: ` + dockertest.RunnerImage + `
@@ -163,6 +165,36 @@ func TestDocker_PassCreatesRunnersAndRemovesFinishedOnesLeavingOthersAlone(t *te
 			t.Errorf("foreign container %s: %q, want untouched (created)", name, got[name])
 		}
 	}
+
+	// Job B's runner never comes online (the fake GitHub never sees it): past
+	// boot_timeout it is boot-failed, removed with its registration, and replaced.
+	nameB := fmt.Sprintf("dkpass-x64-%d", jobB)
+	before := w.inspectID(t, nameB)
+	regB := w.gh.Runners()[0].ID
+	time.Sleep(4 * time.Second)
+	code, out = w.pass(t)
+	if code != 0 {
+		t.Fatalf("third pass exited %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, `"action":"delete","runner":"`+nameB+`"`) || !strings.Contains(out, `"reason":"boot_timeout"`) {
+		t.Errorf("no boot_timeout delete of %s in:\n%s", nameB, out)
+	}
+	if id := w.inspectID(t, nameB); id == before {
+		t.Error("the runner that never came online is still there")
+	}
+	if regs := w.gh.Runners(); len(regs) != 1 || regs[0].ID == regB {
+		t.Errorf("registrations %+v: want only a new one for job B", regs)
+	}
+}
+
+// inspectID returns a container's id, or "" if there is none of that name.
+func (w *dockerWorld) inspectID(t *testing.T, name string) string {
+	t.Helper()
+	res, err := w.cli.ContainerInspect(context.Background(), name, dockerclient.ContainerInspectOptions{})
+	if err != nil {
+		return ""
+	}
+	return res.Container.ID
 }
 
 func TestDocker_AnEngineThatIsDownFailsThePassAndNothingIsDeleted(t *testing.T) {
@@ -186,5 +218,28 @@ func TestDocker_AnEngineThatIsDownFailsThePassAndNothingIsDeleted(t *testing.T) 
 	}
 	if time.Since(before) > 30*time.Second {
 		t.Errorf("the pass took %v to give up", time.Since(before))
+	}
+}
+
+// The systemd quick start's configuration is a real one: it loads and its docker
+// section is accepted as written.
+func TestDocker_QuickStartConfigurationLoads(t *testing.T) {
+	data, err := os.ReadFile("manifests/systemd/config.docker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := reconcile.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conf.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := parseBackends(conf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != 1 || specs[0].docker == nil || specs[0].docker.DockerInDocker != docker.DindSidecar {
+		t.Fatalf("parsed %+v, want one pool with a docker section and a sidecar", specs)
 	}
 }

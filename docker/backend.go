@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -265,7 +266,7 @@ func (b *Backend) createRunner(ctx context.Context, cfg Config, spec reconcile.R
 	res, err := b.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       spec.Name,
 		Config:     runnerConfig(cfg, spec, with(labels, RoleRunner)),
-		HostConfig: runnerHostConfig(cfg, spec.Name),
+		HostConfig: b.runnerHostConfig(cfg, spec.Name),
 	})
 	if cerrdefs.IsConflict(err) {
 		return "", b.existing(ctx, spec.Name)
@@ -351,7 +352,7 @@ func runnerConfig(cfg Config, spec reconcile.RunnerSpec, labels map[string]strin
 		env = append(env, k+"="+cfg.Env[k])
 	}
 	dind := cfg.DockerInDocker == DindSidecar
-	if dind {
+	if dind || cfg.HostDockerSocket {
 		env = append(env, "DOCKER_HOST=unix://"+HostSocket)
 	}
 	return &container.Config{
@@ -388,7 +389,7 @@ func hostConfig(cfg Config) *container.HostConfig {
 	return hc
 }
 
-func runnerHostConfig(cfg Config, name string) *container.HostConfig {
+func (b *Backend) runnerHostConfig(cfg Config, name string) *container.HostConfig {
 	hc := hostConfig(cfg)
 	for _, v := range cfg.mounts {
 		m := mount.Mount{Type: mount.TypeVolume, Source: v.source, Target: v.target, ReadOnly: v.readOnly}
@@ -398,12 +399,33 @@ func runnerHostConfig(cfg Config, name string) *container.HostConfig {
 		hc.Mounts = append(hc.Mounts, m)
 	}
 	if cfg.HostDockerSocket {
-		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: HostSocket, Target: HostSocket})
+		src, group := b.engineSocket()
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: HostSocket})
+		if group != "" {
+			hc.GroupAdd = []string{group}
+		}
 	}
 	if cfg.DockerInDocker == DindSidecar {
 		hc.Mounts = append(hc.Mounts, sidecarMounts(name)...)
 	}
 	return hc
+}
+
+// engineSocket is the engine's socket on its host, for host_docker_socket: the path
+// the client dials, or HostSocket for an engine reached over TCP; and, when the
+// socket is on this machine, the group that owns it, which the runner's user is
+// given so that it may connect (the engine's --group; its number differs from host
+// to host).
+func (b *Backend) engineSocket() (path, group string) {
+	path, ok := strings.CutPrefix(b.cli.DaemonHost(), "unix://")
+	if !ok {
+		return HostSocket, ""
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return path, ""
+	}
+	return path, strconv.FormatUint(uint64(st.Gid), 10)
 }
 
 // ensureImages makes sure the engine has the pool's images, as its pull policy says.

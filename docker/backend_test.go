@@ -361,7 +361,7 @@ func TestSidecar_TheRunnerTalksToItsOwnDaemonAndDeleteRemovesEverything(t *testi
 	if code := w.waitExited(t, spec.Name); code != 0 {
 		t.Fatalf("runner exited %d:\n%s", code, dockertest.ContainerLogs(t, w.cli, spec.Name))
 	}
-	if logs := dockertest.ContainerLogs(t, w.cli, spec.Name); !strings.Contains(logs, "fake-runner: docker: fake-dockerd") {
+	if logs := dockertest.ContainerLogs(t, w.cli, spec.Name); !strings.Contains(logs, "fake-runner: docker: ping HTTP/1.1 200 OK") {
 		t.Fatalf("the runner did not reach its daemon through DOCKER_HOST:\n%s", logs)
 	}
 	side := spec.Name + "-dind"
@@ -424,5 +424,35 @@ func TestList_AnEngineThatIsDownIsAnError(t *testing.T) {
 	_, err = docker.New(c, "t", "x64", cfg).List(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "listing containers at unix://") {
 		t.Fatalf("List: %v", err)
+	}
+}
+
+func TestHostDockerSocket_TheRunnerReachesTheEnginesOwnSocket(t *testing.T) {
+	w := newWorld(t, `{image: "`+dockertest.RunnerImage+`", pull: never, host_docker_socket: true, env: {FAKE_JOB_SECONDS: "0"}}`)
+	spec := w.spec(112)
+	if err := w.b.Create(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	w.waitExited(t, spec.Name)
+	// The runner's user (uid 1001, not in the host's docker group) reached the engine.
+	if logs := dockertest.ContainerLogs(t, w.cli, spec.Name); !strings.Contains(logs, "fake-runner: docker: ping HTTP/1.1 200 OK") {
+		t.Fatalf("the runner could not use the engine's socket:\n%s", logs)
+	}
+	c := w.inspect(t, spec.Name)
+	sock := strings.TrimPrefix(dockertest.Host(t), "unix://")
+	if len(c.Mounts) != 1 || c.Mounts[0].Source != sock || c.Mounts[0].Destination != docker.HostSocket {
+		t.Fatalf("mounts %+v, want %s at %s", c.Mounts, sock, docker.HostSocket)
+	}
+}
+
+func TestCreate_AnImageThatCannotBePulledSaysSoAndMakesNothing(t *testing.T) {
+	// A registry on a closed port of this machine: the pull fails at once.
+	w := newWorld(t, `{image: "127.0.0.1:1/reconcile-test/absent:1", pull: missing}`)
+	err := w.b.Create(context.Background(), w.spec(113))
+	if err == nil || !strings.Contains(err.Error(), "pulling image 127.0.0.1:1/reconcile-test/absent:1") {
+		t.Fatalf("create: %v", err)
+	}
+	if len(w.list(t)) != 0 {
+		t.Fatal("a runner was made")
 	}
 }

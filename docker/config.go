@@ -100,7 +100,8 @@ type volume struct {
 	bind, readOnly bool
 }
 
-// HostSocket is where the engine listens on its own host, for host_docker_socket.
+// HostSocket is where a runner finds a daemon, its sidecar's or the host's
+// (DOCKER_HOST), and where an engine reached over TCP listens on its own host.
 const HostSocket = "/var/run/docker.sock"
 
 // reserved are the environment variables the backend sets itself.

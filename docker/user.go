@@ -19,9 +19,10 @@ type owner struct{ uid, gid int }
 // runAs resolves the user a created container runs as (its image's USER, such as
 // "runner" in the actions runner image, "1001" or "1001:123") to numbers, reading
 // the container's own /etc/passwd and /etc/group for names. The engine's
-// copyUIDGID option would do this itself, but Docker 20.10 looks names up on the
-// host instead (daemon/archive_tarcopyoptions_unix.go), so the backend writes the
-// numbers into the archive it copies.
+// copyUIDGID option would do this itself, but the engine looks a name up in the
+// host's user database, not the container's (moby's
+// daemon/archive_tarcopyoptions_unix.go: idtools.LookupUser in 20.10), so the backend
+// writes the numbers into the archive it copies.
 func (b *Backend) runAs(ctx context.Context, id string) (owner, error) {
 	res, err := b.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {

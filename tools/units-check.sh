@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the systemd units as shipped (make units-check):
-#  1. systemd-analyze verify, in a root of their own that holds what they start; any
-#     complaint fails.
+#  1. systemd-analyze verify, in a root of their own that holds what they start, with
+#     their drop-ins; any complaint fails.
 #  2. The timer's metrics reach node_exporter on a stock Debian/Ubuntu host: the file the
 #     pass writes (mode 0600 under UMask=0077, owned by a dynamic uid) is published by the
 #     unit's own ExecStopPost commands into the textfile directory of Debian's
@@ -38,6 +38,7 @@ cp "$bin" "$root/usr/local/bin/"
 cp "$(command -v install)" "$(command -v mv)" "$root/usr/bin/"
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 cp "$units"/*.service "$units"/*.timer "$root/etc/systemd/system/"
+cp -r "$units"/*.service.d "$root/etc/systemd/system/" # drop-ins (the Docker host's)
 out=$(cd "$root/etc/systemd/system" && systemd-analyze verify --root="$root" --man=no ./*.service ./*.timer 2>&1) || true
 if [ -n "$out" ]; then
 	echo "$out"

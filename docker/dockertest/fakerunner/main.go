@@ -2,12 +2,13 @@
 // for dockerd (as /usr/local/bin/dockerd) in the image dockertest builds, since no
 // registry can be reached from the test machines. As the runner it reports what a
 // runner would depend on (its JIT configuration, by digest only; the file it came in;
-// its user; the sidecar's socket), "runs a job" for FAKE_JOB_SECONDS and exits with
+// its user; a ping of the daemon DOCKER_HOST names), "runs a job" for FAKE_JOB_SECONDS and exits with
 // FAKE_EXIT_CODE. As dockerd it listens on the --host socket, as the docker group's,
-// and reports what it sees of the volumes it shares with the runner.
+// answers pings, and reports what it sees of the volumes it shares with the runner.
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"fmt"
 	"net"
@@ -43,9 +44,9 @@ func runner() {
 			fmt.Printf("fake-runner: docker: %v\n", err)
 			os.Exit(4)
 		}
-		buf := make([]byte, 64)
-		n, _ := c.Read(buf)
-		fmt.Printf("fake-runner: docker: %s", buf[:n])
+		_, _ = c.Write([]byte("GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"))
+		status, _ := bufio.NewReader(c).ReadString('\n')
+		fmt.Printf("fake-runner: docker: ping %s\n", strings.TrimSpace(status))
 	}
 	secs, _ := strconv.ParseFloat(os.Getenv("FAKE_JOB_SECONDS"), 64)
 	stop := make(chan os.Signal, 1)
@@ -89,7 +90,16 @@ func daemon(args []string) {
 		if err != nil {
 			os.Exit(1)
 		}
-		_, _ = c.Write([]byte("fake-dockerd\n"))
-		_ = c.Close()
+		go func() { // enough of the Engine API for a ping
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK"))
+		}()
 	}
 }

@@ -5,6 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -209,16 +213,30 @@ func TestCreate_LimitsNetworkAndVolumesAreTheEnginesToEnforce(t *testing.T) {
 	if want := map[string]bool{"/cache": false, "/scratch": true, "/opt/tools": false}; !mapsEqual(rw, want) {
 		t.Errorf("mounts (destination: writable) %v, want %v", rw, want)
 	}
-	// The running container's cgroup has the limit the engine set (cgroup v1 or v2).
+	// The kernel holds the running container to the limits (its cgroup, v1 or v2).
 	if c.State.Status != container.StateRunning {
 		t.Fatalf("runner is %s, want running:\n%s", c.State.Status, dockertest.ContainerLogs(t, w.cli, spec.Name))
 	}
+	want := fmt.Sprintf("cgroup memory=%d cpu=150000/100000", 96<<20)
+	waitFor(t, func() bool { return strings.Contains(dockertest.ContainerLogs(t, w.cli, spec.Name), want) },
+		func() string { return "the runner's cgroup lacks " + want + ":\n" + dockertest.ContainerLogs(t, w.cli, spec.Name) })
 	if err := w.b.Delete(context.Background(), reconcile.Runner{Name: spec.Name}); err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(w.containers(t), spec.Name) {
 		t.Fatal("the deleted runner's container is still there")
 	}
+}
+
+// waitFor polls cond for up to 10 s, then fails with what says.
+func waitFor(t *testing.T, cond func() bool, what func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal(what())
 }
 
 func mapsEqual(a, b map[string]bool) bool {
@@ -454,5 +472,75 @@ func TestCreate_AnImageThatCannotBePulledSaysSoAndMakesNothing(t *testing.T) {
 	}
 	if len(w.list(t)) != 0 {
 		t.Fatal("a runner was made")
+	}
+}
+
+// countingRegistry puts a proxy in front of the test registry that counts the
+// manifest requests (one per pull), and returns its address.
+func countingRegistry(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	target, err := url.Parse("http://" + dockertest.Registry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pulls atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			pulls.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &pulls
+}
+
+func TestPull_MissingPullsAnImageTheEngineLacksOnce(t *testing.T) {
+	cli := dockertest.Client(t)
+	dockertest.Push(t, cli, dockertest.Registry(t), "reconcile-test/pull-missing:1")
+	proxy, pulls := countingRegistry(t)
+	ref := proxy + "/reconcile-test/pull-missing:1"
+	t.Cleanup(func() { dockertest.Forget(t, cli, ref) })
+	w := newWorld(t, `{image: "`+ref+`", pull: missing, env: {FAKE_JOB_SECONDS: "0"}}`)
+	for job := int64(120); job < 122; job++ {
+		spec := w.spec(job)
+		if err := w.b.Create(context.Background(), spec); err != nil {
+			t.Fatal(err)
+		}
+		if code := w.waitExited(t, spec.Name); code != 0 {
+			t.Fatalf("runner of the pulled image exited %d:\n%s", code, dockertest.ContainerLogs(t, w.cli, spec.Name))
+		}
+	}
+	if n := pulls.Load(); n == 0 || n > 2 {
+		t.Fatalf("%d manifest requests, want the one pull's (at most a HEAD and a GET)", n)
+	}
+}
+
+func TestPull_AlwaysPullsAtMostOnceAMinute(t *testing.T) {
+	cli := dockertest.Client(t)
+	dockertest.Push(t, cli, dockertest.Registry(t), "reconcile-test/pull-always:1")
+	proxy, pulls := countingRegistry(t)
+	ref := proxy + "/reconcile-test/pull-always:1"
+	t.Cleanup(func() { dockertest.Forget(t, cli, ref) })
+	w := newWorld(t, `{image: "`+ref+`", pull: always, env: {FAKE_JOB_SECONDS: "0"}}`)
+	now := time.Now()
+	w.b.Now = func() time.Time { return now }
+	create := func(job int64) int64 {
+		t.Helper()
+		if err := w.b.Create(context.Background(), w.spec(job)); err != nil {
+			t.Fatal(err)
+		}
+		return pulls.Load()
+	}
+	first := create(130)
+	if first == 0 {
+		t.Fatal("pull: always did not pull")
+	}
+	if n := create(131); n != first {
+		t.Fatalf("a second create within the minute pulled again (%d manifest requests, then %d)", first, n)
+	}
+	now = now.Add(docker.PullEvery)
+	if n := create(132); n <= first {
+		t.Fatalf("a create a minute later did not pull (%d manifest requests)", n)
 	}
 }

@@ -139,9 +139,10 @@ func tail(path string) string {
 	return s
 }
 
-// Stop stops the engine, if one was started (its containers with it), and removes
-// its directory; call it from TestMain.
+// Stop stops the engine, if one was started (its containers with it), and the
+// registry, and removes their directories; call it from TestMain.
 func Stop() {
+	stopRegistry()
 	if proc == nil || proc.Process == nil {
 		return
 	}

@@ -38,6 +38,7 @@ func runner() {
 	_, err := os.Stat("/.reconcile/jitconfig")
 	fmt.Printf("fake-runner: jitconfig-sha256=%x file-left=%v uid=%d gid=%d\n",
 		sha256.Sum256([]byte(jit)), err == nil, os.Getuid(), os.Getgid())
+	fmt.Printf("fake-runner: cgroup memory=%s cpu=%s\n", cgroupMemory(), cgroupCPU())
 	if h := os.Getenv("DOCKER_HOST"); h != "" {
 		c, err := net.Dial("unix", strings.TrimPrefix(h, "unix://"))
 		if err != nil {
@@ -60,6 +61,31 @@ func runner() {
 	code, _ := strconv.Atoi(os.Getenv("FAKE_EXIT_CODE"))
 	fmt.Println("fake-runner: job done")
 	os.Exit(code)
+}
+
+// cgroupMemory is the memory limit the kernel holds the container to, in bytes
+// (cgroup v2's memory.max, or v1's memory.limit_in_bytes).
+func cgroupMemory() string {
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if b, err := os.ReadFile(f); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return "unknown"
+}
+
+// cgroupCPU is the CPU quota the kernel holds the container to, as "quota/period"
+// in microseconds (cgroup v2's cpu.max, or v1's cfs files).
+func cgroupCPU() string {
+	if b, err := os.ReadFile("/sys/fs/cgroup/cpu.max"); err == nil {
+		return strings.Replace(strings.TrimSpace(string(b)), " ", "/", 1)
+	}
+	q, err1 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+	p, err2 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+	if err1 != nil || err2 != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(q)) + "/" + strings.TrimSpace(string(p))
 }
 
 func daemon(args []string) {

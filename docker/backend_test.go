@@ -219,7 +219,9 @@ func TestCreate_LimitsNetworkAndVolumesAreTheEnginesToEnforce(t *testing.T) {
 	}
 	want := fmt.Sprintf("cgroup memory=%d cpu=150000/100000", 96<<20)
 	waitFor(t, func() bool { return strings.Contains(dockertest.ContainerLogs(t, w.cli, spec.Name), want) },
-		func() string { return "the runner's cgroup lacks " + want + ":\n" + dockertest.ContainerLogs(t, w.cli, spec.Name) })
+		func() string {
+			return "the runner's cgroup lacks " + want + ":\n" + dockertest.ContainerLogs(t, w.cli, spec.Name)
+		})
 	if err := w.b.Delete(context.Background(), reconcile.Runner{Name: spec.Name}); err != nil {
 		t.Fatal(err)
 	}

@@ -279,6 +279,11 @@ func (p *pass) start(ctx context.Context, r jitted) bool {
 	}
 	p.createEvent(zerolog.InfoLevel, r.Create).Msg("created runner")
 	p.count(Action{"create", r.Pool, r.Reason})
+	if !r.QueuedAt.IsZero() {
+		p.mu.Lock()
+		p.waits = append(p.waits, QueueWait{Pool: r.Pool, Wait: max(p.rc.now().Sub(r.QueuedAt), 0)})
+		p.mu.Unlock()
+	}
 	return true
 }
 

@@ -178,10 +178,19 @@ type Summary struct {
 	// the pass's deadline came while it registered runners at the write pace, or the
 	// hour's registrations were spent.
 	Deferred int
+	// QueueWaits are, for each runner this pass created for a job, how long that job
+	// had waited: from its created_at to the runner's create.
+	QueueWaits []QueueWait
 	// Unreachable lists the repositories GitHub answered 404 or 403 for: deleted,
 	// renamed, or not visible to these credentials. They do not fail the pass unless
 	// it polled every repository and none answered.
 	Unreachable []string
+}
+
+// QueueWait is how long a job waited for the runner made for it.
+type QueueWait struct {
+	Pool string
+	Wait time.Duration
 }
 
 // Action is a kind of change a pass makes, for counting.
@@ -219,7 +228,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	p.apply(ctx, sum.Plan, &sum)
 	sum.Duration = rc.now().Sub(now)
 	sum.Errors = len(p.errs)
-	sum.ErrorsByStage, sum.Done = p.stageErrs, p.done
+	sum.ErrorsByStage, sum.Done, sum.QueueWaits = p.stageErrs, p.done, p.waits
 	if a, ok := p.rc.GitHub.(Accountant); ok {
 		sum.API = a.TakeStats()
 	}
@@ -293,6 +302,7 @@ type pass struct {
 	deleted   map[string]time.Time // runners this pass deleted: name → creation time, as names come back
 	stageErrs map[string]int
 	done      map[Action]int
+	waits     []QueueWait
 	creating  map[string]string // runner name → pool, for this pass's creates under way or done
 	// writesStopped: why registrations stopped (GitHub rate-limited one, or the hour's
 	// budget is spent); the creates left are the next pass's.
@@ -319,7 +329,7 @@ func (rc *Reconciler) rememberedUnservable(now time.Time) map[int64]bool {
 // it until UnservableRetry has passed. A dry run only logs.
 func (p *pass) noteUnservable(plan Plan) {
 	for _, u := range plan.Unservable {
-		p.log.Warn().Str("action", "skip").Str("reason", "unservable").Str("pool", u.Pool).
+		p.log.Warn().Str("action", "skip").Str("reason", string(ReasonUnservable)).Str("pool", u.Pool).
 			Str("repo", u.Job.Repo.String()).Int64("job_id", u.Job.ID).Str("job", u.Job.Name).Str("runner", u.Runner).
 			Msg("GitHub does not give this job to our idle runner: runs-on names a runner group, or the runner group does not allow this repository (public repositories are excluded by default) or workflow; it no longer holds a runner")
 		if p.rc.DryRun {

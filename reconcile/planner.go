@@ -27,6 +27,9 @@ const (
 	// Why a job a pool matches gets no runner.
 	ReasonPublicRepo      Reason = "public_repo"       // its repository is public: anyone can propose the code it runs
 	ReasonForkPullRequest Reason = "fork_pull_request" // a pull request from another repository
+	// Why a queued job gets no runner otherwise.
+	ReasonUnservable Reason = "unservable" // GitHub does not give it to our idle runner (a runner group excludes it)
+	ReasonNoPool     Reason = "no_pool"    // it asks for a self-hosted runner whose labels no pool has
 )
 
 // Refusal says why a job must not get a self-hosted runner, or "". Self-hosted runners
@@ -92,6 +95,9 @@ type Blind struct {
 type Create struct {
 	RunnerSpec
 	Reason Reason
+	// QueuedAt is when the job the runner is named for was queued (its created_at);
+	// zero for a warm runner.
+	QueuedAt time.Time
 }
 
 // Delete removes a runner. When Reg is set, the registration is removed first so that
@@ -121,6 +127,9 @@ type PoolStatus struct {
 	Warm, WarmTarget int
 	Create           int
 	Delete           int
+	// OldestQueued is how long the oldest of the queued jobs it serves has waited;
+	// zero when none waits.
+	OldestQueued time.Duration
 }
 
 // Plan is the outcome of Compute: sorted, so that equal worlds give equal plans.
@@ -135,6 +144,10 @@ type Plan struct {
 	Unservable []Unservable
 	// Refused lists the jobs a pool matches that get no runner by policy (Refusal).
 	Refused []Refused
+	// NoPool lists the queued jobs that ask for a self-hosted runner (their labels
+	// include self-hosted) and that no pool matches. Jobs for GitHub's hosted runners
+	// are not listed.
+	NoPool []Job
 }
 
 // Refused is a queued job a pool matches that gets no runner, and why.
@@ -443,6 +456,9 @@ func (pl *planner) collectDemand() {
 		pl.queued[j.ID] = true
 		p := MatchPool(pl.cfg.Pools, j.Labels)
 		if p == nil {
+			if slices.ContainsFunc(j.Labels, func(l string) bool { return strings.EqualFold(l, "self-hosted") }) {
+				pl.plan.NoPool = append(pl.plan.NoPool, j)
+			}
 			continue // not ours to serve: GitHub-hosted, or labels no pool has
 		}
 		if why := Refusal(pl.cfg.GitHub, j); why != "" {
@@ -455,7 +471,11 @@ func (pl *planner) collectDemand() {
 		}
 		k := poolScope{p.Name, pl.scopeOf(j)}
 		pl.demand[k] = append(pl.demand[k], j)
-		pl.poolStatus(p.Name).Queued++
+		st := pl.poolStatus(p.Name)
+		if st.Queued == 0 { // the jobs come oldest first
+			st.OldestQueued = max(pl.now.Sub(j.CreatedAt), 0)
+		}
+		st.Queued++
 	}
 }
 
@@ -616,7 +636,7 @@ func (pl *planner) want(k poolScope, jobs []Job, supply []Runner, n int) []Creat
 		}
 		pl.taken[name] = true
 		out = append(out, Create{RunnerSpec: RunnerSpec{Name: name, Pool: k.pool, Scope: k.scope, Repo: j.Repo, JobID: j.ID,
-			Labels: slices.Clone(p.Labels), MaxLifetime: time.Duration(p.MaxLifetime)}, Reason: ReasonDemand})
+			Labels: slices.Clone(p.Labels), MaxLifetime: time.Duration(p.MaxLifetime)}, Reason: ReasonDemand, QueuedAt: j.CreatedAt})
 	}
 	return out
 }

@@ -63,7 +63,9 @@ func create(pool string, repo Scope, jobID int64, name string) Create {
 		MaxLifetime: 24 * time.Hour}, Reason: ReasonDemand}
 }
 
-var ignorePools = cmpopts.IgnoreFields(Plan{}, "Pools")
+// ignorePools leaves out of a plan's comparison the pools' status and the creates'
+// QueuedAt, which TestComputePoolStatus and TestComputeQueueFacts check.
+var ignorePools = cmp.Options{cmpopts.IgnoreFields(Plan{}, "Pools"), cmpopts.IgnoreFields(Create{}, "QueuedAt")}
 
 func TestCompute(t *testing.T) {
 	t.Parallel()
@@ -205,9 +207,9 @@ func TestCompute(t *testing.T) {
 			}},
 		},
 		{
-			name: "job no pool can serve is ignored",
+			name: "job no pool can serve gets no runner; a self-hosted one is listed as such",
 			obs:  Observed{Jobs: []Job{job(1, repoA, time.Minute, "ubuntu-latest"), job(2, repoA, time.Minute, "self-hosted", "gpu")}},
-			want: Plan{},
+			want: Plan{NoPool: []Job{job(2, repoA, time.Minute, "self-hosted", "gpu")}},
 		},
 		{
 			name: "max_runners caps creates, oldest jobs first",
@@ -403,6 +405,30 @@ func TestComputeOrgRunners(t *testing.T) {
 	}
 }
 
+// What the queue-wait metrics and the status command read from a plan: when each
+// create's job was queued, the oldest waiting job per pool, and the self-hosted jobs
+// no pool matches.
+func TestComputeQueueFacts(t *testing.T) {
+	t.Parallel()
+	old, young := job(10, repoA, 7*time.Minute, arm...), job(11, repoA, time.Minute, arm...)
+	gpu := job(12, repoA, 3*time.Minute, "self-hosted", "gpu")
+	hosted := job(13, repoA, 3*time.Minute, "ubuntu-latest")
+	plan := Compute(Observed{Jobs: []Job{young, gpu, old, hosted}}, testConfig(), t0)
+	queued := map[int64]time.Time{}
+	for _, c := range plan.Create {
+		queued[c.JobID] = c.QueuedAt
+	}
+	if !queued[10].Equal(old.CreatedAt) || !queued[11].Equal(young.CreatedAt) {
+		t.Errorf("creates' QueuedAt %v, want the jobs' created_at (%v, %v)", queued, old.CreatedAt, young.CreatedAt)
+	}
+	if p := plan.Pools[0]; p.Pool != "arm64" || p.OldestQueued != 7*time.Minute {
+		t.Errorf("pool %s: oldest queued %v, want 7m", p.Pool, p.OldestQueued)
+	}
+	if len(plan.NoPool) != 1 || plan.NoPool[0].ID != 12 {
+		t.Errorf("no pool: %v, want job 12 alone (13 wants a GitHub-hosted runner)", plan.NoPool)
+	}
+}
+
 func TestComputePoolStatus(t *testing.T) {
 	t.Parallel()
 	busy := runner("arm64", repoA, 1, time.Hour)
@@ -416,7 +442,7 @@ func TestComputePoolStatus(t *testing.T) {
 	got := Compute(obs, testConfig(), t0).Pools
 	want := []PoolStatus{
 		// max_runners 3 with 3 active runners: the third job waits for room.
-		{Pool: "arm64", Queued: 3, Booting: 1, Idle: 1, Busy: 1, Create: 0, Delete: 1},
+		{Pool: "arm64", Queued: 3, Booting: 1, Idle: 1, Busy: 1, Create: 0, Delete: 1, OldestQueued: time.Minute},
 		{Pool: "x64"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

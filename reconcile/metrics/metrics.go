@@ -36,6 +36,8 @@ type Metrics struct {
 	deferred              prometheus.Gauge
 	repos                 *prometheus.GaugeVec
 	duration              prometheus.Histogram
+	queueWait             *prometheus.HistogramVec
+	oldest, notServed     *prometheus.GaugeVec
 	lastSuccess, lastPass prometheus.Gauge
 
 	mu         sync.Mutex
@@ -89,15 +91,43 @@ func New() *Metrics {
 		Help: "When a pass last succeeded wholly."})
 	m.lastPass = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_last_pass_timestamp_seconds",
 		Help: "When a pass last ended, successful or not."})
-	for _, c := range []prometheus.Collector{m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
+	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "reconcile_job_queue_wait_seconds",
+		Help:    "How long each job waited for a runner: from its created_at to the create of the runner made for it.",
+		Buckets: QueueWaitBuckets}, []string{"pool"})
+	m.oldest = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_oldest_queued_job_age_seconds",
+		Help: "How long the oldest queued job a pool serves has waited, at the last pass (0: none waits)."}, []string{"pool"})
+	m.notServed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_not_served",
+		Help: "Queued self-hosted jobs that get no runner, by reason (no_pool, public_repo, fork_pull_request, unservable), at the last pass."}, []string{"reason"})
+	for _, c := range []prometheus.Collector{m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
 		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
 	return m
 }
 
+// QueueWaitBuckets are the queue-wait histogram's buckets, in seconds: a runner in
+// seconds (a webhook's), within a pass or two, within the idle-poll interval, and the
+// long tail.
+var QueueWaitBuckets = []float64{1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200}
+
 // Record takes in a pass's summary; failed says whether it ended with errors.
 func (m *Metrics) Record(s reconcile.Summary, failed bool) {
+	for _, w := range s.QueueWaits {
+		m.queueWait.WithLabelValues(w.Pool).Observe(w.Wait.Seconds())
+	}
+	notServed := map[reconcile.Reason]int{reconcile.ReasonNoPool: len(s.Plan.NoPool),
+		reconcile.ReasonPublicRepo: 0, reconcile.ReasonForkPullRequest: 0, reconcile.ReasonUnservable: 0}
+	for _, r := range s.Plan.Refused {
+		notServed[r.Reason]++
+	}
+	for _, p := range s.Plan.Pools {
+		notServed[reconcile.ReasonUnservable] += p.Unservable
+		m.oldest.WithLabelValues(p.Pool).Set(p.OldestQueued.Seconds())
+		m.queueWait.WithLabelValues(p.Pool) // every pool has the series, observed or not
+	}
+	for reason, n := range notServed {
+		m.notServed.WithLabelValues(string(reason)).Set(float64(n))
+	}
 	for _, p := range s.Plan.Pools {
 		m.queued.WithLabelValues(p.Pool).Set(float64(p.Queued))
 		m.unservable.WithLabelValues(p.Pool).Set(float64(p.Unservable))

@@ -109,7 +109,7 @@ func (p *pass) countPools(ctx context.Context, creates []Create) (*room, map[str
 			seen[b] = err
 			runners = append(runners, rs...)
 			if err != nil {
-				p.fail("create", fmt.Errorf("counting pool %s's runners before creating: %w", c.Pool, err))
+				p.fail(StageCreate, fmt.Errorf("counting pool %s's runners before creating: %w", c.Pool, err))
 			}
 		}
 		listed[c.Pool] = err == nil
@@ -213,7 +213,7 @@ func (p *pass) register(ctx context.Context, c Create) (Registration, Secret, er
 	b, ok := p.rc.Backends[c.Pool]
 	if !ok {
 		err := fmt.Errorf("creating runner %s: pool %s has no backend", c.Name, c.Pool)
-		p.fail("create", err)
+		p.fail(StageCreate, err)
 		return Registration{}, "", err
 	}
 	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
@@ -237,7 +237,7 @@ func (p *pass) register(ctx context.Context, c Create) (Registration, Secret, er
 		p.holdWrites(c, err)
 	default:
 		p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("registering runner failed")
-		p.fail("register", fmt.Errorf("registering runner %s: %w", c.Name, err))
+		p.fail(StageRegister, fmt.Errorf("registering runner %s: %w", c.Name, err))
 	}
 	return Registration{}, "", err
 }
@@ -273,7 +273,7 @@ func (p *pass) start(ctx context.Context, r jitted) bool {
 	spec.JITConfig = r.jit
 	if err := p.rc.Backends[r.Pool].Create(ctx, spec); err != nil {
 		p.createEvent(zerolog.ErrorLevel, r.Create).Err(err).Msg("creating runner failed; removing its registration")
-		p.fail("create", fmt.Errorf("creating runner %s: %w", r.Name, err))
+		p.fail(StageCreate, fmt.Errorf("creating runner %s: %w", r.Name, err))
 		p.undoRegistration(ctx, r.Create, r.reg)
 		return false
 	}
@@ -299,7 +299,7 @@ func (p *pass) undoRegistration(ctx context.Context, c Create, reg Registration)
 	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := p.rc.GitHub.RemoveRegistration(undo, c.Scope, reg.ID); err != nil {
-		p.fail("deregister", fmt.Errorf("removing registration of runner %s that was not created: %w", c.Name, err))
+		p.fail(StageDeregister, fmt.Errorf("removing registration of runner %s that was not created: %w", c.Name, err))
 	}
 }
 

@@ -187,6 +187,29 @@ type Summary struct {
 	Unreachable []string
 }
 
+// Stage is the part of a pass that met an error, as Summary.ErrorsByStage and the
+// errors metric name it.
+type Stage string
+
+// The stages of a pass.
+const (
+	StageListRepos         Stage = "list_repos"         // an organisation's or installation's repositories
+	StageListJobs          Stage = "list_jobs"          // a repository's queued jobs
+	StageListRunners       Stage = "list_runners"       // a backend's runners
+	StageListRegistrations Stage = "list_registrations" // a scope's runner registrations
+	StageObserve           Stage = "observe"            // observing as a whole: its deadline came
+	StageRegister          Stage = "register"           // a JIT registration
+	StageCreate            Stage = "create"             // a backend's create
+	StageDelete            Stage = "delete"             // a runner's delete
+	StageDeregister        Stage = "deregister"         // a registration's removal
+	StageRerun             Stage = "rerun"              // a preempted job's re-run
+	StageInterrupted       Stage = "interrupted"        // a pass stopped or timed out with actions left
+)
+
+// Stages lists every stage, for metrics that show each from the start.
+var Stages = []Stage{StageListRepos, StageListJobs, StageListRunners, StageListRegistrations, StageObserve,
+	StageRegister, StageCreate, StageDelete, StageDeregister, StageRerun, StageInterrupted}
+
 // QueueWait is how long a job waited for the runner made for it.
 type QueueWait struct {
 	Pool string
@@ -368,11 +391,11 @@ func (p *pass) unreachableRepos() []string {
 
 // fail records an error of a stage of the pass (list_repos, list_jobs, list_runners,
 // list_registrations, observe, register, create, delete, deregister).
-func (p *pass) fail(stage string, err error) {
+func (p *pass) fail(stage Stage, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.errs = append(p.errs, err)
-	p.stageErrs[stage]++
+	p.stageErrs[string(stage)]++
 }
 
 // each runs fn for every item, at most n at once, and starts none once ctx is done.
@@ -412,7 +435,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		for _, pool := range cfg.Pools {
 			obs.Blind.Pools[pool.Name] = true
 		}
-		p.fail("observe", fmt.Errorf("observing: %w", ctx.Err()))
+		p.fail(StageObserve, fmt.Errorf("observing: %w", ctx.Err()))
 	}
 	scopes := p.registrationScopes(obs, swept)
 	for _, s := range scopes {
@@ -425,7 +448,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		// One repository gone is a configuration to fix; all of them is a token that
 		// sees nothing, or the wrong GitHub. (A pass that polled only some, on a
 		// budget, cannot tell.)
-		p.fail("list_jobs", fmt.Errorf("every polled repository is unreachable (%d): check the token or App installation and github.api_url", len(poll)))
+		p.fail(StageListJobs, fmt.Errorf("every polled repository is unreachable (%d): check the token or App installation and github.api_url", len(poll)))
 	}
 	return obs
 }
@@ -449,7 +472,7 @@ func (p *pass) listRepos(ctx context.Context) ([]Scope, func(Scope) bool) {
 		defer mu.Unlock()
 		if err != nil {
 			failedOrgs[org] = true
-			p.fail("list_repos", fmt.Errorf("listing repositories of org %s: %w", org, err))
+			p.fail(StageListRepos, fmt.Errorf("listing repositories of org %s: %w", org, err))
 			return
 		}
 		repos = append(repos, rs...)
@@ -463,7 +486,7 @@ func (p *pass) listRepos(ctx context.Context) ([]Scope, func(Scope) bool) {
 		}
 		if err != nil {
 			installFailed = true // which repositories are missing is unknown
-			p.fail("list_repos", fmt.Errorf("listing the installation's repositories: %w", err))
+			p.fail(StageListRepos, fmt.Errorf("listing the installation's repositories: %w", err))
 		}
 		repos = append(repos, rs...)
 	}
@@ -495,7 +518,7 @@ func (p *pass) listRunners(ctx context.Context) ([]Runner, map[string]bool) {
 			for _, name := range pools[b] {
 				blind[name] = true
 			}
-			p.fail("list_runners", fmt.Errorf("listing runners of pools %s: %w", strings.Join(pools[b], ", "), err))
+			p.fail(StageListRunners, fmt.Errorf("listing runners of pools %s: %w", strings.Join(pools[b], ", "), err))
 			return
 		}
 		for _, r := range rs {
@@ -529,7 +552,7 @@ func (p *pass) choose(repos []Scope, runners []Runner) (poll, sweep []Scope) {
 // listJobs returns the queued jobs of the repositories, and the scopes whose jobs are
 // not all known. A repository GitHub does not know (any more) is reported, not failed.
 func (p *pass) listJobs(ctx context.Context, repos []Scope) ([]Job, map[Scope]bool) {
-	jobs, unlisted := listEach(ctx, p, repos, "list_jobs", "queued jobs", p.rc.GitHub.QueuedJobs)
+	jobs, unlisted := listEach(ctx, p, repos, StageListJobs, "queued jobs", p.rc.GitHub.QueuedJobs)
 	blind := maps.Clone(unlisted)
 	for r := range unlisted {
 		blind[p.rc.Config.RunnerScopeOf(r)] = true
@@ -572,7 +595,7 @@ func (p *pass) registrationScopes(obs Observed, swept []Scope) []Scope {
 // listRegistrations returns our registrations in the scopes, and the scopes that could
 // not be listed.
 func (p *pass) listRegistrations(ctx context.Context, scopes []Scope) ([]Registration, map[Scope]bool) {
-	all, blind := listEach(ctx, p, scopes, "list_registrations", "runner registrations", p.rc.GitHub.Registrations)
+	all, blind := listEach(ctx, p, scopes, StageListRegistrations, "runner registrations", p.rc.GitHub.Registrations)
 	regs := slices.DeleteFunc(all, func(r Registration) bool {
 		_, ours := ParseRunnerName(p.rc.Config.NamePrefix, r.Name)
 		return !ours
@@ -583,7 +606,7 @@ func (p *pass) listRegistrations(ctx context.Context, scopes []Scope) ([]Registr
 // listEach lists every scope at once (within the pass's concurrency) and returns what
 // was listed and the scopes that could not be. A scope GitHub does not know (any more)
 // is reported as unreachable; any other error fails the stage.
-func listEach[T any](ctx context.Context, p *pass, scopes []Scope, stage, what string, list func(context.Context, Scope) ([]T, error)) ([]T, map[Scope]bool) {
+func listEach[T any](ctx context.Context, p *pass, scopes []Scope, stage Stage, what string, list func(context.Context, Scope) ([]T, error)) ([]T, map[Scope]bool) {
 	var mu sync.Mutex
 	var out []T
 	blind := map[Scope]bool{}
@@ -677,11 +700,11 @@ func (p *pass) leftOver(ctx context.Context, left [3]int, sum *Summary) {
 		}
 		p.log.Warn().Int("creates_left", left[2]).Str("why", why).Msg("creates deferred to the next pass")
 	case ctx.Err() == nil && stopped != nil:
-		p.fail("register", fmt.Errorf("%w: %d creates left for the next pass, which waits as GitHub asked", stopped, left[2]))
+		p.fail(StageRegister, fmt.Errorf("%w: %d creates left for the next pass, which waits as GitHub asked", stopped, left[2]))
 	case ctx.Err() == nil:
-		p.fail("create", fmt.Errorf("%d deletions, %d registration removals and %d creates not started", left[0], left[1], left[2]))
+		p.fail(StageCreate, fmt.Errorf("%d deletions, %d registration removals and %d creates not started", left[0], left[1], left[2]))
 	default:
-		p.fail("interrupted", fmt.Errorf("pass stopped (%v): %d deletions, %d registration removals and %d creates not started; the next pass plans them again",
+		p.fail(StageInterrupted, fmt.Errorf("pass stopped (%v): %d deletions, %d registration removals and %d creates not started; the next pass plans them again",
 			context.Cause(ctx), left[0], left[1], left[2]))
 	}
 }
@@ -734,20 +757,20 @@ func (p *pass) delete(ctx context.Context, d Delete) bool {
 			return false
 		case err != nil && !mustGo(d.Reason):
 			p.deleteEvent(zerolog.WarnLevel, d).Err(err).Msg("could not remove registration; runner kept")
-			p.fail("deregister", fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
+			p.fail(StageDeregister, fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
 			return false
 		case err != nil:
-			p.fail("deregister", fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
+			p.fail(StageDeregister, fmt.Errorf("removing registration of %s: %w", d.Runner.Name, err))
 		}
 	}
 	b, ok := p.owner[d.Runner.Name]
 	if !ok {
-		p.fail("delete", fmt.Errorf("deleting runner %s: no backend listed it", d.Runner.Name))
+		p.fail(StageDelete, fmt.Errorf("deleting runner %s: no backend listed it", d.Runner.Name))
 		return false
 	}
 	if err := b.Delete(ctx, d.Runner); err != nil {
 		p.deleteEvent(zerolog.ErrorLevel, d).Err(err).Msg("delete failed")
-		p.fail("delete", fmt.Errorf("deleting runner %s: %w", d.Runner.Name, err))
+		p.fail(StageDelete, fmt.Errorf("deleting runner %s: %w", d.Runner.Name, err))
 		return false
 	}
 	p.deleteEvent(zerolog.InfoLevel, d).Msg("deleted runner")
@@ -763,7 +786,7 @@ func (p *pass) deregister(ctx context.Context, d Deregister) bool {
 		return false
 	case err != nil:
 		p.deregisterEvent(zerolog.ErrorLevel, d).Err(err).Msg("removing registration failed")
-		p.fail("deregister", fmt.Errorf("removing registration %s in %s: %w", d.Reg.Name, d.Reg.Scope, err))
+		p.fail(StageDeregister, fmt.Errorf("removing registration %s in %s: %w", d.Reg.Name, d.Reg.Scope, err))
 		return false
 	}
 	p.deregisterEvent(zerolog.InfoLevel, d).Msg("removed registration")

@@ -122,7 +122,7 @@ func (p *pass) rerunPreempted(ctx context.Context, obs Observed) map[string]bool
 		job, found, err := p.rc.GitHub.JobRunBy(ctx, r.Repo, r.Name, r.JobID, r.CreatedAt.Truncate(time.Second)) // GitHub's times are whole seconds
 		if err != nil {
 			hold[r.Name] = p.now.Sub(r.PreemptedAt) < PreemptionEvidenceTTL
-			p.fail("rerun", fmt.Errorf("looking up the job preempted runner %s ran: %w", r.Name, err))
+			p.fail(StageRerun, fmt.Errorf("looking up the job preempted runner %s ran: %w", r.Name, err))
 			continue
 		}
 		verdict, why := JudgePreempted(*p.rc.Config, r, job, found, p.now)
@@ -137,7 +137,7 @@ func (p *pass) rerunPreempted(ctx context.Context, obs Observed) map[string]bool
 		default:
 			if err := p.rc.GitHub.RerunJob(ctx, job.Repo, job.ID); err != nil {
 				hold[r.Name] = p.now.Sub(r.PreemptedAt) < PreemptionEvidenceTTL
-				p.fail("rerun", fmt.Errorf("re-running job %d of %s, which preempted runner %s ran: %w", job.ID, job.Repo, r.Name, err))
+				p.fail(StageRerun, fmt.Errorf("re-running job %d of %s, which preempted runner %s ran: %w", job.ID, job.Repo, r.Name, err))
 				continue
 			}
 			p.rerunEvent("rerun", r, job).Msg("re-ran job")

@@ -60,7 +60,7 @@ func New() *Metrics {
 	m.created = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_created_total",
 		Help: "Runners created."}, []string{"pool"})
 	m.deleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_deleted_total",
-		Help: "Runners deleted, by reason (finished, surplus, boot_timeout, gone, expired)."}, []string{"pool", "reason"})
+		Help: "Runners deleted, by reason (finished, surplus, boot_timeout, gone, expired, recycled)."}, []string{"pool", "reason"})
 	m.deregistered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_registrations_removed_total",
 		Help: "Runner registrations removed without a runner, by reason (ghost)."}, []string{"reason"})
 	m.warmTarget = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_warm_target",
@@ -98,6 +98,10 @@ func New() *Metrics {
 		Help: "How long the oldest queued job a pool serves has waited, at the last pass (0: none waits)."}, []string{"pool"})
 	m.notServed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_not_served",
 		Help: "Queued self-hosted jobs that get no runner, by reason (no_pool, public_repo, fork_pull_request, unservable), at the last pass."}, []string{"reason"})
+	for _, st := range reconcile.Stages { // every stage has its series from the start, at 0
+		m.errs.WithLabelValues(string(st))
+	}
+	m.deregistered.WithLabelValues(string(reconcile.ReasonGhost))
 	for _, c := range []prometheus.Collector{m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
 		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
@@ -109,6 +113,10 @@ func New() *Metrics {
 // seconds (a webhook's), within a pass or two, within the idle-poll interval, and the
 // long tail.
 var QueueWaitBuckets = []float64{1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200}
+
+// deleteReasons are the reasons a runner is deleted for.
+var deleteReasons = []reconcile.Reason{reconcile.ReasonFinished, reconcile.ReasonSurplus, reconcile.ReasonBootTimeout,
+	reconcile.ReasonGone, reconcile.ReasonExpired, reconcile.ReasonRecycled}
 
 // Record takes in a pass's summary; failed says whether it ended with errors.
 func (m *Metrics) Record(s reconcile.Summary, failed bool) {
@@ -123,7 +131,13 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 	for _, p := range s.Plan.Pools {
 		notServed[reconcile.ReasonUnservable] += p.Unservable
 		m.oldest.WithLabelValues(p.Pool).Set(p.OldestQueued.Seconds())
-		m.queueWait.WithLabelValues(p.Pool) // every pool has the series, observed or not
+		// Every pool has its series from its first pass, whether anything happened or
+		// not, so that rates and alerts see a zero rather than nothing.
+		m.queueWait.WithLabelValues(p.Pool)
+		for _, r := range deleteReasons {
+			m.deleted.WithLabelValues(p.Pool, string(r))
+		}
+		m.reruns.WithLabelValues(p.Pool, string(reconcile.ReasonPreempted))
 	}
 	for reason, n := range notServed {
 		m.notServed.WithLabelValues(string(reason)).Set(float64(n))

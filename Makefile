@@ -16,10 +16,12 @@ build:
 # kube-apiserver and etcd that tools/envtest.sh builds from the Go module proxy the
 # first time (several minutes) and caches outside the repository; the Docker tests
 # start their own dockerd (Debian's docker.io, which tools/docker.sh installs; root
-# needed). Here a skipped Kubernetes or Docker test is a failure.
+# needed); the monitoring tests run Debian's promtool and prometheus (tools/prometheus.sh).
+# Here a skipped Kubernetes, Docker or monitoring test is a failure.
 test: fmt-check vet scripts-check image-check units-check
-	@assets=$$(tools/envtest.sh) && tools/docker.sh && \
-	KUBEBUILDER_ASSETS="$$assets" RECONCILE_REQUIRE_ENVTEST=1 RECONCILE_REQUIRE_DOCKER=1 $(GO) test -race -count=1 ./...
+	@assets=$$(tools/envtest.sh) && tools/docker.sh && tools/prometheus.sh && \
+	KUBEBUILDER_ASSETS="$$assets" RECONCILE_REQUIRE_ENVTEST=1 RECONCILE_REQUIRE_DOCKER=1 RECONCILE_REQUIRE_PROMETHEUS=1 \
+		$(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz-check
 
 # Each fuzz target for a short, fixed budget (its seeds in testdata/ run with every
@@ -42,7 +44,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # Shell scripts: syntax and shellcheck (installed from Debian's packages when missing).
-SCRIPTS := manifests/gce/startup.sh tools/envtest.sh tools/docker.sh tools/units-check.sh .ci/run
+SCRIPTS := manifests/gce/startup.sh tools/envtest.sh tools/docker.sh tools/prometheus.sh tools/units-check.sh .ci/run
 scripts-check:
 	@for f in $(SCRIPTS); do bash -n $$f || exit 1; done
 	@command -v shellcheck >/dev/null || { echo "installing shellcheck"; \

@@ -103,30 +103,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return usageError{err}
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run maps errors to exit codes
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "YAML configuration `FILE`", EnvVars: []string{"RECONCILE_CONFIG"}},
-			&cli.BoolFlag{Name: "once", Usage: "run one pass and exit", EnvVars: []string{"RECONCILE_ONCE"}},
-			&cli.BoolFlag{Name: "dry-run", Usage: "observe and plan, print every planned action, change nothing", EnvVars: []string{"RECONCILE_DRY_RUN"}},
-			&cli.DurationFlag{Name: "interval", Value: 30 * time.Second, Usage: "time between passes without --once", EnvVars: []string{"RECONCILE_INTERVAL"}},
-			&cli.StringSliceFlag{Name: "repo", Usage: "poll repository `OWNER/NAME` too (repeatable)", EnvVars: []string{"RECONCILE_REPOS"}},
-			&cli.StringSliceFlag{Name: "org", Usage: "poll every repository of organisation `NAME` too (repeatable)", EnvVars: []string{"RECONCILE_ORGS"}},
-			&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
-			&cli.DurationFlag{Name: "timeout", Value: 50 * time.Second, Usage: "a pass's deadline: below the schedule's interval", EnvVars: []string{"RECONCILE_TIMEOUT"}},
-			&cli.StringFlag{Name: "cache", Usage: "keep GitHub ETags between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
-			&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend, reads (1) and writes (5) together (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
-			&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
-			&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only active repositories", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
-			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
-			&cli.IntFlag{Name: "writes-per-minute", Value: ghpoll.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
-			&cli.IntFlag{Name: "writes-per-hour", Value: ghpoll.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
-			&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs, Docker containers)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `ADDR` (loop mode)", EnvVars: []string{"RECONCILE_METRICS_ADDR"}},
-			&cli.StringFlag{Name: "metrics-file", Usage: "write metrics to `FILE` after each pass, for node_exporter's textfile collector", EnvVars: []string{"RECONCILE_METRICS_FILE"}},
-			&cli.StringFlag{Name: "pushgateway-url", Usage: "push metrics to a Pushgateway at `URL` after the pass (--once)", EnvVars: []string{"RECONCILE_PUSHGATEWAY_URL"}},
-			&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "auto, json or console (auto: console on a terminal)", EnvVars: []string{"RECONCILE_LOG_FORMAT"}},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RECONCILE_LOG_LEVEL"}},
-		},
+		Flags:          passFlags(),
 		Commands: []*cli.Command{{
+			Name:  "status",
+			Usage: "show the runners this installation owns and the queued jobs, changing nothing",
+			Description: "Observes as a pass does (same configuration, flags and credentials) and plans as a dry\n" +
+				"run does: it makes no JIT configuration, creates, deletes and saves nothing. One table per\n" +
+				"pool (name, state, age, the job it was made for, what the next pass does), then the queued\n" +
+				"jobs with the pool that serves each, or why none will. Exit 1 if part of it could not be\n" +
+				"seen; what could be is shown all the same.",
+			Flags: append(passFlags(), &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: reconcile.FormatTable,
+				Usage: "table, wide or json", EnvVars: []string{"RECONCILE_OUTPUT"}}),
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return usagef("unexpected argument %q", c.Args().First())
+				}
+				return status(c, stdout, stderr)
+			},
+		}, {
 			Name:  "version",
 			Usage: "print the version, the commit and the Go version",
 			Action: func(*cli.Context) error {
@@ -140,6 +134,33 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return serve(c, stdout, stderr)
 		},
+	}
+}
+
+// passFlags are the flags of a pass, made anew for each command that takes them.
+func passFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "YAML configuration `FILE`", EnvVars: []string{"RECONCILE_CONFIG"}},
+		&cli.BoolFlag{Name: "once", Usage: "run one pass and exit", EnvVars: []string{"RECONCILE_ONCE"}},
+		&cli.BoolFlag{Name: "dry-run", Usage: "observe and plan, print every planned action, change nothing", EnvVars: []string{"RECONCILE_DRY_RUN"}},
+		&cli.DurationFlag{Name: "interval", Value: 30 * time.Second, Usage: "time between passes without --once", EnvVars: []string{"RECONCILE_INTERVAL"}},
+		&cli.StringSliceFlag{Name: "repo", Usage: "poll repository `OWNER/NAME` too (repeatable)", EnvVars: []string{"RECONCILE_REPOS"}},
+		&cli.StringSliceFlag{Name: "org", Usage: "poll every repository of organisation `NAME` too (repeatable)", EnvVars: []string{"RECONCILE_ORGS"}},
+		&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
+		&cli.DurationFlag{Name: "timeout", Value: 50 * time.Second, Usage: "a pass's deadline: below the schedule's interval", EnvVars: []string{"RECONCILE_TIMEOUT"}},
+		&cli.StringFlag{Name: "cache", Usage: "keep GitHub ETags between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
+		&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend, reads (1) and writes (5) together (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
+		&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
+		&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only active repositories", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
+		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
+		&cli.IntFlag{Name: "writes-per-minute", Value: ghpoll.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
+		&cli.IntFlag{Name: "writes-per-hour", Value: ghpoll.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
+		&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs, Docker containers)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `ADDR` (loop mode)", EnvVars: []string{"RECONCILE_METRICS_ADDR"}},
+		&cli.StringFlag{Name: "metrics-file", Usage: "write metrics to `FILE` after each pass, for node_exporter's textfile collector", EnvVars: []string{"RECONCILE_METRICS_FILE"}},
+		&cli.StringFlag{Name: "pushgateway-url", Usage: "push metrics to a Pushgateway at `URL` after the pass (--once)", EnvVars: []string{"RECONCILE_PUSHGATEWAY_URL"}},
+		&cli.StringFlag{Name: "log-format", Value: "auto", Usage: "auto, json or console (auto: console on a terminal)", EnvVars: []string{"RECONCILE_LOG_FORMAT"}},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RECONCILE_LOG_LEVEL"}},
 	}
 }
 
@@ -302,10 +323,14 @@ func (r reporter) after(sum reconcile.Summary, err error) {
 // parseSettings reads flags, environment and configuration into settings. It calls
 // nothing: it reads the configuration file and an App key file, and that is all.
 func parseSettings(c *cli.Context, stderr io.Writer) (settings, error) {
-	s := settings{dryRun: c.Bool("dry-run"), once: c.Bool("once"), interval: c.Duration("interval"), timeout: c.Duration("timeout"),
+	s := settings{dryRun: c.Bool("dry-run") || c.Command.Name == "status", once: c.Bool("once"), interval: c.Duration("interval"), timeout: c.Duration("timeout"),
 		cache: c.String("cache"), metricsAddr: c.String("metrics-addr"), metricsFile: c.String("metrics-file"), pushURL: c.String("pushgateway-url")}
 	var err error
-	if s.log, s.console, err = newLogger(c.String("log-format"), c.String("log-level"), stderr); err != nil {
+	level := c.String("log-level")
+	if c.Command.Name == "status" && !c.IsSet("log-level") {
+		level = "warn" // the status is the output; the dry run's lines are not
+	}
+	if s.log, s.console, err = newLogger(c.String("log-format"), level, stderr); err != nil {
 		return s, err
 	}
 	if s.cfg, err = loadConfig(c); err != nil {
@@ -662,4 +687,46 @@ func buildBackends(ctx context.Context, cfg *reconcile.Config, specs []backendSp
 		}
 	}
 	return backends, nil
+}
+
+// status runs a read-only pass (a dry run that saves no cache) and shows what it saw.
+func status(c *cli.Context, stdout, stderr io.Writer) error {
+	format := c.String("output")
+	if format != reconcile.FormatTable && format != reconcile.FormatWide && format != reconcile.FormatJSON {
+		return usagef("--output: %q is not table, wide or json", format)
+	}
+	s, err := parseSettings(c, stderr)
+	if err != nil {
+		return err
+	}
+	store, err := cacheStore(s.cache, s.log) // read for its ETags, never saved
+	if err != nil {
+		return err
+	}
+	backends, err := buildBackends(c.Context, s.cfg, s.backends, realPlatforms(s.log))
+	if err != nil {
+		return err
+	}
+	gh, err := githubClient(c.Context, s, store)
+	if err != nil {
+		return err
+	}
+	rc := &reconcile.Reconciler{Config: s.cfg, GitHub: gh, Backends: backends, DryRun: true,
+		Concurrency: s.concurrency, Budget: s.budget}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	sum, perr := rc.RunWithin(s.log.WithContext(ctx), s.timeout)
+	st := reconcile.BuildStatus(*s.cfg, sum.Observed, sum.Plan, sum.Started)
+	if perr != nil {
+		st.Errors = strings.Split(perr.Error(), "\n")
+	}
+	f, ok := stdout.(*os.File)
+	colour := ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""
+	if err := reconcile.WriteStatus(stdout, st, *s.cfg, format, colour); err != nil {
+		return err
+	}
+	if perr != nil {
+		return errPassFailed
+	}
+	return nil
 }

@@ -178,6 +178,8 @@ type Summary struct {
 	// the pass's deadline came while it registered runners at the write pace, or the
 	// hour's registrations were spent.
 	Deferred int
+	// Observed is what the pass saw of GitHub and the backends, before it acted.
+	Observed Observed
 	// QueueWaits are, for each runner this pass created for a job, how long that job
 	// had waited: from its created_at to the runner's create.
 	QueueWaits []QueueWait
@@ -238,6 +240,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	}
 	obs.Unservable = rc.rememberedUnservable(now)
 	obs.Holding = p.rerunPreempted(ctx, obs)
+	sum.Observed = obs
 	planner := rc.planner
 	if planner == nil {
 		planner = Compute

@@ -1,0 +1,205 @@
+package reconcile
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The states `reconcile status` shows a runner in.
+const (
+	StateBooting    = "booting"     // registered or being registered, not online yet
+	StateIdle       = "idle"        // online, waiting for a job
+	StateBusy       = "busy"        // running a job
+	StateFinished   = "finished"    // its machine stopped, or GitHub removed its registration after its job
+	StateBootFailed = "boot-failed" // offline past boot_timeout
+	StateExpired    = "expired"     // older than max_lifetime
+	StateGhost      = "ghost"       // a registration of ours with no runner and no job waiting for it
+	StateUnknown    = "unknown"     // its registrations could not be listed
+)
+
+// Status is what `reconcile status` shows: the runners this installation owns, by
+// pool, and the queued jobs, with the pool that serves each or why none will.
+type Status struct {
+	At      time.Time      `json:"at"`
+	Runners []RunnerStatus `json:"runners"`
+	Queue   []QueuedStatus `json:"queue"`
+	// Errors are what the observation could not see (a repository, a backend); the
+	// rest of the status stands without it.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// RunnerStatus is one runner, or one ghost registration.
+type RunnerStatus struct {
+	Name     string        `json:"name"`
+	Pool     string        `json:"pool"`
+	Scope    string        `json:"scope"` // where it is registered
+	State    string        `json:"state"`
+	Age      time.Duration `json:"-"`
+	AgeSec   int64         `json:"age_seconds"`
+	Warm     bool          `json:"warm,omitempty"`
+	JobID    int64         `json:"job_id,omitempty"` // the job it was made for
+	Repo     string        `json:"repo,omitempty"`   // that job's repository
+	Location string        `json:"location,omitempty"`
+	// Next is what the next pass does with it: "" (keep), or delete and why.
+	Next string `json:"next,omitempty"`
+}
+
+// QueuedStatus is one queued job that asks for a self-hosted runner.
+type QueuedStatus struct {
+	JobID  int64         `json:"job_id"`
+	Repo   string        `json:"repo"`
+	Name   string        `json:"name"`
+	Labels []string      `json:"labels"`
+	Age    time.Duration `json:"-"`
+	AgeSec int64         `json:"age_seconds"`
+	Pool   string        `json:"pool,omitempty"`
+	// Runner is the runner made or to be made for it; "" when none is (yet).
+	Runner string `json:"runner,omitempty"`
+	// NotServed says why no runner of ours will serve it ("" if one will).
+	NotServed Reason `json:"not_served,omitempty"`
+}
+
+// NotServedText explains a NotServed reason to a person.
+var NotServedText = map[Reason]string{
+	ReasonNoPool:          "no pool has all its labels",
+	ReasonPublicRepo:      "public repository (github.allow_public_repos is false)",
+	ReasonForkPullRequest: "pull request from a fork (github.allow_fork_pull_requests is false)",
+	ReasonUnservable:      "GitHub does not give it to our idle runner (a runner group excludes it)",
+}
+
+// BuildStatus turns a pass's observation and plan into a status, as of now.
+func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
+	st := Status{At: now, Runners: []RunnerStatus{}, Queue: []QueuedStatus{}}
+	regs := map[regKey]Registration{}
+	for _, r := range obs.Regs {
+		regs[regKey{r.Scope, r.Name}] = r
+	}
+	next := map[string]string{}
+	for _, d := range plan.Delete {
+		next[d.Runner.Name] = "delete: " + string(d.Reason)
+	}
+	madeFor := map[int64]string{}
+	for _, r := range obs.Runners {
+		reg, hasReg := regs[regKey{r.Scope, r.Name}]
+		st.Runners = append(st.Runners, RunnerStatus{
+			Name: r.Name, Pool: r.Pool, Scope: r.Scope.String(), State: runnerState(cfg, obs, r, reg, hasReg, now),
+			Age: now.Sub(r.CreatedAt), Warm: IsWarmName(cfg.NamePrefix, r.Name), JobID: r.JobID, Repo: scopeText(r.Repo),
+			Location: r.Location, Next: next[r.Name], AgeSec: int64(now.Sub(r.CreatedAt).Seconds()),
+		})
+		if r.JobID != 0 {
+			madeFor[r.JobID] = r.Name
+		}
+	}
+	for _, d := range plan.Deregister {
+		if d.Reason != ReasonGhost {
+			continue
+		}
+		jobID, _ := ParseRunnerName(cfg.NamePrefix, d.Reg.Name)
+		st.Runners = append(st.Runners, RunnerStatus{Name: d.Reg.Name, Scope: d.Reg.Scope.String(), State: StateGhost,
+			JobID: jobID, Next: "deregister: ghost"})
+	}
+	for _, c := range plan.Create {
+		if c.JobID != 0 && madeFor[c.JobID] == "" {
+			madeFor[c.JobID] = c.Name + " (to create)"
+		}
+	}
+	// Runners that are up or coming up and not named for a queued job serve the
+	// queue's jobs that have none of their own, oldest first, as GitHub assigns them.
+	queued := map[int64]bool{}
+	for _, j := range obs.Jobs {
+		queued[j.ID] = true
+	}
+	spare := map[poolScope]int{}
+	for _, r := range st.Runners {
+		if (r.State == StateIdle || r.State == StateBooting) && r.Next == "" && !queued[r.JobID] {
+			spare[poolScope{r.Pool, ParseScope(r.Scope)}]++
+		}
+	}
+	st.Queue = queueStatus(cfg, obs, madeFor, spare, now)
+	slices.SortStableFunc(st.Runners, func(a, b RunnerStatus) int {
+		return cmp.Or(cmp.Compare(poolIndex(cfg, a.Pool), poolIndex(cfg, b.Pool)), cmp.Compare(b.Age, a.Age), strings.Compare(a.Name, b.Name))
+	})
+	return st
+}
+
+// runnerState is what a runner is, by the same evidence as the planner's lifecycle rules.
+func runnerState(cfg Config, obs Observed, r Runner, reg Registration, hasReg bool, now time.Time) string {
+	boot, life := DefaultBootTimeout, DefaultMaxLifetime
+	if p := cfg.Pool(r.Pool); p != nil {
+		boot, life = time.Duration(p.BootTimeout), time.Duration(p.MaxLifetime)
+	}
+	age := now.Sub(r.CreatedAt)
+	switch {
+	case r.Phase == PhaseFinished:
+		return StateFinished
+	case obs.Blind.Regs[r.Scope]:
+		return StateUnknown
+	case age >= life:
+		return StateExpired // deleted even if busy
+	case reg.Busy:
+		return StateBusy
+	case !hasReg && age < GoneGrace:
+		return StateBooting
+	case !hasReg:
+		return StateFinished // GitHub removed the registration: it ran its job
+	case reg.Online:
+		return StateIdle
+	case age < boot:
+		return StateBooting
+	}
+	return StateBootFailed
+}
+
+// queueStatus lists the queued jobs that ask for a self-hosted runner, oldest first.
+func queueStatus(cfg Config, obs Observed, madeFor map[int64]string, spare map[poolScope]int, now time.Time) []QueuedStatus {
+	out := []QueuedStatus{}
+	seen := map[int64]bool{}
+	jobs := slices.Clone(obs.Jobs)
+	slices.SortStableFunc(jobs, func(a, b Job) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	for _, j := range jobs {
+		if seen[j.ID] {
+			continue
+		}
+		seen[j.ID] = true
+		q := QueuedStatus{JobID: j.ID, Repo: j.Repo.String(), Name: j.Name, Labels: j.Labels, Age: now.Sub(j.CreatedAt),
+			AgeSec: int64(now.Sub(j.CreatedAt).Seconds())}
+		p := MatchPool(cfg.Pools, j.Labels)
+		switch {
+		case p == nil && !slices.ContainsFunc(j.Labels, func(l string) bool { return strings.EqualFold(l, "self-hosted") }):
+			continue // GitHub's hosted runners serve it
+		case p == nil:
+			q.NotServed = ReasonNoPool
+		default:
+			q.Pool = p.Name
+			if why := Refusal(cfg.GitHub, j); why != "" {
+				q.NotServed = why
+			} else if obs.Unservable[j.ID] {
+				q.NotServed = ReasonUnservable
+			} else if q.Runner = madeFor[j.ID]; q.Runner == "" && spare[poolScope{p.Name, cfg.RunnerScopeOf(j.Repo)}] > 0 {
+				spare[poolScope{p.Name, cfg.RunnerScopeOf(j.Repo)}]--
+				q.Runner = "an idle or booting runner of the pool"
+			}
+		}
+		out = append(out, q)
+	}
+	slices.SortStableFunc(out, func(a, b QueuedStatus) int { return cmp.Or(cmp.Compare(b.Age, a.Age), cmp.Compare(a.JobID, b.JobID)) })
+	return out
+}
+
+func poolIndex(cfg Config, name string) int {
+	for i, p := range cfg.Pools {
+		if p.Name == name {
+			return i
+		}
+	}
+	return len(cfg.Pools) // runners of a pool no longer configured, and ghosts, last
+}
+
+func scopeText(s Scope) string {
+	if s == (Scope{}) {
+		return ""
+	}
+	return s.String()
+}

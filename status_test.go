@@ -58,6 +58,9 @@ func TestStatus_ShowsRunnersAndQueueAndChangesNothing(t *testing.T) {
 	states := map[string]string{}
 	for _, r := range st.Runners {
 		states[r.Name] = r.State
+		if r.Name == name && r.RunsJob != served {
+			t.Errorf("%s runs job %d, want %d (GitHub's runner_name)", name, r.RunsJob, served)
+		}
 	}
 	if states[name] != reconcile.StateBusy || states["gha-arm64-424242"] != reconcile.StateGhost {
 		t.Errorf("states %v, want %s busy and the ghost", states, name)

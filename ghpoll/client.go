@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v66/github"
@@ -34,6 +35,9 @@ type Client struct {
 	RunnerGroupID int64
 	// writesPerHour bounds the runner registrations in any hour.
 	writesPerHour int
+	// running holds, per repository, the jobs in progress its last listing saw.
+	runningMu sync.Mutex
+	running   map[string][]reconcile.Job
 }
 
 var _ reconcile.GitHub = (*Client)(nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ type jobLite struct {
 	Name    string    `json:"n"`
 	Labels  []string  `json:"l"`
 	Created time.Time `json:"c"`
+	Runner  string    `json:"r,omitempty"` // runner_name, once a runner took it
 }
 
 // OrgRepos returns the organisation's repositories that can run workflows: every page,
@@ -185,6 +187,7 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 			return nil, c.unreachable(repo, fmt.Errorf("probing runs: %w", err))
 		}
 		if !active {
+			c.setRunning(key, nil)
 			st.Polled, st.Runs = now, 0
 			c.cache.setRepo(key, st)
 			return nil, nil
@@ -205,7 +208,7 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 			}
 		}
 	}
-	var out []reconcile.Job
+	var out, running []reconcile.Job
 	for _, run := range runs {
 		jobs, err := listAll(ctx, c, fmt.Sprintf("jobs:%s:%d", repo, run.ID),
 			func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowJob, *github.Response, error) {
@@ -217,12 +220,16 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 				return page.Jobs, resp, err
 			},
 			func(j *github.WorkflowJob) jobLite {
-				return jobLite{ID: j.GetID(), Status: j.GetStatus(), Name: j.GetName(), Labels: j.Labels, Created: j.GetCreatedAt().Time}
+				return jobLite{ID: j.GetID(), Status: j.GetStatus(), Name: j.GetName(), Labels: j.Labels, Created: j.GetCreatedAt().Time, Runner: j.GetRunnerName()}
 			})
 		if err != nil {
 			return nil, fmt.Errorf("listing jobs of run %d: %w", run.ID, err)
 		}
 		for _, j := range jobs {
+			if j.Status == "in_progress" && j.Runner != "" {
+				running = append(running, reconcile.Job{ID: j.ID, RunID: run.ID, Repo: repo, Name: j.Name, Labels: j.Labels,
+					CreatedAt: j.Created, RunnerName: j.Runner})
+			}
 			if j.Status != "queued" {
 				continue
 			}
@@ -234,6 +241,7 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 				Public: run.Public, FromFork: run.Fork})
 		}
 	}
+	c.setRunning(key, running)
 	st.Polled, st.Runs = now, len(runs)
 	if len(runs) > 0 {
 		// Looked at every pass while it has runs, and probed every pass for a while
@@ -299,4 +307,21 @@ func (c *Client) InstallationRepos(ctx context.Context) ([]reconcile.Scope, erro
 		}
 	}
 	return out, nil
+}
+
+// RunningJobs returns the jobs in progress that the repository's last QueuedJobs in
+// this process saw, with the runner running each. It makes no request.
+func (c *Client) RunningJobs(repo reconcile.Scope) []reconcile.Job {
+	c.runningMu.Lock()
+	defer c.runningMu.Unlock()
+	return slices.Clone(c.running[repo.String()])
+}
+
+func (c *Client) setRunning(repo string, jobs []reconcile.Job) {
+	c.runningMu.Lock()
+	defer c.runningMu.Unlock()
+	if c.running == nil {
+		c.running = map[string][]reconcile.Job{}
+	}
+	c.running[repo] = jobs
 }

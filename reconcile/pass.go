@@ -45,6 +45,9 @@ type GitHub interface {
 	JobRunBy(ctx context.Context, repo Scope, runner string, hint int64, since time.Time) (job JobOutcome, found bool, err error)
 	// RerunJob re-runs a completed job: a new attempt of its run, the job queued again.
 	RerunJob(ctx context.Context, repo Scope, jobID int64) error
+	// RunningJobs returns the jobs in progress that the repository's last QueuedJobs
+	// saw, each with the runner running it (RunnerName). It makes no request.
+	RunningJobs(repo Scope) []Job
 }
 
 // InstallationLister is implemented by a GitHub client authenticated as an App
@@ -433,6 +436,12 @@ func (p *pass) observe(ctx context.Context) Observed {
 	obs.Runners, obs.Blind.Pools = p.listRunners(ctx)
 	poll, swept := p.choose(repos, obs.Runners)
 	obs.Jobs, obs.Blind.Jobs = p.listJobs(ctx, poll)
+	obs.Running = map[string]Job{}
+	for _, repo := range poll {
+		for _, j := range p.rc.GitHub.RunningJobs(repo) {
+			obs.Running[j.RunnerName] = j
+		}
+	}
 	if ctx.Err() != nil {
 		// A cancelled pass saw only part of the world; plan nothing from it.
 		for _, pool := range cfg.Pools {

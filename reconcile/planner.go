@@ -81,6 +81,9 @@ type Observed struct {
 	// Holding names the finished runners kept as evidence of a preemption until GitHub
 	// ends the job they ran (see JudgePreempted).
 	Holding map[string]bool
+	// Running maps a runner's name to the job in progress it runs, in the repositories
+	// polled this pass. The planner does not read it; reconcile status shows it.
+	Running map[string]Job
 }
 
 // Blind records the parts of the world a pass failed to list.

@@ -32,16 +32,20 @@ type Status struct {
 
 // RunnerStatus is one runner, or one ghost registration.
 type RunnerStatus struct {
-	Name     string        `json:"name"`
-	Pool     string        `json:"pool"`
-	Scope    string        `json:"scope"` // where it is registered
-	State    string        `json:"state"`
-	Age      time.Duration `json:"-"`
-	AgeSec   int64         `json:"age_seconds"`
-	Warm     bool          `json:"warm,omitempty"`
-	JobID    int64         `json:"job_id,omitempty"` // the job it was made for
-	Repo     string        `json:"repo,omitempty"`   // that job's repository
-	Location string        `json:"location,omitempty"`
+	Name   string        `json:"name"`
+	Pool   string        `json:"pool"`
+	Scope  string        `json:"scope"` // where it is registered
+	State  string        `json:"state"`
+	Age    time.Duration `json:"-"`
+	AgeSec int64         `json:"age_seconds"`
+	Warm   bool          `json:"warm,omitempty"`
+	JobID  int64         `json:"job_id,omitempty"` // the job it was made for
+	Repo   string        `json:"repo,omitempty"`   // that job's repository
+	// RunsJob is the job it runs now, as GitHub's listing of its repository says (a
+	// runner may take any job its labels fit, not only the one it was made for).
+	RunsJob  int64  `json:"runs_job_id,omitempty"`
+	RunsRepo string `json:"runs_repo,omitempty"`
+	Location string `json:"location,omitempty"`
 	// Next is what the next pass does with it: "" (keep), or delete and why.
 	Next string `json:"next,omitempty"`
 }
@@ -83,7 +87,9 @@ func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
 	madeFor := map[int64]string{}
 	for _, r := range obs.Runners {
 		reg, hasReg := regs[regKey{r.Scope, r.Name}]
+		runs := obs.Running[r.Name]
 		st.Runners = append(st.Runners, RunnerStatus{
+			RunsJob: runs.ID, RunsRepo: scopeText(runs.Repo),
 			Name: r.Name, Pool: r.Pool, Scope: r.Scope.String(), State: runnerState(cfg, obs, r, reg, hasReg, now),
 			Age: now.Sub(r.CreatedAt), Warm: IsWarmName(cfg.NamePrefix, r.Name), JobID: r.JobID, Repo: scopeText(r.Repo),
 			Location: r.Location, Next: next[r.Name], AgeSec: int64(now.Sub(r.CreatedAt).Seconds()),

@@ -50,6 +50,8 @@ func statusWorld() (Config, Observed) {
 			public, fork, unservable,
 		},
 		Unservable: map[int64]bool{205: true},
+		// The busy runner took another job than its own; the expired one, its own.
+		Running: map[string]Job{busy.Name: {ID: 301, Repo: repoB, RunnerName: busy.Name}, expired.Name: {ID: 108, Repo: repoB, RunnerName: expired.Name}},
 	}
 	return cfg, obs
 }
@@ -83,6 +85,11 @@ func TestStatus_EveryStateAndEveryReason(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, states); diff != "" {
 		t.Errorf("states (-want +got):\n%s", diff)
+	}
+	for _, r := range st.Runners {
+		if r.Name == "gha-arm64-104" && (r.RunsJob != 301 || r.RunsRepo != "octo-org/web") {
+			t.Errorf("the busy runner runs job %d of %s, want 301 of octo-org/web", r.RunsJob, r.RunsRepo)
+		}
 	}
 	why := map[int64]Reason{}
 	for _, q := range st.Queue {

@@ -65,7 +65,7 @@ func writePool(w io.Writer, cfg Config, name string, runners []RunnerStatus, wid
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// With colour, the header's STATE carries escapes as long as the states' do, so
 	// that the columns line up (tabwriter counts them as width).
-	head := "NAME\t" + paintAs("STATE", "01", colour) + "\tAGE\tJOB\tREPO\tNEXT"
+	head := "NAME\t" + paintAs("STATE", "01", colour) + "\tAGE\tJOB\tRUNS\tREPO\tNEXT"
 	if wide {
 		head += "\tSCOPE\tMACHINE"
 	}
@@ -78,8 +78,15 @@ func writePool(w io.Writer, cfg Config, name string, runners []RunnerStatus, wid
 		case r.JobID != 0:
 			job = strconv.FormatInt(r.JobID, 10)
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Name, paint(r.State, colour), Age(r.Age, r.State == StateGhost),
-			job, dash(r.Repo), dash(r.Next))
+		runs := "-"
+		if r.RunsJob != 0 {
+			runs = strconv.FormatInt(r.RunsJob, 10)
+			if r.RunsRepo != r.Repo {
+				runs += " (" + r.RunsRepo + ")"
+			}
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Name, paint(r.State, colour), Age(r.Age, r.State == StateGhost),
+			job, runs, dash(r.Repo), dash(r.Next))
 		if wide {
 			line += fmt.Sprintf("\t%s\t%s", dash(r.Scope), dash(r.Location))
 		}

@@ -96,6 +96,8 @@ type Job struct {
 	CreatedAt time.Time
 	Public    bool // its repository is public
 	FromFork  bool // its run is a pull request from a fork
+	// RunnerName is, for a job in progress (GitHub.RunningJobs), the runner running it.
+	RunnerName string
 }
 
 // Phase is what a backend says of a runner's machine.

@@ -56,6 +56,19 @@ func (g *GitHub) Ran(j reconcile.JobOutcome) {
 	g.jobs[j.Repo] = slices.DeleteFunc(g.jobs[j.Repo], func(q reconcile.Job) bool { return q.ID == j.ID })
 }
 
+// RunningJobs implements reconcile.GitHub: the jobs Ran recorded in progress.
+func (g *GitHub) RunningJobs(repo reconcile.Scope) []reconcile.Job {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []reconcile.Job
+	for _, id := range slices.Sorted(maps.Keys(g.ran)) {
+		if j := g.ran[id]; j.Repo == repo && j.Status == "in_progress" && j.RunnerName != "" {
+			out = append(out, reconcile.Job{ID: j.ID, RunID: j.RunID, Repo: j.Repo, Labels: slices.Clone(j.Labels), RunnerName: j.RunnerName})
+		}
+	}
+	return out
+}
+
 // JobRunBy implements reconcile.GitHub.
 func (g *GitHub) JobRunBy(_ context.Context, repo reconcile.Scope, runner string, hint int64, since time.Time) (reconcile.JobOutcome, bool, error) {
 	g.mu.Lock()

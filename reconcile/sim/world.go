@@ -540,6 +540,19 @@ func (g ghView) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcile
 	return out, nil
 }
 
+// RunningJobs lists the repository's jobs in progress, with their runners.
+func (g ghView) RunningJobs(repo reconcile.Scope) []reconcile.Job {
+	w := g.p.w
+	var out []reconcile.Job
+	for _, id := range sortedKeys(w.jobs) {
+		if j := w.jobs[id]; j.status == "in_progress" && j.repo == repo && j.runner != "" {
+			out = append(out, reconcile.Job{ID: j.id, RunID: j.runID, Repo: j.repo, Name: "build", Labels: slices.Clone(j.labels),
+				CreatedAt: j.created, RunnerName: j.runner})
+		}
+	}
+	return out
+}
+
 // JobRunBy finds the job the runner took, as GitHub shows it.
 func (g ghView) JobRunBy(_ context.Context, repo reconcile.Scope, runner string, _ int64, since time.Time) (reconcile.JobOutcome, bool, error) {
 	w := g.p.w

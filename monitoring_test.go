@@ -388,3 +388,60 @@ func TestMonitoring_ARealPrometheusScrapesTheLoopAndEveryExpressionFits(t *testi
 		t.Errorf("ALERTS: %s (%v)", errText, v)
 	}
 }
+
+// The dashboard imports as it is into Grafana: a datasource variable its panels use,
+// unique panel ids, panels that do not overlap; and it shows what the README says.
+func TestMonitoring_DashboardIsImportableAndComplete(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(monitoring, "dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		UID, Title string
+		Templating struct {
+			List []struct{ Name, Type, Query string }
+		}
+		Panels []struct {
+			ID         int
+			Title      string
+			Datasource struct{ Type, UID string }
+			GridPos    struct{ X, Y, W, H int }
+			Targets    []struct{ RefID, Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.UID == "" || d.Title == "" || len(d.Templating.List) != 1 || d.Templating.List[0].Type != "datasource" || d.Templating.List[0].Query != "prometheus" {
+		t.Fatalf("uid %q, title %q, templating %+v: want a Prometheus datasource variable", d.UID, d.Title, d.Templating.List)
+	}
+	ids := map[int]bool{}
+	cells := map[[2]int]string{}
+	var all strings.Builder
+	for _, p := range d.Panels {
+		if ids[p.ID] || p.Datasource.UID != "${"+d.Templating.List[0].Name+"}" || len(p.Targets) == 0 || p.GridPos.W == 0 {
+			t.Errorf("panel %d %q: duplicate id, datasource %+v, %d targets, grid %+v", p.ID, p.Title, p.Datasource, len(p.Targets), p.GridPos)
+		}
+		ids[p.ID] = true
+		for x := p.GridPos.X; x < p.GridPos.X+p.GridPos.W; x++ {
+			for y := p.GridPos.Y; y < p.GridPos.Y+p.GridPos.H; y++ {
+				if other, ok := cells[[2]int{x, y}]; ok {
+					t.Fatalf("panels %q and %q overlap", other, p.Title)
+				}
+				cells[[2]int{x, y}] = p.Title
+			}
+		}
+		for _, tg := range p.Targets {
+			all.WriteString(tg.Expr + "\n")
+		}
+	}
+	for _, want := range []string{"sum by (pool, state) (reconcile_runners)", "histogram_quantile(0.5, sum by (le, pool) (rate(reconcile_job_queue_wait_seconds_bucket",
+		"histogram_quantile(0.99, sum by (le, pool) (rate(reconcile_job_queue_wait_seconds_bucket", "reconcile_oldest_queued_job_age_seconds",
+		"reconcile_runners_created_total", "sum by (pool, reason) (increase(reconcile_runners_deleted_total", "sum by (stage) (increase(reconcile_errors_total",
+		"reconcile_github_rate_limit_remaining", "reconcile_github_points_total", "reconcile_pass_duration_seconds_bucket",
+		"reconcile_last_success_timestamp_seconds", "reconcile_jobs_not_served"} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("no panel shows %s", want)
+		}
+	}
+}

@@ -89,16 +89,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // errPassFailed: the pass logged its own errors; only the exit code is left to set.
 var errPassFailed = errors.New("pass failed")
 
+func init() {
+	// `reconcile --version` prints what `reconcile version` does.
+	cli.VersionPrinter = func(c *cli.Context) {
+		fmt.Fprintf(c.App.Writer, "reconcile %s\n", c.App.Version)
+	}
+}
+
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "reconcile",
 		Usage: "run ephemeral self-hosted GitHub Actions runners without webhooks",
 		Description: "Each pass lists queued workflow jobs through the GitHub REST API, compares them with the\n" +
 			"runners this tool owns, creates JIT-configured runners for missing capacity and removes\n" +
-			"finished ones. GITHUB_TOKEN (environment only, never a flag) authenticates to GitHub.",
+			"finished ones.\n\n" +
+			"Credentials come from the environment only, never a flag: GITHUB_TOKEN, or a GitHub App's\n" +
+			"GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY (the PEM) or\n" +
+			"GITHUB_APP_PRIVATE_KEY_FILE. GCE pools use Application Default Credentials; Kubernetes\n" +
+			"pools the cluster's service account or KUBECONFIG; Docker pools DOCKER_HOST or the socket.\n\n" +
+			"Start with: reconcile --once --dry-run --repo OWNER/NAME",
+		Version:         version + " (commit " + commit + ", " + runtime.Version() + ")",
 		Writer:          stdout,
 		ErrWriter:       stderr,
-		HideHelpCommand: true,
+		HideHelpCommand: false, // `reconcile help` and `reconcile help status` work
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
@@ -312,12 +325,46 @@ func (r reporter) after(sum reconcile.Summary, err error) {
 				Msg("the GitHub request cache was trimmed to fit its store: the pages used longest ago will cost a request each again")
 		}
 	}
+	// What failed comes first, one line each, with what GitHub or the network said and
+	// what to check; then what was seen.
+	failures := explainFailures(err, r.s.cfg.GitHub.APIURL)
 	if r.s.console {
+		if len(failures) > 0 {
+			fmt.Fprintf(r.stdout, "PASS FAILED: %d %s\n", len(failures), plural(len(failures), "problem", "problems"))
+			for _, f := range failures {
+				fmt.Fprintf(r.stdout, "  - %s\n", f)
+			}
+			fmt.Fprintln(r.stdout)
+		}
 		reconcile.WriteTable(r.stdout, sum)
+		return
 	}
-	if err != nil {
-		r.log.Error().Err(err).Msg("pass failed")
+	for _, f := range failures {
+		r.log.Error().Str("problem", f).Msg("pass failed")
 	}
+}
+
+// explainFailures returns a line for each error a pass joined (ghpoll.Explain).
+func explainFailures(err error, apiURL string) []string {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, ghpoll.Explain(e, apiURL))
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // parseSettings reads flags, environment and configuration into settings. It calls
@@ -534,9 +581,24 @@ func loadConfig(c *cli.Context) (*reconcile.Config, error) {
 		}
 		return nil, usageError{err}
 	}
+	// The flags' values are checked here, under the flags' own names; the file's
+	// under its keys, by Validate.
+	for _, r := range c.StringSlice("repo") {
+		if _, err := reconcile.ParseRepo(r); err != nil {
+			return nil, usagef("--repo: %v", err)
+		}
+	}
+	for _, o := range c.StringSlice("org") {
+		if _, err := reconcile.ParseOrg(o); err != nil {
+			return nil, usagef("--org: %v", err)
+		}
+	}
 	cfg.GitHub.Repos = append(cfg.GitHub.Repos, c.StringSlice("repo")...)
 	cfg.GitHub.Orgs = append(cfg.GitHub.Orgs, c.StringSlice("org")...)
 	if u := c.String("github-url"); u != "" {
+		if _, ok := reconcile.HTTPURL(u); !ok {
+			return nil, usagef("--github-url: %q is not an http(s) URL, such as https://HOST/api/v3/", u)
+		}
 		cfg.GitHub.APIURL = u
 	}
 	if path == "" && len(cfg.Pools) == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,10 +45,14 @@ func TestRun_BadInputExitsTwoNamingTheKey(t *testing.T) {
 		{"pool name that cannot name an instance", "github:\n  repos: [o/r]\npools:\n  - name: ARM_64\n    labels: [x]\n    max_runners: 1\n", nil, "t", "pools[0].name"},
 		{"name_prefix that cannot name a Job", "name_prefix: gha.\ngithub:\n  repos: [o/r]\n" + goodPool, nil, "t", "name_prefix"},
 		{"names too long together", "name_prefix: " + strings.Repeat("a", 30) + "\ngithub:\n  repos: [o/r]\npools:\n  - name: " + strings.Repeat("b", 10) + "\n    labels: [x]\n    max_runners: 1\n", nil, "t", "pools[0].name"},
-		{"max_runners zero", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 0\n", nil, "t", "pools[0].max_runners must be positive"},
+		{"max_runners zero", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n    max_runners: 0\n", nil, "t", "pools[0].max_runners is required and must be positive"},
 		{"missing token", "github:\n  repos: [o/r]\n" + goodPool, []string{"--dry-run"}, "", "GITHUB_TOKEN"},
 		{"no repositories", goodPool, []string{"--dry-run"}, "t", "github.repos"},
-		{"bad --repo", "", []string{"--dry-run", "--repo", "../etc"}, "t", "github.repos[0]"},
+		{"bad --repo", "", []string{"--dry-run", "--repo", "../etc"}, "t", `--repo: "../etc": ".." is not a valid GitHub owner`},
+		{"org given to --repo", "", []string{"--dry-run", "--repo", "octo-org"}, "t", `--repo: "octo-org" is not OWNER/NAME`},
+		{"bad --org", "", []string{"--dry-run", "--org", "octo/org"}, "t", `--org: "octo/org"`},
+		{"bad --github-url", "", []string{"--dry-run", "--repo", "o/r", "--github-url", "api.example.com"}, "t", `--github-url: "api.example.com" is not an http(s) URL`},
+		{"max_runners missing", "github:\n  repos: [o/r]\npools:\n  - name: a\n    labels: [x]\n", nil, "t", "pools[0].max_runners is required"},
 		{"real run without config", "", []string{"--repo", "o/r"}, "t", "--config"},
 		{"pool without backend in a real run", "github:\n  repos: [o/r]\n" + goodPool, nil, "t", "pools[0]: no backend"},
 		{"two backends", "github:\n  repos: [o/r]\n" + goodPool + "    docker: {}\n    kubernetes: {}\n", nil, "t", "pools[0]: docker and kubernetes are exclusive"},
@@ -111,7 +116,7 @@ func TestReadmeDryRunCommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), "job_id="+itoa(job)) {
 		t.Errorf("stderr does not name job %d:\n%s", job, stderr.String())
 	}
-	for _, want := range []string{"POOL", "default", "dry run: nothing was changed", "github: ", "requests", "1 repositories polled"} {
+	for _, want := range []string{"POOL", "default", "dry run: nothing was changed", "github: ", "requests", "1 repository polled"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}
@@ -239,5 +244,25 @@ func TestRun_BadFlagsCallNoPlatform(t *testing.T) {
 	}
 	if r := compute.Requests(); len(r) != 0 {
 		t.Errorf("the Compute API received %v before the flags were checked", r)
+	}
+}
+
+// Help and the version, the ways a newcomer asks for them.
+func TestRun_HelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "status"}, {"status", "--help"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), append([]string{"reconcile"}, args...), &stdout, &stderr); code != exitOK {
+			t.Errorf("%v: exit %d: %s", args, code, stderr.String())
+		}
+		if args[len(args)-1] != "status" && args[0] != "status" && !strings.Contains(stdout.String(), "GITHUB_APP_PRIVATE_KEY_FILE") {
+			t.Errorf("%v does not name the App's variables:\n%s", args, stdout.String())
+		}
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var stdout bytes.Buffer
+		if code := run(context.Background(), append([]string{"reconcile"}, args...), &stdout, io.Discard); code != exitOK ||
+			!strings.HasPrefix(stdout.String(), "reconcile "+version+" (commit ") {
+			t.Errorf("%v: exit %d, %q", args, code, stdout.String())
+		}
 	}
 }

@@ -278,6 +278,9 @@ func (c *Config) validatePool(p Pool, key string) error {
 		}
 	}
 	if p.MaxRunners <= 0 {
+		if p.MaxRunners == 0 {
+			return fmt.Errorf("%s.max_runners is required and must be positive: the most runners of the pool at once", key)
+		}
 		return fmt.Errorf("%s.max_runners must be positive", key)
 	}
 	if n := p.Reruns(); n < 0 || n > 10 {

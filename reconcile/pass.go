@@ -263,8 +263,14 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	}
 	sum.API.Polled, sum.API.Skipped = p.api.Polled, p.api.Skipped
 	err := errors.Join(p.errs...)
-	p.log.Info().
-		Bool("dry_run", rc.DryRun).
+	// One line for the pass: "pass done", or "pass failed" at error level with the
+	// count (the caller says what each failure was). A rate limit GitHub never stated
+	// (nothing answered) is unknown, not 0.
+	ev, msg := p.log.Info(), "pass done"
+	if err != nil {
+		ev, msg = p.log.Error(), "pass failed"
+	}
+	ev = ev.Bool("dry_run", rc.DryRun).
 		Int("repos", sum.Repos).
 		Int("jobs_queued", sum.Jobs).
 		Int("runners", sum.Runners).
@@ -281,11 +287,13 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 		Int("gh_requests", sum.API.Requests).
 		Int("gh_points", sum.API.Points).
 		Int("gh_primary", sum.API.Primary).
-		Int("gh_not_modified", sum.API.NotModified).
-		Int("gh_remaining", sum.API.Remaining).
-		Time("gh_reset", sum.API.Reset).
-		Int64("duration_ms", sum.Duration.Milliseconds()).
-		Msg("pass done")
+		Int("gh_not_modified", sum.API.NotModified)
+	if sum.API.Reset.IsZero() {
+		ev = ev.Str("gh_remaining", "unknown")
+	} else {
+		ev = ev.Int("gh_remaining", sum.API.Remaining).Time("gh_reset", sum.API.Reset)
+	}
+	ev.Int64("duration_ms", sum.Duration.Milliseconds()).Msg(msg)
 	return sum, err
 }
 
@@ -460,7 +468,15 @@ func (p *pass) observe(ctx context.Context) Observed {
 		// One repository gone is a configuration to fix; all of them is a token that
 		// sees nothing, or the wrong GitHub. (A pass that polled only some, on a
 		// budget, cannot tell.)
-		p.fail(StageListJobs, fmt.Errorf("every polled repository is unreachable (%d): check the token or App installation and github.api_url", len(poll)))
+		names := make([]string, 0, 3)
+		for _, r := range poll[:min(len(poll), 3)] {
+			names = append(names, r.String())
+		}
+		if len(poll) > 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(poll)-3))
+		}
+		p.fail(StageListJobs, fmt.Errorf("every polled repository is unreachable (GitHub answered 404 or 403 for %s): check the names, "+
+			"that the token or App installation can see them, and github.api_url", strings.Join(names, ", ")))
 	}
 	return obs
 }

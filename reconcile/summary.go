@@ -19,12 +19,16 @@ func WriteTable(w io.Writer, s Summary) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Unservable, p.Booting, p.Idle, warm, p.Busy, p.Create, p.Delete)
 	}
 	tw.Flush()
+	if n, pools := len(s.Observed.Blind.Jobs), len(s.Observed.Blind.Pools); n+pools > 0 {
+		fmt.Fprintf(w, "incomplete: the queued jobs of %d %s and the runners of %d %s could not be seen: the counts above leave them out\n",
+			n, plural(n, "scope", "scopes"), pools, plural(pools, "pool", "pools"))
+	}
 	for _, r := range s.Unreachable {
 		fmt.Fprintf(w, "unreachable: %s (GitHub answered 404 or 403: deleted, renamed, or not visible to these credentials)\n", r)
 	}
 	a := s.API
-	fmt.Fprintf(w, "github: %d requests, %d points, %d counted against the primary limit, %d not modified; %d repositories polled, %d left for later",
-		a.Requests, a.Points, a.Primary, a.NotModified, a.Polled, a.Skipped)
+	fmt.Fprintf(w, "github: %d requests, %d points, %d counted against the primary limit, %d not modified; %d %s polled, %d left for later",
+		a.Requests, a.Points, a.Primary, a.NotModified, a.Polled, plural(a.Polled, "repository", "repositories"), a.Skipped)
 	if !a.Reset.IsZero() {
 		fmt.Fprintf(w, "; %d remaining until %s", a.Remaining, a.Reset.Local().Format("15:04"))
 	}
@@ -32,4 +36,11 @@ func WriteTable(w io.Writer, s Summary) {
 	if s.DryRun {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -151,6 +151,7 @@ type Server struct {
 	tokenTTL  time.Duration
 	exchanges []string // installation ids whose token was asked for, in order
 	appID     string
+	token     string               // when set, the only personal access token accepted
 	tokens    map[string]time.Time // installation tokens issued → expiry
 
 	limits   Limits
@@ -455,6 +456,14 @@ func (s *Server) Mutations() []string {
 	return out
 }
 
+// RequireToken makes the server accept only tok as a personal access token; any
+// other gets 401 Bad credentials, as GitHub answers a wrong, expired or revoked one.
+func (s *Server) RequireToken(tok string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token = tok
+}
+
 // SetApp makes the server a GitHub App's: it issues installation tokens valid for ttl
 // to JWTs whose issuer is appID, and from then on accepts only those tokens.
 func (s *Server) SetApp(appID string, ttl time.Duration) {
@@ -663,6 +672,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Method: r.Method, Path: path, Query: r.URL.Query()})
 	if a := r.Header.Get("Authorization"); !strings.HasPrefix(a, "Bearer ") && !strings.HasPrefix(a, "token ") {
 		writeError(w, http.StatusUnauthorized, "Requires authentication")
+		return
+	} else if tok := strings.TrimPrefix(strings.TrimPrefix(a, "Bearer "), "token "); s.token != "" && s.appID == "" && tok != s.token {
+		writeError(w, http.StatusUnauthorized, "Bad credentials") // GitHub's answer to a wrong, expired or revoked token
 		return
 	} else if tok, ok := strings.CutPrefix(a, "token "); s.appID != "" && !strings.HasSuffix(path, "/access_tokens") {
 		if exp, issued := s.tokens[tok]; !ok || !issued || time.Now().After(exp) {

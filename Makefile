@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build test vet fmt-check scripts-check image-check units-check fuzz-check clean
+.PHONY: all build test checks vet fmt-check scripts-check image-check units-check fuzz-check clean
 
 all: build
 
@@ -18,7 +18,15 @@ build:
 # start their own dockerd (Debian's docker.io, which tools/docker.sh installs; root
 # needed); the monitoring tests run Debian's promtool and prometheus (tools/prometheus.sh).
 # Here a skipped Kubernetes, Docker or monitoring test is a failure.
-test: fmt-check vet scripts-check image-check units-check
+# It runs with a temporary directory of its own (TMPDIR) and fails if anything is left
+# in it.
+test:
+	@tmp=$$(mktemp -d); TMPDIR=$$tmp $(MAKE) --no-print-directory checks; rc=$$?; \
+	left=$$(ls -A "$$tmp"); rm -rf "$$tmp"; \
+	if [ $$rc -eq 0 ] && [ -n "$$left" ]; then echo "make test left temporary files behind: $$left"; rc=1; fi; \
+	exit $$rc
+
+checks: fmt-check vet scripts-check image-check units-check
 	@assets=$$(tools/envtest.sh) && tools/docker.sh && tools/prometheus.sh && \
 	KUBEBUILDER_ASSETS="$$assets" RECONCILE_REQUIRE_ENVTEST=1 RECONCILE_REQUIRE_DOCKER=1 RECONCILE_REQUIRE_PROMETHEUS=1 \
 		$(GO) test -race -count=1 ./...
@@ -51,16 +59,20 @@ scripts-check:
 		(apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null; }
 	shellcheck $(SCRIPTS)
 
-# No Docker engine runs here: run the Dockerfile's own build command, with its flags,
-# and check that the result is static and runs.
+# The image's build without a registry to pull its base images from: run the
+# Dockerfile's own build command, with its flags, and check that the result is static
+# and runs. The binary goes to a temporary directory that is removed however the check
+# ends; what it prints goes to stdout (not through /dev/stderr, which a redirection to
+# a file would truncate).
 image-check:
-	@out=$$(mktemp -d) && \
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
 	cmd=$$(sed -n 's/^RUN \(CGO_ENABLED=0 go build .*\)$$/\1/p' Dockerfile | sed "s#/out/#$$out/#") && \
 	test -n "$$cmd" || { echo "Dockerfile: no 'RUN CGO_ENABLED=0 go build' line"; exit 1; } && \
 	echo "$$cmd" && VERSION=$(VERSION) COMMIT=$(COMMIT) sh -c "$$cmd" && \
 	if readelf -l "$$out/reconcile" | grep -q INTERP; then echo "image binary is not static"; exit 1; fi && \
 	$(GO) version -m "$$out/reconcile" | grep -q 'CGO_ENABLED=0' && \
-	"$$out/reconcile" version | tee /dev/stderr | grep -q "reconcile $(VERSION) (commit $(COMMIT)"
+	v=$$("$$out/reconcile" version) && echo "$$v" && \
+	case "$$v" in "reconcile $(VERSION) (commit $(COMMIT)"*) ;; *) echo "the image binary says $$v"; exit 1 ;; esac
 
 # The systemd units as shipped: systemd-analyze verify, and the timer's metrics file
 # published by the unit's own commands and served by Debian's node_exporter as its user

@@ -15,6 +15,7 @@ import (
 
 	"github.com/reconcile-dev/reconcile/gce/gcetest"
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
+	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
 const goodPool = `
@@ -264,5 +265,63 @@ func TestRun_HelpAndVersion(t *testing.T) {
 			!strings.HasPrefix(stdout.String(), "reconcile "+version+" (commit ") {
 			t.Errorf("%v: exit %d, %q", args, code, stdout.String())
 		}
+	}
+}
+
+// readmeBlock returns the first fenced block of the README after the line that
+// starts with after.
+func readmeBlock(t *testing.T, after string) string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n"+after)
+	if !ok {
+		t.Fatalf("README has no line starting %q", after)
+	}
+	_, rest, _ = strings.Cut(rest, "```")
+	_, rest, _ = strings.Cut(rest, "\n") // the fence's language
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatalf("no fenced block after %q", after)
+	}
+	return block
+}
+
+// The README's configuration example is a real one: it loads, and each backend
+// section in it is accepted, as it is.
+func TestReadme_ConfigurationExampleLoads(t *testing.T) {
+	cfg, err := reconcile.Load([]byte(readmeBlock(t, "The file (YAML;")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := parseBackends(cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != 3 || specs[0].gce == nil || specs[1].kube == nil || specs[2].docker == nil {
+		t.Errorf("backends %+v, want gce, kubernetes and docker", specs)
+	}
+}
+
+// The Go version the README asks for is go.mod's.
+func TestReadme_GoVersionIsGoMods(t *testing.T) {
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	for _, line := range strings.Split(string(mod), "\n") {
+		if v, ok := strings.CutPrefix(line, "go "); ok {
+			want = v
+		}
+	}
+	readme, _ := os.ReadFile("README.md")
+	if !strings.Contains(string(readme), "On a fresh machine with Go "+want+" ") {
+		t.Errorf("README does not ask for Go %s, as go.mod does", want)
 	}
 }

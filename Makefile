@@ -18,10 +18,11 @@ build:
 # start their own dockerd (Debian's docker.io, which tools/docker.sh installs; root
 # needed); the monitoring tests run Debian's promtool and prometheus (tools/prometheus.sh).
 # Here a skipped Kubernetes, Docker or monitoring test is a failure.
-# It runs with a temporary directory of its own (TMPDIR) and fails if anything is left
-# in it.
+# It runs with a temporary directory of its own (TMPDIR; mode 0755, as /tmp lets other
+# users through: units-check runs node_exporter as its own user) and fails if anything
+# is left in it.
 test:
-	@tmp=$$(mktemp -d); TMPDIR=$$tmp $(MAKE) --no-print-directory checks; rc=$$?; \
+	@tmp=$$(mktemp -d) && chmod 0755 "$$tmp"; TMPDIR=$$tmp $(MAKE) --no-print-directory checks; rc=$$?; \
 	left=$$(ls -A "$$tmp"); rm -rf "$$tmp"; \
 	if [ $$rc -eq 0 ] && [ -n "$$left" ]; then echo "make test left temporary files behind: $$left"; rc=1; fi; \
 	exit $$rc

@@ -37,9 +37,12 @@ func dryRun(t *testing.T, apiURL, token, format string, repo string) (int, strin
 	return 0, stdout.String(), stderr.String()
 }
 
+// A repository GitHub does not know is only a warning beside others; alone, as here,
+// the pass failed.
 func TestFailureOutput_SaysWhatFailedFirst(t *testing.T) {
 	gh := ghpolltest.NewServer(t)
 	gh.RequireToken("ghp_right")
+	gh.SetRepoGone("octo-org/gone")
 	refused := "http://" + freeAddr(t) + "/" // nothing listens there
 	tests := []struct {
 		name, apiURL, token, repo string
@@ -47,6 +50,8 @@ func TestFailureOutput_SaysWhatFailedFirst(t *testing.T) {
 	}{
 		{"wrong token", gh.APIURL, "ghp_wrong", "octo-org/app",
 			[]string{"listing queued jobs of octo-org/app", "GitHub answered 401 Bad credentials", "check GITHUB_TOKEN"}},
+		{"repository not found", gh.APIURL, "ghp_right", "octo-org/gone",
+			[]string{"every polled repository is unreachable (GitHub answered 404 or 403 for octo-org/gone)", "check the names"}},
 		{"refused connection", refused, "ghp_right", "octo-org/app",
 			[]string{"cannot connect to " + strings.TrimSuffix(strings.TrimPrefix(refused, "http://"), "/"), "connection refused", "check --github-url or GITHUB_API_URL"}},
 	}
@@ -111,19 +116,5 @@ func TestFailureOutput_SaysWhatFailedFirst(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// A repository GitHub does not know is a warning, not a failure, unless it is the
-// only one: then the pass failed, and the output says which and why.
-func TestFailureOutput_OnlyRepositoryNotFound(t *testing.T) {
-	gh := ghpolltest.NewServer(t)
-	gh.SetRepoGone("octo-org/gone")
-	code, stdout, stderr := dryRun(t, gh.APIURL, "ghp_right", "console", "octo-org/gone")
-	if code != exitFailed || !strings.HasPrefix(stdout, "PASS FAILED: ") || !strings.Contains(stdout, "octo-org/gone") {
-		t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
-	}
-	if !strings.Contains(stdout, "GitHub answered 404 or 403 for octo-org/gone): check the names, that the token or App installation can see them") {
-		t.Errorf("no hint:\n%s", stdout)
 	}
 }

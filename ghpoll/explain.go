@@ -18,15 +18,14 @@ import (
 // the raw error list), and what to check. apiURL is the API root the client uses.
 func Explain(err error, apiURL string) string {
 	cause, hint, inner := explain(err, apiURL)
-	what := err.Error()
-	if inner != nil {
-		what = strings.TrimSuffix(strings.TrimSuffix(what, inner.Error()), ": ")
-	} else {
-		what, cause = "", what
-	}
-	line := cause
-	if what != "" {
-		line = what + ": " + cause
+	line := err.Error()
+	if inner != nil && strings.HasSuffix(line, inner.Error()) {
+		// What was being done, then the cause in place of go-github's text.
+		if what := strings.TrimSuffix(strings.TrimSuffix(line, inner.Error()), ": "); what != "" {
+			line = what + ": " + cause
+		} else {
+			line = cause
+		}
 	}
 	if hint != "" {
 		line += " (" + hint + ")"

@@ -269,10 +269,25 @@ func (c *Client) unreachable(repo reconcile.Scope, err error) error {
 func unreachable(repo reconcile.Scope, err error) error {
 	switch code := status(err); code {
 	case http.StatusNotFound, http.StatusForbidden:
-		return fmt.Errorf("%w: %s (GitHub answered %d): %w", reconcile.ErrUnreachable, repo, code, err)
+		answer := fmt.Sprintf("GitHub answered %d", code)
+		if er := (*github.ErrorResponse)(nil); errors.As(err, &er) && er.Response != nil {
+			answer = answered(er)
+		}
+		return unreachableError{msg: fmt.Sprintf("%v: %s (%s)", reconcile.ErrUnreachable, repo, answer), cause: err}
 	}
 	return err
 }
+
+// unreachableError is reconcile.ErrUnreachable for one repository: its message says
+// which and what GitHub answered, without go-github's request line; errors.Is and
+// errors.As still find both.
+type unreachableError struct {
+	msg   string
+	cause error
+}
+
+func (e unreachableError) Error() string   { return e.msg }
+func (e unreachableError) Unwrap() []error { return []error{reconcile.ErrUnreachable, e.cause} }
 
 func anyUnfinished(runs []runLite) bool {
 	for _, r := range runs {

@@ -9,7 +9,13 @@ import "github.com/reconcile-dev/reconcile/reconcile"
 func (c *Client) PollFacts(repos []reconcile.Scope) reconcile.PollFacts {
 	s := c.tr.statsNow()
 	f := reconcile.PollFacts{Repos: make(map[reconcile.Scope]reconcile.RepoFacts, len(repos)), Remaining: s.Remaining, Reset: s.Reset}
+	owners := map[string]bool{}
 	for _, r := range repos {
+		if !owners[r.Owner] {
+			// An organisation listed each pass: its pages, and its latest pushes.
+			owners[r.Owner] = true
+			f.Overhead += c.cache.pages("org-repos:"+r.Owner+"#") + c.cache.pages("org-pushed:"+r.Owner+"#")
+		}
 		st := c.cache.repo(r.String())
 		swept := st.Swept
 		if org := c.cache.repo(r.Owner).Swept; org.After(swept) {
@@ -20,6 +26,7 @@ func (c *Client) PollFacts(repos []reconcile.Scope) reconcile.PollFacts {
 			ActiveUntil: st.ActiveUntil,
 			Polled:      st.Polled,
 			Swept:       swept,
+			Pushed:      st.Pushed,
 			PollCost:    len(runStatuses) + st.Runs, // the run lists, and each run's jobs
 		}
 	}

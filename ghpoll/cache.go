@@ -79,6 +79,7 @@ type repoState struct {
 	ActiveUntil time.Time `json:"active_until,omitzero"` // polled every pass until then
 	Runs        int       `json:"runs,omitempty"`        // runs that could hold a queued job at the last full poll
 	Swept       time.Time `json:"swept,omitzero"`        // registrations last listed whole
+	Pushed      time.Time `json:"pushed,omitzero"`       // pushed_at, as the org's listing by push last showed it
 }
 
 // cacheVersion changes when the format does; an older cache is dropped.
@@ -100,6 +101,19 @@ func (c *pollCache) page(key string) (cachedPage, bool) {
 		return cachedPage{}, false
 	}
 	return *p, true
+}
+
+// pages counts the cached pages whose key starts with prefix.
+func (c *pollCache) pages(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k := range c.Pages {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *pollCache) putPage(key string, p cachedPage) {

@@ -16,10 +16,11 @@ import (
 
 // repoLite is what a pass needs of a repository.
 type repoLite struct {
-	Owner    string `json:"o"`
-	Name     string `json:"n"`
-	Archived bool   `json:"a,omitempty"`
-	Disabled bool   `json:"d,omitempty"`
+	Owner    string    `json:"o"`
+	Name     string    `json:"n"`
+	Archived bool      `json:"a,omitempty"`
+	Disabled bool      `json:"d,omitempty"`
+	Pushed   time.Time `json:"p,omitzero"` // pushed_at, in the listing by latest push
 }
 
 // runLite is what a pass needs of a workflow run.
@@ -54,6 +55,9 @@ func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, e
 	if err != nil {
 		return nil, err
 	}
+	// The pushes only hurry quiet repositories along; without them the rotation
+	// still finds their jobs, so a failure here fails nothing.
+	_ = c.notePushes(ctx, org)
 	out := make([]reconcile.Scope, 0, len(repos))
 	for _, r := range repos {
 		if r.Archived || r.Disabled {
@@ -168,6 +172,38 @@ func (c *Client) probe(ctx context.Context, repo reconcile.Scope) (bool, error) 
 		return false, err
 	}
 	return done.Total != newest.Total, nil
+}
+
+// Source: GitHub's "List organization repositories" (GET /orgs/{org}/repos) takes
+// sort=pushed and direction=desc, and each repository carries pushed_at: the time of
+// its latest push to any branch. The first page, asked for conditionally every pass,
+// answers 304 (free of the primary limit) until something is pushed.
+//
+// notePushes remembers, for each repository on the first page of the organisation's
+// listing by latest push, when that push was: a push after a repository's last poll
+// is the sign that runs came (push and pull_request events from branches of the
+// repository). It misses what no push to the repository precedes: schedules,
+// workflow_dispatch and repository_dispatch, re-runs, and pull requests from forks
+// (the push is to the fork); the rotation finds those.
+func (c *Client) notePushes(ctx context.Context, org string) error {
+	repos, _, err := fetchPage(ctx, c, "org-pushed:"+org+"#1", github.ListOptions{PerPage: 100, Page: 1},
+		func(ctx context.Context, lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
+			return c.gh.Repositories.ListByOrg(ctx, org, &github.RepositoryListByOrgOptions{Type: "all", Sort: "pushed", Direction: "desc", ListOptions: lo})
+		},
+		func(r *github.Repository) repoLite {
+			return repoLite{Owner: r.GetOwner().GetLogin(), Name: r.GetName(), Pushed: r.GetPushedAt().Time}
+		})
+	if err != nil {
+		return err
+	}
+	for _, r := range repos {
+		key := reconcile.Scope{Owner: strings.ToLower(r.Owner), Repo: strings.ToLower(r.Name)}.String()
+		if st := c.cache.repo(key); r.Pushed.After(st.Pushed) {
+			st.Pushed = r.Pushed
+			c.cache.setRepo(key, st)
+		}
+	}
+	return nil
 }
 
 // QueuedJobs returns every queued job of the repository. A repository that had no

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +31,12 @@ func DefaultBudget() Budget {
 // writeShare of a pass's points is kept for registering and removing runners.
 const writeShare = 0.25
 
+// ReadPointsPerMinute is the points a minute the budget leaves for reads: what
+// polling spends, and what bounds how fast quiet repositories are looked at.
+func (b Budget) ReadPointsPerMinute() float64 {
+	return float64(b.PointsPerMinute) * (1 - writeShare)
+}
+
 // PollFacts is what the GitHub client knows that decides which repositories a pass
 // polls: what it remembers of each from earlier passes, and the primary rate limit as
 // GitHub last stated it (Remaining 0: not known).
@@ -37,6 +44,9 @@ type PollFacts struct {
 	Repos     map[Scope]RepoFacts
 	Remaining int
 	Reset     time.Time
+	// Overhead is the requests a pass makes besides polls and sweeps: the listings of
+	// the organisations' repositories, pages and the latest pushes.
+	Overhead int
 }
 
 // RepoFacts is what the GitHub client remembers of a repository. The zero value is a
@@ -54,7 +64,17 @@ type RepoFacts struct {
 	// PollCost is how many requests a full poll of it takes: the run lists and each
 	// run's jobs, mostly answered 304. A probe, and a listing of registrations, take one.
 	PollCost int
+	// Pushed is when its organisation's repository listing last showed a push to it
+	// (zero: never seen). A push after Polled is the cheapest sign that runs came.
+	Pushed time.Time
 }
+
+// QuietSweeps is how many idle intervals a quiet repository's registrations may go
+// unlisted. Ghosts are left where this tool registered runners, which is where jobs
+// were, and such repositories are active, and swept every idle interval, for a while
+// after; a quiet repository is swept only for what that misses, so that the points go
+// to finding new jobs.
+const QuietSweeps = 6
 
 // Choice is which repositories a pass polls, whose registrations it lists to find
 // ghosts, and how many it leaves for a later pass.
@@ -65,62 +85,165 @@ type Choice struct {
 
 // ChooseRepos splits the repositories between this pass and later ones. Hot
 // repositories (runners of ours there; runs at their last poll) are polled every pass,
-// and those that had runs lately are probed every pass. Quiet ones are polled in
-// rotation, the longest unpolled first, enough of them each pass that every one is
-// looked at within the budget's IdleInterval, as far as its points allow; their
-// registrations are listed at the same time, to find ghosts. A hot repository's
-// registrations are listed at least once per IdleInterval too: ghosts are left where
-// demand has gone, and a busy repository always has demand somewhere else.
+// and those that had runs lately are probed every pass; their registrations are listed
+// at least once per IdleInterval, since ghosts are left where demand has gone.
+//
+// The rest of the pass's read points go to quiet repositories, one probe each (a
+// conditional request, free of the primary limit when answered 304): first those with
+// a push since their last look, then in rotation, the longest unlooked-at first, as
+// many as the points allow, so that a quiet repository waits about len(quiet) ÷ the
+// read points a minute, and IdleInterval only when the points cannot do better. Their
+// registrations are listed in a rotation of their own, every QuietSweeps idle
+// intervals.
 func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f PollFacts) Choice {
 	if b.PointsPerMinute <= 0 {
 		return Choice{Poll: repos, Sweep: repos}
 	}
 	var ch Choice
 	// GitHub counts points in any one minute: a pass is a burst, so it may spend one
-	// minute's points at most, and its share of them when passes come faster.
-	spend := float64(b.PointsPerMinute) * min(max(b.Interval.Minutes(), 1.0/60), 1) * (1 - writeShare)
+	// minute's points at most, and its share of them when passes come faster; less
+	// what it spends anyway (the organisations' repository listings).
+	spend := b.ReadPointsPerMinute()*min(max(b.Interval.Minutes(), 1.0/60), 1) - float64(f.Overhead)
 	due := now.Add(-(b.IdleInterval - b.Interval)) // looked at before this: due again
-	var quiet []Scope
+	var busy, active, quiet []Scope
 	for _, r := range repos {
 		st := f.Repos[r]
-		busy := hot[r] || st.Runs > 0
-		active := now.Before(st.ActiveUntil)
-		if (busy || active) && !st.Swept.After(due) {
-			ch.Sweep = append(ch.Sweep, r)
-			spend--
-		}
 		switch {
-		case busy:
-			ch.Poll = append(ch.Poll, r)
-			spend -= float64(st.PollCost)
-		case active:
-			ch.Poll = append(ch.Poll, r)
-			spend--
+		case hot[r] || st.Runs > 0:
+			busy = append(busy, r)
+		case now.Before(st.ActiveUntil):
+			active = append(active, r)
 		default:
 			quiet = append(quiet, r)
 		}
 	}
-	slices.SortStableFunc(quiet, func(a, b Scope) int {
-		if c := f.Repos[a].Polled.Compare(f.Repos[b].Polled); c != 0 {
-			return c
+	// The quiet ones are owed their turn first: those just pushed to, and enough of
+	// the rotation that each is looked at within the idle interval, with their share
+	// of sweeps; whatever else the points allow goes to them after the busy ones.
+	low := f.Remaining > 0 && f.Remaining < b.PrimaryReserve && now.Before(f.Reset)
+	owed := 0.0
+	if !low { // at most half the points: the busy ones are where most jobs are
+		owed = min(float64(quietOwed(b, now, quiet, f)), max(spend/2, 0))
+	}
+	spend -= owed
+	// Busy repositories first, each the longest unpolled first: every pass while the
+	// points allow, which at a pass a minute is always; when passes come fast, in turn.
+	// Then those active lately, as far as half of what is left: a probe each pass at a
+	// pass a minute; when passes come fast, the rest join the quiet ones' rotation
+	// where they wait longest, so that a dozen repositories that had a job in the last
+	// half hour do not take the points a new job elsewhere needs.
+	for _, r := range byPolled(busy, f) {
+		spend -= ch.take(r, float64(f.Repos[r].PollCost), spend, due, f)
+	}
+	activeSpend := spend / 2
+	for _, r := range byPolled(active, f) {
+		if st := f.Repos[r]; activeSpend < 1 && st.Polled.After(due) {
+			quiet = append(quiet, r)
+			continue
 		}
-		return strings.Compare(a.String(), b.String())
+		cost := ch.take(r, 1, activeSpend, due, f)
+		spend, activeSpend = spend-cost, activeSpend-cost
+	}
+	if low {
+		ch.Skipped += len(quiet) // quiet repositories wait for the reset
+		return ch
+	}
+	spend += owed
+	// Sweeps take half the points at most (a cold start finds every one overdue):
+	// finding jobs comes first.
+	sweeps := quietSweeps(b, now, quiet, f, max(int(spend/2), 0))
+	ch.Sweep = append(ch.Sweep, sweeps...)
+	spend -= float64(len(sweeps))
+
+	// Pushed since their last look first, the latest push first; then the rotation.
+	pushed := func(r Scope) bool { return f.Repos[r].Pushed.After(f.Repos[r].Polled) }
+	slices.SortStableFunc(quiet, func(a, c Scope) int {
+		fa, fc := f.Repos[a], f.Repos[c]
+		switch pa, pc := pushed(a), pushed(c); {
+		case pa && pc:
+			return cmp.Or(fc.Pushed.Compare(fa.Pushed), strings.Compare(a.String(), c.String()))
+		case pa != pc:
+			return cmp.Compare(b2n(pc), b2n(pa))
+		}
+		return cmp.Or(fa.Polled.Compare(fc.Polled), strings.Compare(a.String(), c.String()))
 	})
-	// Each pass takes its share of the rotation, and every repository that would
-	// otherwise pass IdleInterval unlooked-at.
+	n := min(len(quiet), max(int(spend), 0))
+	ch.Poll = append(ch.Poll, quiet[:n]...)
+	ch.Skipped += len(quiet) - n
+	return ch
+}
+
+// quietOwed is what the quiet repositories are owed this pass whatever the busy ones
+// want: a probe for each pushed to since its last look, a probe for each the idle
+// interval's rotation needs (the pass's share, and any that would pass it unlooked-at),
+// and the sweep rotation's share.
+func quietOwed(b Budget, now time.Time, quiet []Scope, f PollFacts) int {
+	due := now.Add(-(b.IdleInterval - b.Interval))
 	share := float64(len(quiet)) * b.Interval.Seconds() / max(b.IdleInterval.Seconds(), 1)
-	want := min(len(quiet), int(share+0.999))
-	for want < len(quiet) && !f.Repos[quiet[want]].Polled.After(due) {
+	n := int(share + 0.999)
+	overdue := 0
+	for _, r := range quiet {
+		st := f.Repos[r]
+		if st.Pushed.After(st.Polled) {
+			n++
+		} else if !st.Polled.After(due) {
+			overdue++
+		}
+	}
+	sweeps := float64(len(quiet)) * b.Interval.Seconds() / max(float64(QuietSweeps)*b.IdleInterval.Seconds(), 1)
+	return min(max(n, overdue), len(quiet)) + int(sweeps+0.999)
+}
+
+// take polls r this pass if its cost (and its sweep, when one is due) fits spend, or
+// it would otherwise pass the idle interval unlooked-at; it returns what it spent.
+func (ch *Choice) take(r Scope, cost, spend float64, due time.Time, f PollFacts) float64 {
+	st := f.Repos[r]
+	sweep := !st.Swept.After(due)
+	if sweep {
+		cost++
+	}
+	if cost > spend && st.Polled.After(due) {
+		ch.Skipped++
+		return 0 // looked at within the idle interval: it can wait for the next pass
+	}
+	ch.Poll = append(ch.Poll, r)
+	if sweep {
+		ch.Sweep = append(ch.Sweep, r)
+	}
+	return cost
+}
+
+// byPolled returns the repositories, the longest unpolled first (in the given order
+// among equals).
+func byPolled(repos []Scope, f PollFacts) []Scope {
+	out := slices.Clone(repos)
+	slices.SortStableFunc(out, func(a, c Scope) int { return f.Repos[a].Polled.Compare(f.Repos[c].Polled) })
+	return out
+}
+
+// quietSweeps returns the quiet repositories whose registrations this pass lists: its
+// share of a rotation over QuietSweeps idle intervals, and as many again of those that
+// would pass that unlisted, as far as afford allows.
+func quietSweeps(b Budget, now time.Time, quiet []Scope, f PollFacts, afford int) []Scope {
+	period := time.Duration(QuietSweeps) * b.IdleInterval
+	due := now.Add(-(period - b.Interval))
+	order := slices.Clone(quiet)
+	slices.SortStableFunc(order, func(a, c Scope) int {
+		return cmp.Or(f.Repos[a].Swept.Compare(f.Repos[c].Swept), strings.Compare(a.String(), c.String()))
+	})
+	share := int(float64(len(order))*b.Interval.Seconds()/max(period.Seconds(), 1) + 0.999)
+	want := min(len(order), share)
+	// Those overdue catch up at twice the pace at most, so that a cold start's sweeps,
+	// all due again together, spread out instead of taking the points in a burst.
+	for want < min(len(order), 2*share) && !f.Repos[order[want]].Swept.After(due) {
 		want++
 	}
-	// A quiet repository costs a probe and a registration listing.
-	afford := max(int(spend/2), 0)
-	if f.Remaining > 0 && f.Remaining < b.PrimaryReserve && now.Before(f.Reset) {
-		afford = 0
+	return order[:min(want, afford)]
+}
+
+func b2n(v bool) int {
+	if v {
+		return 1
 	}
-	n := min(want, afford)
-	ch.Poll = append(ch.Poll, quiet[:n]...)
-	ch.Sweep = append(ch.Sweep, quiet[:n]...)
-	ch.Skipped = len(quiet) - n
-	return ch
+	return 0
 }

@@ -40,6 +40,9 @@ func TestChooseRepos(t *testing.T) {
 		f[r] = st
 		return f
 	}
+	// small: 8 points a minute, 6 of them for reads; a pass a minute, an idle interval
+	// of a minute, so quiet repositories are swept every 6 minutes.
+	small := Budget{PointsPerMinute: 8, Interval: time.Minute, IdleInterval: time.Minute, PrimaryReserve: 500}
 	tests := []struct {
 		name   string
 		budget Budget
@@ -51,31 +54,65 @@ func TestChooseRepos(t *testing.T) {
 		budget: Budget{},
 		want:   Choice{Poll: repos, Sweep: repos},
 	}, {
-		name:   "quiet repositories rotate: a fifth of them each pass, the longest unpolled first",
+		name:   "points enough: every quiet repository is probed each pass; their registrations rotate over six idle intervals",
 		budget: b,
 		facts:  PollFacts{Repos: rotated()},
-		want:   Choice{Poll: []Scope{repos[9], repos[8]}, Sweep: []Scope{repos[9], repos[8]}, Skipped: 8},
+		want: Choice{Poll: []Scope{repos[9], repos[8], repos[7], repos[6], repos[5], repos[4], repos[3], repos[2], repos[1], repos[0]},
+			Sweep: []Scope{repos[9]}},
 	}, {
-		name:   "every quiet repository that would pass the idle interval unlooked-at is taken, beyond the share",
-		budget: b,
+		// 6 points: a sixth of the sweep rotation (2) and 4 probes, longest unlooked-at first.
+		name:   "the points bound the probes: the longest unlooked-at first",
+		budget: small,
+		facts:  PollFacts{Repos: rotated()},
+		want:   Choice{Poll: []Scope{repos[9], repos[8], repos[7], repos[6]}, Sweep: []Scope{repos[9], repos[8]}, Skipped: 6},
+	}, {
+		name:   "a push since the last look goes first, the latest first; a push before it does not count",
+		budget: small,
 		facts: PollFacts{Repos: with(with(with(rotated(),
-			repos[3], func(f *RepoFacts) { f.Polled = ago(6 * time.Minute) }),
-			repos[4], func(f *RepoFacts) { f.Polled = ago(5 * time.Minute) }),
-			repos[5], func(f *RepoFacts) { f.Polled = ago(4 * time.Minute) })},
-		want: Choice{Poll: []Scope{repos[3], repos[4], repos[5]}, Sweep: []Scope{repos[3], repos[4], repos[5]}, Skipped: 7},
+			repos[2], func(f *RepoFacts) { f.Pushed = ago(5 * time.Second) }),
+			repos[5], func(f *RepoFacts) { f.Pushed = ago(10 * time.Second) }),
+			repos[7], func(f *RepoFacts) { f.Pushed = f.Polled.Add(-time.Minute) })},
+		want: Choice{Poll: []Scope{repos[2], repos[5], repos[9], repos[8]}, Sweep: []Scope{repos[9], repos[8]}, Skipped: 6},
+	}, {
+		name:   "a quiet repository that would pass six idle intervals unswept is swept, beyond the share",
+		budget: small,
+		facts: PollFacts{Repos: with(with(with(rotated(),
+			repos[3], func(f *RepoFacts) { f.Swept = ago(7 * time.Minute) }),
+			repos[4], func(f *RepoFacts) { f.Swept = ago(6 * time.Minute) }),
+			repos[5], func(f *RepoFacts) { f.Swept = ago(330 * time.Second) })},
+		want: Choice{Poll: []Scope{repos[9], repos[8], repos[7]}, Sweep: []Scope{repos[3], repos[4], repos[5]}, Skipped: 7},
 	}, {
 		name:   "a repository with runners of ours is polled every pass, and swept once per idle interval",
 		budget: b,
 		hot:    map[Scope]bool{repos[0]: true, repos[6]: true},
 		// repo00 swept 20s ago; repo06 4 minutes ago, so 5 by the next pass
 		facts: PollFacts{Repos: with(rotated(), repos[6], func(f *RepoFacts) { f.Swept = ago(4 * time.Minute) })},
-		want:  Choice{Poll: []Scope{repos[0], repos[6], repos[9], repos[8]}, Sweep: []Scope{repos[6], repos[9], repos[8]}, Skipped: 6},
+		want: Choice{Poll: []Scope{repos[6], repos[0], repos[9], repos[8], repos[7], repos[5], repos[4], repos[3], repos[2], repos[1]},
+			Sweep: []Scope{repos[6], repos[9]}},
+	}, {
+		// 120 points a minute, a pass every 5 s: 7.5 points a pass for reads. The quiet
+		// ones are owed 2 (a probe of the idle interval's rotation, a sweep); the busy
+		// ones cost 3 a poll: the longest unpolled goes now, the others (polled within
+		// the idle interval) wait for a later pass; the 2 owed and what is left go to
+		// the quiet ones.
+		name:   "when passes come fast, busy repositories take turns within the points, and the quiet ones keep theirs",
+		budget: Budget{PointsPerMinute: 120, Interval: 5 * time.Second, IdleInterval: 5 * time.Minute, PrimaryReserve: 500},
+		hot:    map[Scope]bool{repos[0]: true, repos[1]: true, repos[2]: true},
+		facts:  PollFacts{Repos: rotated()},
+		want:   Choice{Poll: []Scope{repos[2], repos[9], repos[8], repos[7]}, Sweep: []Scope{repos[9]}, Skipped: 6},
+	}, {
+		name:   "the organisations' listings are paid for first",
+		budget: small,
+		facts:  PollFacts{Repos: rotated(), Overhead: 3},
+		want:   Choice{Poll: []Scope{repos[9], repos[8]}, Sweep: []Scope{repos[9]}, Skipped: 8},
 	}, {
 		name:   "a repository with runs is polled every pass; one that had runs lately is probed",
-		budget: b,
+		budget: small,
 		facts: PollFacts{Repos: with(with(rotated(), repos[1], func(f *RepoFacts) { f.Runs = 2 }),
 			repos[2], func(f *RepoFacts) { f.ActiveUntil = t0.Add(time.Hour) })},
-		want: Choice{Poll: []Scope{repos[1], repos[2], repos[9], repos[8]}, Sweep: []Scope{repos[9], repos[8]}, Skipped: 6},
+		// Swept every pass (the idle interval is one pass), repo01's full poll costs 3 and
+		// repo02's probe 1: the 6 points are spent.
+		want: Choice{Poll: []Scope{repos[1], repos[2]}, Sweep: []Scope{repos[1], repos[2]}, Skipped: 8},
 	}, {
 		name:   "below the primary reserve, quiet repositories wait for the reset; busy ones do not",
 		budget: b,
@@ -84,17 +121,9 @@ func TestChooseRepos(t *testing.T) {
 		want:   Choice{Poll: []Scope{repos[0]}, Skipped: 9},
 	}, {
 		name:   "after the reset time, the stale remaining count no longer holds quiet ones back",
-		budget: b,
+		budget: small,
 		facts:  PollFacts{Repos: rotated(), Remaining: 1, Reset: t0.Add(-time.Second)},
-		want:   Choice{Poll: []Scope{repos[9], repos[8]}, Sweep: []Scope{repos[9], repos[8]}, Skipped: 8},
-	}, {
-		// 10 points a minute: 7.5 for reads; a quiet repository costs 2 (a probe and a
-		// registration listing); the busy one's full poll costs 3 and its sweep 1.
-		name:   "the points budget bounds the quiet repositories polled after the busy ones",
-		budget: Budget{PointsPerMinute: 10, Interval: time.Minute, IdleInterval: time.Minute, PrimaryReserve: 500},
-		hot:    map[Scope]bool{repos[0]: true},
-		facts:  PollFacts{Repos: rotated()},
-		want:   Choice{Poll: []Scope{repos[0], repos[9]}, Sweep: []Scope{repos[0], repos[9]}, Skipped: 8},
+		want:   Choice{Poll: []Scope{repos[9], repos[8], repos[7], repos[6]}, Sweep: []Scope{repos[9], repos[8]}, Skipped: 6},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -88,6 +88,7 @@ type repo struct {
 	owner, name string
 	archived    bool
 	disabled    bool
+	pushed      time.Time // pushed_at: the latest push to any branch
 }
 
 // Limits make the server enforce GitHub's rate limits and answer as GitHub does past
@@ -343,6 +344,18 @@ func (s *Server) Runs(repo string) []int64 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Push records a push to the repository now, as its pushed_at shows it (Source:
+// GitHub's repository object; the organisation's listing can sort by it).
+func (s *Server) Push(fullName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.repos {
+		if s.repos[i].owner+"/"+s.repos[i].name == fullName {
+			s.repos[i].pushed = s.now()
+		}
+	}
 }
 
 // SetRunEvent changes the event that triggered a run (push, pull_request, ...).
@@ -865,6 +878,12 @@ func (s *Server) listOrgRepos(w http.ResponseWriter, r *http.Request, org string
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
+	if r.URL.Query().Get("sort") == "pushed" { // the latest push first (direction desc)
+		slices.SortStableFunc(repos, func(a, b repo) int { return b.pushed.Compare(a.pushed) })
+		if r.URL.Query().Get("direction") == "asc" {
+			slices.Reverse(repos)
+		}
+	}
 	page, _ := paginate(w, r, len(repos))
 	items := []any{}
 	for i, rp := range repos[page[0]:page[1]] {
@@ -881,6 +900,9 @@ func repoJSON(id int, rp repo) map[string]any {
 	m["owner"].(map[string]any)["login"] = rp.owner
 	m["archived"] = rp.archived
 	m["disabled"] = rp.disabled
+	if !rp.pushed.IsZero() {
+		m["pushed_at"] = rp.pushed.UTC().Format(time.RFC3339)
+	}
 	return m
 }
 

@@ -126,16 +126,27 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 		owed = min(float64(quietOwed(b, now, quiet, f)), max(spend/2, 0))
 	}
 	spend -= owed
-	// Busy repositories first, each the longest unpolled first: every pass while the
-	// points allow, which at a pass a minute is always; when passes come fast, in turn.
-	// Then those active lately, as far as half of what is left: a probe each pass at a
-	// pass a minute; when passes come fast, the rest join the quiet ones' rotation
-	// where they wait longest, so that a dozen repositories that had a job in the last
-	// half hour do not take the points a new job elsewhere needs.
+	// Busy repositories first, each the longest unpolled first: every pass at a pass a
+	// minute; when passes come faster, every other pass (two intervals is what a job in
+	// a busy repository may wait), and in turn when even that does not fit the points.
+	// Then those active lately, as far as half of what is left, a probe each at a pass
+	// a minute; when passes come faster, they take their turn in the quiet ones'
+	// rotation, which then comes round within a minute or so, so that a dozen
+	// repositories that had a job in the last hour do not take the points a new job
+	// elsewhere needs.
 	for _, r := range byPolled(busy, f) {
+		// When passes come fast, every other pass is enough: a job waits two
+		// intervals at most.
+		if b.Interval < time.Minute && now.Sub(f.Repos[r].Polled) < b.Interval*3/2 {
+			ch.Skipped++
+			continue
+		}
 		spend -= ch.take(r, float64(f.Repos[r].PollCost), spend, due, f)
 	}
 	activeSpend := spend / 2
+	if b.Interval < time.Minute {
+		activeSpend = 0 // when passes come fast, they take their turn with the quiet ones
+	}
 	for _, r := range byPolled(active, f) {
 		if st := f.Repos[r]; activeSpend < 1 && st.Polled.After(due) {
 			quiet = append(quiet, r)

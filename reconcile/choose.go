@@ -166,7 +166,17 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 	ch.Sweep = append(ch.Sweep, sweeps...)
 	spend -= float64(len(sweeps))
 
-	// Pushed since their last look first, the latest push first; then the rotation.
+	quiet = quietOrder(quiet, f)
+	n := min(len(quiet), max(int(spend), 0))
+	ch.Poll = append(ch.Poll, quiet[:n]...)
+	ch.Skipped += len(quiet) - n
+	return ch
+}
+
+// quietOrder sorts the quiet repositories for probing: those pushed to since their
+// last look first, the latest push first; then the rotation, the longest unlooked-at
+// first.
+func quietOrder(quiet []Scope, f PollFacts) []Scope {
 	pushed := func(r Scope) bool { return f.Repos[r].Pushed.After(f.Repos[r].Polled) }
 	slices.SortStableFunc(quiet, func(a, c Scope) int {
 		fa, fc := f.Repos[a], f.Repos[c]
@@ -178,10 +188,7 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 		}
 		return cmp.Or(fa.Polled.Compare(fc.Polled), strings.Compare(a.String(), c.String()))
 	})
-	n := min(len(quiet), max(int(spend), 0))
-	ch.Poll = append(ch.Poll, quiet[:n]...)
-	ch.Skipped += len(quiet) - n
-	return ch
+	return quiet
 }
 
 // quietOwed is what the quiet repositories are owed this pass whatever the busy ones

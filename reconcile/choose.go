@@ -69,11 +69,6 @@ type RepoFacts struct {
 	Pushed time.Time
 }
 
-// FastPasses: passes closer than this poll busy repositories every other pass, and
-// probe those active lately in the quiet rotation (the loop's default interval, 30 s,
-// and the CronJob's and timer's minute are not fast).
-const FastPasses = 30 * time.Second
-
 // QuietSweeps is how many idle intervals a quiet repository's registrations may go
 // unlisted. Ghosts are left where this tool registered runners, which is where jobs
 // were, and such repositories are active, and swept every idle interval, for a while
@@ -131,27 +126,16 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 		owed = min(float64(quietOwed(b, now, quiet, f)), max(spend/2, 0))
 	}
 	spend -= owed
-	// Busy repositories first, each the longest unpolled first: every pass; when
-	// passes come faster than FastPasses, every other pass (two intervals is what a job
-	// in a busy repository may wait); in turn when that does not fit the points.
-	// Then those active lately, as far as half of what is left, a probe each pass;
-	// when passes come faster than FastPasses, they take their turn in the quiet ones'
-	// rotation, which then comes round within a minute or so, so that a dozen
-	// repositories that had a job in the last hour do not take the points a new job
-	// elsewhere needs.
+	// Busy repositories first, each the longest unpolled first: every pass while the
+	// points allow, which at a pass a minute is always; when passes come fast, in turn.
+	// Then those active lately, as far as half of what is left: a probe each pass at a
+	// pass a minute; when passes come fast, the rest join the quiet ones' rotation
+	// where they wait longest, so that a dozen repositories that had a job in the last
+	// half hour do not take the points a new job elsewhere needs.
 	for _, r := range byPolled(busy, f) {
-		// When passes come fast, every other pass is enough: a job waits two
-		// intervals at most.
-		if b.Interval < FastPasses && now.Sub(f.Repos[r].Polled) < b.Interval*3/2 {
-			ch.Skipped++
-			continue
-		}
 		spend -= ch.take(r, float64(f.Repos[r].PollCost), spend, due, f)
 	}
 	activeSpend := spend / 2
-	if b.Interval < FastPasses {
-		activeSpend = 0 // when passes come fast, they take their turn with the quiet ones
-	}
 	for _, r := range byPolled(active, f) {
 		if st := f.Repos[r]; activeSpend < 1 && st.Polled.After(due) {
 			quiet = append(quiet, r)

@@ -101,17 +101,6 @@ func TestChooseRepos(t *testing.T) {
 		facts:  PollFacts{Repos: rotated()},
 		want:   Choice{Poll: []Scope{repos[2], repos[9], repos[8], repos[7]}, Sweep: []Scope{repos[9]}, Skipped: 6},
 	}, {
-		// A pass every 5 s: repo00, polled by the last pass, waits for the next; the
-		// one that had runs lately joins the rotation (polled 60 s ago: after repo09
-		// and repo08 by age, before the rest).
-		name:   "when passes come fast, busy repositories every other pass, and those active lately in the rotation",
-		budget: Budget{PointsPerMinute: 600, Interval: 5 * time.Second, IdleInterval: 5 * time.Minute, PrimaryReserve: 500},
-		hot:    map[Scope]bool{repos[0]: true, repos[1]: true},
-		facts: PollFacts{Repos: with(with(rotated(), repos[0], func(f *RepoFacts) { f.Polled = ago(5 * time.Second) }),
-			repos[2], func(f *RepoFacts) { f.ActiveUntil = t0.Add(time.Hour) })},
-		want: Choice{Poll: []Scope{repos[1], repos[9], repos[8], repos[7], repos[6], repos[5], repos[4], repos[3], repos[2]},
-			Sweep: []Scope{repos[9]}, Skipped: 1},
-	}, {
 		name:   "the organisations' listings are paid for first",
 		budget: small,
 		facts:  PollFacts{Repos: rotated(), Overhead: 3},

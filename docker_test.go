@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,19 +62,8 @@ pools:
 // pass runs one pass as a process and returns its exit code and what it wrote.
 func (w *dockerWorld) pass(t *testing.T) (int, string) {
 	t.Helper()
-	cmd := exec.Command(binary(t), "--once", "--config", w.config, "--log-format", "json")
-	cmd.Env = w.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), out.String()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, out.String()
+	code, stdout, stderr := runBinary(t, w.env, "--once", "--config", w.config, "--log-format", "json")
+	return code, stdout + stderr
 }
 
 // containers returns every container on the engine by name, with its state.

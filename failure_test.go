@@ -2,11 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -22,19 +19,8 @@ import (
 // and stderr.
 func dryRun(t *testing.T, apiURL, token, format string, repo string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary(t), "--once", "--dry-run", "--repo", repo, "--github-url", apiURL, "--log-format", format)
-	cmd.Env = append(os.Environ(), "GITHUB_TOKEN="+token)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), stdout.String(), stderr.String()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, stdout.String(), stderr.String()
+	return runBinary(t, append(os.Environ(), "GITHUB_TOKEN="+token),
+		"--once", "--dry-run", "--repo", repo, "--github-url", apiURL, "--log-format", format)
 }
 
 // A repository GitHub does not know is only a warning beside others; alone, as here,

@@ -71,6 +71,25 @@ func (w *procWorld) pass(t *testing.T) int {
 	return 0
 }
 
+// runBinary runs the built command with env and args to its end, and returns its exit
+// code, stdout and stderr.
+func runBinary(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stdout.String(), stderr.String()
+}
+
 // waitFor polls until cond holds, or fails.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

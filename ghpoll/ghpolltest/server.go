@@ -470,7 +470,9 @@ func (s *Server) Mutations() []string {
 }
 
 // RequireToken makes the server accept only tok as a personal access token; any
-// other gets 401 Bad credentials, as GitHub answers a wrong, expired or revoked one.
+// other gets 401 Bad credentials, as GitHub answers a wrong, expired or revoked one
+// (Source: GitHub's REST API docs, "Troubleshooting the REST API": 401 with the
+// message "Bad credentials").
 func (s *Server) RequireToken(tok string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -878,7 +880,9 @@ func (s *Server) listOrgRepos(w http.ResponseWriter, r *http.Request, org string
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	if r.URL.Query().Get("sort") == "pushed" { // the latest push first (direction desc)
+	// Source: "List organization repositories" (GET /orgs/{org}/repos): sort=pushed
+	// orders by pushed_at, direction desc unless asc is asked for.
+	if r.URL.Query().Get("sort") == "pushed" {
 		slices.SortStableFunc(repos, func(a, b repo) int { return b.pushed.Compare(a.pushed) })
 		if r.URL.Query().Get("direction") == "asc" {
 			slices.Reverse(repos)

@@ -8,13 +8,14 @@ import "github.com/reconcile-dev/reconcile/reconcile"
 // org: a recent org listing sweeps every repository of it.
 func (c *Client) PollFacts(repos []reconcile.Scope) reconcile.PollFacts {
 	s := c.tr.statsNow()
-	f := reconcile.PollFacts{Repos: make(map[reconcile.Scope]reconcile.RepoFacts, len(repos)), Remaining: s.Remaining, Reset: s.Reset}
+	f := reconcile.PollFacts{Repos: make(map[reconcile.Scope]reconcile.RepoFacts, len(repos)), Remaining: s.Remaining, Reset: s.Reset,
+		Registered: c.cache.registered()}
 	owners := map[string]bool{}
 	for _, r := range repos {
 		if !owners[r.Owner] {
-			// An organisation listed each pass: its pages, and its latest pushes.
+			// An organisation's latest pushes are listed each pass.
 			owners[r.Owner] = true
-			f.Overhead += c.cache.pages("org-repos:"+r.Owner+"#") + c.cache.pages("org-pushed:"+r.Owner+"#")
+			f.Overhead += c.cache.pages("org-pushed:" + r.Owner + "#")
 		}
 		st := c.cache.repo(r.String())
 		swept := st.Swept
@@ -22,13 +23,18 @@ func (c *Client) PollFacts(repos []reconcile.Scope) reconcile.PollFacts {
 			swept = org
 		}
 		f.Repos[r] = reconcile.RepoFacts{
-			Runs:        st.Runs,
-			ActiveUntil: st.ActiveUntil,
-			Polled:      st.Polled,
-			Swept:       swept,
-			Pushed:      st.Pushed,
-			PollCost:    len(runStatuses) + st.Runs, // the run lists, and each run's jobs
+			Runs:     st.Runs,
+			HadRuns:  st.HadRuns,
+			Polled:   st.Polled,
+			Swept:    swept,
+			Pushed:   st.Pushed,
+			PollCost: max(st.ViewCost, 1) + st.Runs, // the runs view, and each run's jobs
 		}
 	}
+	// And its whole listing once every orgListEvery: the pages this pass fetched.
+	c.runningMu.Lock()
+	f.Overhead += c.listed
+	c.listed = 0
+	c.runningMu.Unlock()
 	return f
 }

@@ -66,6 +66,13 @@ func (c *pollCache) takeWrite(now time.Time, perHour int) (time.Time, bool) {
 	return time.Time{}, true
 }
 
+// registered returns when the last hour's runner registrations were sent.
+func (c *pollCache) registered() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.Writes)
+}
+
 type cachedPage struct {
 	ETag  string          `json:"etag"`
 	Next  int             `json:"next,omitempty"`
@@ -75,15 +82,16 @@ type cachedPage struct {
 
 // repoState is what the poller remembers of a repository.
 type repoState struct {
-	Polled      time.Time `json:"polled,omitzero"`       // jobs last polled (probe or full)
-	ActiveUntil time.Time `json:"active_until,omitzero"` // polled every pass until then
-	Runs        int       `json:"runs,omitempty"`        // runs that could hold a queued job at the last full poll
-	Swept       time.Time `json:"swept,omitzero"`        // registrations last listed whole
-	Pushed      time.Time `json:"pushed,omitzero"`       // pushed_at, as the org's listing by push last showed it
+	Polled   time.Time `json:"polled,omitzero"`     // jobs last polled (probe or full)
+	HadRuns  time.Time `json:"had_runs,omitzero"`   // when a poll last found runs
+	Runs     int       `json:"runs,omitempty"`      // runs that could hold a queued job at the last full poll
+	Swept    time.Time `json:"swept,omitzero"`      // registrations last listed whole
+	Pushed   time.Time `json:"pushed,omitzero"`     // pushed_at, as the org's listing by push last showed it
+	ViewCost int       `json:"view_cost,omitempty"` // requests its runs view took last time (runsView)
 }
 
 // cacheVersion changes when the format does; an older cache is dropped.
-const cacheVersion = 2
+const cacheVersion = 3
 
 // pageTTL: a page unused this long is dropped when the cache is saved.
 const pageTTL = 24 * time.Hour

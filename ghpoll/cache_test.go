@@ -38,7 +38,7 @@ func realisticCache(n int, now time.Time) *pollCache {
 			}
 			put(fmt.Sprintf("jobs:%s:%d#1", repo, rng.Int64()), []jobLite{{ID: rng.Int64(), Status: "queued", Name: "build (arm64)",
 				Labels: []string{"self-hosted", "linux", "ARM64"}, Created: used}}, now)
-			st.Runs, st.ActiveUntil = 1, now.Add(time.Hour)
+			st.Runs, st.HadRuns = 1, now
 		}
 		c.setRepo(repo, st)
 	}
@@ -96,8 +96,8 @@ func TestCache_MarshalWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
 
 // PollFacts gives ChooseRepos what the cache remembers: a repository's runs and when
 // it was polled; as its sweep, the later of its own registration listing and its org's
-// (org runners are listed for the org); and a full poll's cost, its run lists and
-// each run's jobs.
+// (org runners are listed for the org); and a poll's cost: its runs view as it took
+// last time (one request when never looked at), and each run's jobs.
 func TestPollFacts_FromTheCache(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -107,14 +107,14 @@ func TestPollFacts_FromTheCache(t *testing.T) {
 	}
 	busy := reconcile.Scope{Owner: "octo-org", Repo: "busy"}
 	quiet := reconcile.Scope{Owner: "octo-org", Repo: "quiet"}
-	c.cache.setRepo(busy.String(), repoState{Runs: 3, Polled: now, Swept: now.Add(-10 * time.Minute)})
+	c.cache.setRepo(busy.String(), repoState{Runs: 3, Polled: now, Swept: now.Add(-10 * time.Minute), ViewCost: 2})
 	got := c.PollFacts([]reconcile.Scope{busy, quiet}).Repos
-	want := reconcile.RepoFacts{Runs: 3, Polled: now, Swept: now.Add(-10 * time.Minute), PollCost: 6}
+	want := reconcile.RepoFacts{Runs: 3, Polled: now, Swept: now.Add(-10 * time.Minute), PollCost: 5}
 	if got[busy] != want {
 		t.Errorf("PollFacts(busy) = %+v, want %+v", got[busy], want)
 	}
-	if got[quiet] != (reconcile.RepoFacts{PollCost: 3}) {
-		t.Errorf("PollFacts(never looked at) = %+v, want only the cost of a full poll, 3", got[quiet])
+	if got[quiet] != (reconcile.RepoFacts{PollCost: 1}) {
+		t.Errorf("PollFacts(never looked at) = %+v, want only the cost of a look, 1", got[quiet])
 	}
 	c.cache.setRepo("octo-org", repoState{Swept: now.Add(-time.Minute)}) // the org's runners, listed a minute ago
 	if got := c.PollFacts([]reconcile.Scope{busy}).Repos[busy].Swept; !got.Equal(now.Add(-time.Minute)) {

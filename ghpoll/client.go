@@ -35,9 +35,12 @@ type Client struct {
 	RunnerGroupID int64
 	// writesPerHour bounds the runner registrations in any hour.
 	writesPerHour int
-	// running holds, per repository, the jobs in progress its last listing saw.
+	// running holds, per repository, the jobs in progress its last listing saw;
+	// listed, the pages of organisations' whole listings fetched since PollFacts last
+	// counted them (the overhead of the pass under way).
 	runningMu sync.Mutex
 	running   map[string][]reconcile.Job
+	listed    int
 }
 
 var _ reconcile.GitHub = (*Client)(nil)
@@ -290,6 +293,26 @@ func listAll[T, R any](ctx context.Context, c *Client, key string, fetch func(co
 		opt.Page = next
 	}
 	return nil, fmt.Errorf("more than %d pages", maxPages)
+}
+
+// cachedAll returns a listing as its pages were last fetched (listAll's keys), without
+// a request; false when any page is not in the cache.
+func cachedAll[R any](c *Client, key string) ([]R, bool) {
+	var out []R
+	for page := 1; page <= maxPages; {
+		p, ok := c.cache.page(fmt.Sprintf("%s#%d", key, page))
+		var items []R
+		if !ok || json.Unmarshal(p.Items, &items) != nil {
+			return nil, false
+		}
+		c.cache.touch(fmt.Sprintf("%s#%d", key, page), c.now())
+		out = append(out, items...)
+		if p.Next <= page {
+			return out, true
+		}
+		page = p.Next
+	}
+	return nil, false
 }
 
 // fetchPage fetches one page conditionally, and reports whether it changed.

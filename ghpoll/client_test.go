@@ -169,11 +169,13 @@ func TestClient_QueuedJobs_FindsJobInsideInProgressRun(t *testing.T) {
 	}
 }
 
+// A run not on the newest page that may not be completed (a re-run of an older run, a
+// burst larger than a page) sends the poll to the listings by status; a run that
+// started between two of them is in both, and its jobs count once.
 func TestClient_QueuedJobs_RunInBothListsCountsOnce(t *testing.T) {
 	t.Parallel()
 	c, mt := newClient(t)
-	// The run started between the two lists.
-	runsByStatus(t, mt, map[string][]any{"queued": {run(t, 1, "queued")}, "in_progress": {run(t, 1, "in_progress")}})
+	offThePage(t, mt, map[string][]any{"queued": {run(t, 1, "queued")}, "in_progress": {run(t, 1, "in_progress")}})
 	paged(mt, api+"repos/octo-org/octo-repo/actions/runs/1/jobs", jobsPage, []any{job(t, 10, 1, "queued", "self-hosted")})
 	jobs, err := c.QueuedJobs(context.Background(), repo)
 	if err != nil {
@@ -182,6 +184,32 @@ func TestClient_QueuedJobs_RunInBothListsCountsOnce(t *testing.T) {
 	if diff := cmp.Diff([]int64{10}, jobIDs(jobs)); diff != "" {
 		t.Errorf("QueuedJobs() ids mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// offThePage answers the run listing of a repository whose newest page (no status)
+// holds one completed run of three in all, while GitHub counts one completed run: two
+// runs off the page are not completed, so the runs must be listed by status. Those
+// listings answer byStatus; with queuedPages, the queued runs come in those pages
+// (a page that is an int is answered with that HTTP status).
+func offThePage(t *testing.T, mt *httpmock.MockTransport, byStatus map[string][]any, queuedPages ...any) {
+	t.Helper()
+	newest := map[string]any{"total_count": 3, "workflow_runs": []any{run(t, 9, "completed")}}
+	queued := httpmock.NewMockTransport()
+	paged(queued, api+"repos/octo-org/octo-repo/actions/runs", runsPage, queuedPages...)
+	mt.RegisterResponder(http.MethodGet, api+"repos/octo-org/octo-repo/actions/runs", func(req *http.Request) (*http.Response, error) {
+		switch st := req.URL.Query().Get("status"); {
+		case st == "":
+			return httpmock.NewJsonResponse(http.StatusOK, newest)
+		case st == "completed":
+			return httpmock.NewJsonResponse(http.StatusOK, map[string]any{"total_count": 1, "workflow_runs": []any{run(t, 9, "completed")}})
+		case st == "queued" && len(queuedPages) > 0:
+			return queued.RoundTrip(req)
+		case slices.Contains([]string{"queued", "in_progress", "waiting"}, st):
+			return httpmock.NewJsonResponse(http.StatusOK, runsPage(byStatus[st]))
+		}
+		t.Errorf("run listing of an unexpected status: %s", req.URL)
+		return httpmock.NewStringResponse(http.StatusBadRequest, "{}"), nil
+	})
 }
 
 // Every listing is followed to its last page; a page that fails fails the whole
@@ -197,8 +225,7 @@ func TestClient_ListingsFollowEveryPageAndFailWhole(t *testing.T) {
 	queuedJob := func(t *testing.T, id int64) any { return job(t, id, 1, "queued", "self-hosted") }
 	listings := []listing{
 		{"queued runs", func(t *testing.T, mt *httpmock.MockTransport, mid any) func(*Client) ([]int64, error) {
-			paged(mt, api+"repos/octo-org/octo-repo/actions/runs", runsPage,
-				[]any{run(t, 1, "queued")}, mid, []any{run(t, 3, "queued")})
+			offThePage(t, mt, nil, []any{run(t, 1, "queued")}, mid, []any{run(t, 3, "queued")})
 			for _, id := range []int64{1, 2, 3} {
 				paged(mt, fmt.Sprintf("%srepos/octo-org/octo-repo/actions/runs/%d/jobs", api, id), jobsPage, []any{queuedJob(t, id*10)})
 			}

@@ -1,6 +1,7 @@
 package ghpoll
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,24 +43,44 @@ type jobLite struct {
 	Runner  string    `json:"r,omitempty"` // runner_name, once a runner took it
 }
 
+// orgListEvery is how often an organisation's whole repository listing is fetched
+// again (one request a hundred repositories, every pass when passes are slower). In
+// between, the first page of its listing by latest push, fetched every pass, shows
+// the repositories created or pushed to since; one deleted or archived meanwhile is
+// polled for at most this long, and answers 404 (reported, not failed) or nothing.
+const orgListEvery = time.Minute
+
 // OrgRepos returns the organisation's repositories that can run workflows: every page,
 // archived and disabled ones left out.
 func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, error) {
-	repos, err := listAll(ctx, c, "org-repos:"+org,
-		func(ctx context.Context, lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
-			return c.gh.Repositories.ListByOrg(ctx, org, &github.RepositoryListByOrgOptions{Type: "all", ListOptions: lo})
-		},
-		func(r *github.Repository) repoLite {
-			return repoLite{Owner: r.GetOwner().GetLogin(), Name: r.GetName(), Archived: r.GetArchived(), Disabled: r.GetDisabled()}
-		})
-	if err != nil {
-		return nil, err
+	key := "org-repos:" + org
+	repos, listed := []repoLite(nil), c.orgListed(org)
+	if listed {
+		repos, listed = cachedAll[repoLite](c, key)
 	}
-	// The pushes only hurry quiet repositories along; without them the rotation
-	// still finds their jobs, so a failure here fails nothing.
-	_ = c.notePushes(ctx, org)
+	if !listed {
+		var err error
+		repos, err = listAll(ctx, c, key,
+			func(ctx context.Context, lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
+				return c.gh.Repositories.ListByOrg(ctx, org, &github.RepositoryListByOrgOptions{Type: "all", ListOptions: lo})
+			}, reduceRepo)
+		if err != nil {
+			return nil, err
+		}
+		st := c.cache.repo(key)
+		st.Polled = c.now()
+		c.cache.setRepo(key, st)
+		c.runningMu.Lock()
+		c.listed += c.cache.pages(key + "#")
+		c.runningMu.Unlock()
+	}
+	// The pushes hurry quiet repositories along and show new ones; without them the
+	// rotation still finds their jobs and the next whole listing the repositories, so
+	// a failure here fails nothing.
+	pushed, _ := c.notePushes(ctx, org)
+	seen := map[reconcile.Scope]bool{}
 	out := make([]reconcile.Scope, 0, len(repos))
-	for _, r := range repos {
+	for _, r := range append(repos, pushed...) {
 		if r.Archived || r.Disabled {
 			continue
 		}
@@ -67,9 +88,25 @@ func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, e
 		if owner == "" {
 			owner = org
 		}
-		out = append(out, reconcile.Scope{Owner: strings.ToLower(owner), Repo: strings.ToLower(r.Name)})
+		s := reconcile.Scope{Owner: strings.ToLower(owner), Repo: strings.ToLower(r.Name)}
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
 	}
 	return out, nil
+}
+
+// orgListed reports whether the organisation's whole listing was fetched less than
+// orgListEvery ago (less a second: passes a minute apart fetch it every pass).
+func (c *Client) orgListed(org string) bool {
+	at := c.cache.repo("org-repos:" + org).Polled
+	return !at.IsZero() && c.now().Sub(at) < orgListEvery-time.Second
+}
+
+func reduceRepo(r *github.Repository) repoLite {
+	return repoLite{Owner: r.GetOwner().GetLogin(), Name: r.GetName(), Archived: r.GetArchived(), Disabled: r.GetDisabled(),
+		Pushed: r.GetPushedAt().Time}
 }
 
 func reduceRun(r *github.WorkflowRun) runLite {
@@ -109,9 +146,6 @@ func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status stri
 		}, reduceRun)
 }
 
-// recentWindow is how long a repository that had runs is probed every pass.
-const recentWindow = time.Hour
-
 // runStatuses are the run statuses that can hold a queued job: a queued run; an
 // in-progress run whose later jobs (a matrix, a dependent stage) wait; a run that waits
 // for an environment's approval while its approved jobs are queued (the gap
@@ -150,28 +184,62 @@ func (c *Client) runsPage(ctx context.Context, repo reconcile.Scope, key, status
 	return pages[0], nil
 }
 
-// probe tells, in one conditional request (two for a repository with more runs than a
-// page holds), whether any run of the repository may hold a queued job; a 304 costs no
-// primary rate limit. The newest page shows every new run, whatever its status; a
-// re-run keeps its id and its place in the list, so a re-run of an older run, or a
-// burst larger than a page, shows only in the counts: every run not on the page is
-// completed exactly when GitHub counts as many completed runs as runs in all.
-func (c *Client) probe(ctx context.Context, repo reconcile.Scope) (bool, error) {
+// runsView returns the runs of the repository that can hold a queued job
+// (runStatuses), and the requests it took. One conditional request for the newest page
+// of runs, whatever their status, answers it for most repositories; a 304 costs no
+// primary rate limit. A re-run keeps its id and its place in the list, so a re-run of
+// an older run, or a burst larger than a page, is not on that page: a second request
+// counts the completed runs, and every run off the page is completed exactly when the
+// counts agree. Only when they do not are the runs listed by status, every page.
+//
+// Listing by status alone would miss runs: GitHub's status=waiting filter has been
+// seen to return nothing while runs wait (cancel-workflows pull request 36 filters on
+// the client for that reason); the newest page shows them as they are.
+func (c *Client) runsView(ctx context.Context, repo reconcile.Scope) ([]runLite, int, error) {
 	newest, err := c.runsPage(ctx, repo, "probe:"+repo.String(), "", probeSize)
 	if err != nil {
-		return false, err
+		return nil, 1, err
 	}
-	if anyUnfinished(newest.Runs) {
-		return true, nil
+	var runs []runLite
+	completed := 0
+	for _, r := range newest.Runs {
+		switch {
+		case r.Status == "completed":
+			completed++
+		case slices.Contains(runStatuses, r.Status):
+			runs = append(runs, r)
+		}
 	}
 	if newest.Total <= len(newest.Runs) {
-		return false, nil // every run is on the page, and completed
+		return runs, 1, nil // every run is on the page
 	}
 	done, err := c.runsPage(ctx, repo, "probe-completed:"+repo.String(), "completed", 1)
 	if err != nil {
-		return false, err
+		return nil, 2, err
 	}
-	return done.Total != newest.Total, nil
+	if newest.Total-len(newest.Runs) == done.Total-completed {
+		return runs, 2, nil // every run off the page is completed
+	}
+	cost := 2
+	seen := map[int64]bool{}
+	for _, r := range runs {
+		seen[r.ID] = true
+	}
+	for _, status := range runStatuses {
+		rs, err := c.listRuns(ctx, repo, status)
+		cost += max(c.cache.pages(fmt.Sprintf("runs:%s:%s#", repo, status)), 1)
+		if err != nil {
+			return nil, cost, fmt.Errorf("listing %s runs: %w", status, err)
+		}
+		for _, r := range rs {
+			// A run that changed status between two lists shows up in both.
+			if !seen[r.ID] {
+				seen[r.ID] = true
+				runs = append(runs, r)
+			}
+		}
+	}
+	return runs, cost, nil
 }
 
 // Source: GitHub's "List organization repositories" (GET /orgs/{org}/repos) takes
@@ -184,65 +252,37 @@ func (c *Client) probe(ctx context.Context, repo reconcile.Scope) (bool, error) 
 // is the sign that runs came (push and pull_request events from branches of the
 // repository). It misses what no push to the repository precedes: schedules,
 // workflow_dispatch and repository_dispatch, re-runs, and pull requests from forks
-// (the push is to the fork); the rotation finds those.
-func (c *Client) notePushes(ctx context.Context, org string) error {
+// (the push is to the fork); the rotation finds those. It returns the page: a
+// repository created since the organisation's last whole listing is on it.
+func (c *Client) notePushes(ctx context.Context, org string) ([]repoLite, error) {
 	repos, _, err := fetchPage(ctx, c, "org-pushed:"+org+"#1", github.ListOptions{PerPage: 100, Page: 1},
 		func(ctx context.Context, lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
 			return c.gh.Repositories.ListByOrg(ctx, org, &github.RepositoryListByOrgOptions{Type: "all", Sort: "pushed", Direction: "desc", ListOptions: lo})
-		},
-		func(r *github.Repository) repoLite {
-			return repoLite{Owner: r.GetOwner().GetLogin(), Name: r.GetName(), Pushed: r.GetPushedAt().Time}
-		})
+		}, reduceRepo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, r := range repos {
-		key := reconcile.Scope{Owner: strings.ToLower(r.Owner), Repo: strings.ToLower(r.Name)}.String()
+		key := reconcile.Scope{Owner: strings.ToLower(cmp.Or(r.Owner, org)), Repo: strings.ToLower(r.Name)}.String()
 		if st := c.cache.repo(key); r.Pushed.After(st.Pushed) {
 			st.Pushed = r.Pushed
 			c.cache.setRepo(key, st)
 		}
 	}
-	return nil
+	return repos, nil
 }
 
-// QueuedJobs returns every queued job of the repository. A repository that had no
-// runs at its last poll is probed first (see probe); only when a run may hold a queued
-// job are the runs listed in full: every run status that can hold one (runStatuses),
-// every page, and every page of each such run's latest jobs. A repository GitHub
+// QueuedJobs returns every queued job of the repository: the runs that can hold one
+// (runsView), and every page of each such run's latest jobs. A repository GitHub
 // answers 404 or 403 for (deleted, renamed, or not visible to these credentials) is
 // reconcile.ErrUnreachable.
 func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
 	key := repo.String()
 	st := c.cache.repo(key)
 	now := c.now()
-	if st.Runs == 0 {
-		// No runs at the last look: one conditional request tells whether any came.
-		active, err := c.probe(ctx, repo)
-		if err != nil {
-			return nil, c.unreachable(repo, fmt.Errorf("probing runs: %w", err))
-		}
-		if !active {
-			c.setRunning(key, nil)
-			st.Polled, st.Runs = now, 0
-			c.cache.setRepo(key, st)
-			return nil, nil
-		}
-	}
-	var runs []runLite
-	seen := map[int64]bool{}
-	for _, status := range runStatuses {
-		rs, err := c.listRuns(ctx, repo, status)
-		if err != nil {
-			return nil, c.unreachable(repo, fmt.Errorf("listing %s runs: %w", status, err))
-		}
-		for _, r := range rs {
-			// A run that changed status between the two lists shows up in both.
-			if !seen[r.ID] {
-				seen[r.ID] = true
-				runs = append(runs, r)
-			}
-		}
+	runs, cost, err := c.runsView(ctx, repo)
+	if err != nil {
+		return nil, c.unreachable(repo, fmt.Errorf("listing runs: %w", err))
 	}
 	var out, running []reconcile.Job
 	for _, run := range runs {
@@ -278,11 +318,9 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 		}
 	}
 	c.setRunning(key, running)
-	st.Polled, st.Runs = now, len(runs)
+	st.Polled, st.Runs, st.ViewCost = now, len(runs), cost
 	if len(runs) > 0 {
-		// Looked at every pass while it has runs, and probed every pass for a while
-		// after: where work came, more comes.
-		st.ActiveUntil = now.Add(recentWindow)
+		st.HadRuns = now // where work came, more comes: reconcile.ChooseRepos
 	}
 	c.cache.setRepo(key, st)
 	return out, nil

@@ -109,6 +109,55 @@ func TestBudget_ThousandQuietRepositories(t *testing.T) {
 	t.Logf("steady pass: %+v", sums[len(sums)-1].API)
 }
 
+// Passes 5 s apart fetch the organisation's whole repository listing once a minute,
+// and its first page by latest push every pass; a repository created in between (its
+// first push puts it on top) has its job served without waiting for the whole
+// listing, and an archived one is left out.
+func TestBudget_OrganisationListedWholeOnceAMinute(t *testing.T) {
+	w := newOrgWorld(t, 250, 0, 8)
+	w.rc.Budget.Interval = 5 * time.Second
+	whole := func() (n int) {
+		for _, r := range w.gh.Requests() {
+			if strings.HasPrefix(r.Path, "orgs/big-org/repos") && r.Query.Get("sort") == "" {
+				n++
+			}
+		}
+		return n
+	}
+	w.pass(t)
+	if n := whole(); n != 3 {
+		t.Fatalf("first pass fetched %d pages of the whole listing, want 3 (250 repositories)", n)
+	}
+	w.Advance(5 * time.Second)
+	w.gh.AddRepo("big-org/new", false, false)
+	w.gh.Push("big-org/new")
+	w.gh.AddRepo("big-org/shelved", true, false)
+	w.gh.Push("big-org/shelved")
+	job := w.gh.QueueJob("big-org/new", "self-hosted", "x64")
+	w.pass(t)
+	if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "x64", job, 0)); !ok {
+		t.Errorf("job %d of a repository created since the whole listing: no runner", job)
+	}
+	for range 10 { // up to 55 s after the first
+		w.Advance(5 * time.Second)
+		w.pass(t)
+	}
+	if n := whole(); n != 3 {
+		t.Errorf("twelve passes 5 s apart fetched %d pages of the whole listing, want 3 (once)", n)
+	}
+	w.Advance(5 * time.Second)
+	w.pass(t)
+	if n := whole(); n != 6 {
+		t.Errorf("a minute on: %d pages of the whole listing fetched, want 6 (twice)", n)
+	}
+	for _, r := range w.gh.Requests() {
+		if strings.Contains(r.Path, "big-org/shelved") {
+			t.Errorf("%s: the archived repository was polled", r.Path)
+			break
+		}
+	}
+}
+
 // A job in a quiet repository is found within --idle-poll-interval plus one interval,
 // even when its run went in progress meanwhile (another of its jobs started on a
 // GitHub-hosted runner).
@@ -384,14 +433,10 @@ func TestBudget_ThirtyMinutesOfAnOrganisation(t *testing.T) {
 			if p := r.pushed.p(99); p > 2*o.interval {
 				problems = append(problems, fmt.Sprintf("pushed p99 %v, want within two intervals", p))
 			}
-			// The floor counts every read point for quiet repositories; what the busy ones
-			// and the organisation's listings take comes off it. A thousand repositories a
-			// pass a minute meet 1.2 × the floor; two hundred every 5 s, with a busy
-			// repository taking a quarter of the points, only the idle interval for now.
+			// The floor counts three quarters of the points for quiet repositories; what
+			// the busy ones and the organisation's listings take comes off it, and the
+			// points writes do not need come on.
 			want := r.floor * 12 / 10
-			if o.interval < time.Minute {
-				want = reconcile.DefaultBudget().IdleInterval + o.interval
-			}
 			if p := r.quiet.p(99); p > want {
 				problems = append(problems, fmt.Sprintf("quiet p99 %v, want within %v (the floor %v)", p, want, r.floor))
 			}

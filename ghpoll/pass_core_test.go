@@ -514,3 +514,47 @@ func TestOrgRunners_JITAndRegistrations(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A runner whose job is in progress is known busy from the job listing (GitHub sets
+// the job's runner_name when a registered runner takes it): its repository's
+// registrations are not listed every pass for it, and it still counts as busy. When
+// it has finished they are listed again, and it is removed.
+func TestPass_KnownBusyRunnerCostsNoRegistrationListing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "octo-org/app")
+	job, name := w.queueArm64()
+	w.mustPass(t) // creates its runner
+	w.gh.SetJobStatus(job, "in_progress", name)
+	w.gh.SetRunner(name, true, true)
+	listings := func(pass func()) (n int) {
+		before := len(w.gh.Requests())
+		pass()
+		for _, r := range w.gh.Requests()[before:] {
+			if strings.HasSuffix(r.Path, "/actions/runners") {
+				n++
+			}
+		}
+		return n
+	}
+	for range 3 {
+		w.Advance(5 * time.Second)
+		var sum reconcile.Summary
+		if n := listings(func() { sum = w.mustPass(t) }); n != 0 {
+			t.Errorf("registrations listed %d times in a pass where the runner's job named it, want 0", n)
+		}
+		st := reconcile.BuildStatus(*w.rc.Config, sum.Observed, sum.Plan, w.Now())
+		if len(st.Runners) != 1 || st.Runners[0].State != reconcile.StateBusy {
+			t.Fatalf("status runners %+v, want %s busy", st.Runners, name)
+		}
+	}
+	w.gh.SetJobStatus(job, "completed", name)
+	w.gh.RemoveRunner(name)
+	w.backend.SetPhase(name, reconcile.PhaseFinished)
+	w.Advance(5 * time.Second)
+	if n := listings(func() { w.mustPass(t) }); n != 1 {
+		t.Errorf("registrations listed %d times once the runner finished, want 1", n)
+	}
+	if got := reconciletest.Names(w.backend.Runners()); len(got) != 0 {
+		t.Errorf("runners %v after it finished, want none", got)
+	}
+}

@@ -22,7 +22,9 @@ import (
 // A run that waits for an environment's approval has status "waiting" while its
 // approved jobs are queued (GitHub's workflow run statuses: queued, in_progress,
 // waiting, requested, pending, completed; the gap actions-runner-controller issue 2723
-// reports). Its queued jobs are served, in a busy repository and in a quiet one.
+// reports). Its queued jobs are served, found on the newest page of runs, which shows
+// every run as it is: the status=waiting filter is not needed (cancel-workflows pull
+// request 36 saw it return nothing while runs waited).
 func TestSemantics_QueuedJobsOfAWaitingRunAreServed(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "octo-org/app")
@@ -36,12 +38,10 @@ func TestSemantics_QueuedJobsOfAWaitingRunAreServed(t *testing.T) {
 	if diff := cmp.Diff(want, reconciletest.Names(w.backend.Runners())); diff != "" {
 		t.Errorf("runners mismatch (-want +got):\n%s (job %d waits for approval)", diff, held)
 	}
-	var waitingListed bool
 	for _, r := range w.gh.Requests() {
-		waitingListed = waitingListed || r.Query.Get("status") == "waiting"
-	}
-	if !waitingListed {
-		t.Error("waiting runs were never listed")
+		if r.Query.Get("status") == "waiting" {
+			t.Errorf("%s?%s: the run was on the newest page, no listing by status was needed", r.Path, r.Query.Encode())
+		}
 	}
 }
 
@@ -183,6 +183,35 @@ func TestSemantics_ProbeOfASmallQuietRepositoryIsOneRequest(t *testing.T) {
 	_, probes, sum := quietRepository(t, 30)
 	if len(probes) != 1 || sum.API.NotModified == 0 {
 		t.Errorf("run listings %v (%d not modified), want one conditional request", probes, sum.API.NotModified)
+	}
+}
+
+// A busy repository is polled from the newest page too: with a long history, the page
+// and the count of completed runs (two requests) show every run that can hold a queued
+// job; the listings by status are for when the counts disagree. A job queued later in
+// a run in progress (the next stage) is found.
+func TestSemantics_BusyRepositoryIsPolledFromTheNewestPage(t *testing.T) {
+	t.Parallel()
+	w, _, _ := quietRepository(t, 150)
+	run := w.gh.AddRun("octo-org/app", "in_progress")
+	w.gh.AddJob(run, "in_progress", "ubuntu-latest")
+	w.Advance(time.Minute)
+	w.mustPass(t) // busy from now on
+	next := w.gh.AddJob(run, "queued", arm64Labels...)
+	w.Advance(time.Minute)
+	before := len(w.gh.Requests())
+	w.mustPass(t)
+	var runs []string
+	for _, r := range w.gh.Requests()[before:] {
+		if strings.HasSuffix(r.Path, "/actions/runs") {
+			runs = append(runs, r.Query.Encode())
+		}
+	}
+	if want := []string{"page=1&per_page=100", "page=1&per_page=1&status=completed"}; !slices.Equal(runs, want) {
+		t.Errorf("run listings of a busy repository %v, want %v", runs, want)
+	}
+	if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "arm64", next, 0)); !ok {
+		t.Errorf("job %d of the next stage not found: runners %v", next, reconciletest.Names(w.backend.Runners()))
 	}
 }
 

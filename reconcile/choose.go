@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -28,13 +29,48 @@ func DefaultBudget() Budget {
 	return Budget{PointsPerMinute: 600, Interval: time.Minute, IdleInterval: 5 * time.Minute, PrimaryReserve: 500}
 }
 
-// writeShare of a pass's points is kept for registering and removing runners.
-const writeShare = 0.25
+// The points a minute kept for runners. A runner costs its registration (a write) and
+// reads no choice of repositories foresees: its scope's registrations listed when it
+// is created and when it has finished, and its run's jobs when first found. A pass
+// polls before it registers, so what it keeps is for the runners that come before a
+// later pass can make room: a pass a minute keeps a quarter of the points; passes
+// 5 s apart keep 8 %, or one and a half times what the runners of the last
+// minute took, up to a quarter, so that reads take what runners do not need. Writes
+// are paced (--writes-per-minute), so a burst of them spreads over passes that adapt.
+const (
+	writeShare = 0.25
+	writeFloor = 0.08
+	// pointsPerWrite is what GitHub's secondary limit charges a POST or a DELETE.
+	pointsPerWrite = 5
+	runnerPoints   = pointsPerWrite + 3
+)
 
-// ReadPointsPerMinute is the points a minute the budget leaves for reads: what
-// polling spends, and what bounds how fast quiet repositories are looked at.
+// ReadPointsPerMinute is the points a minute the budget leaves for reads when writes
+// take their whole share: the least that polling may spend.
 func (b Budget) ReadPointsPerMinute() float64 {
 	return float64(b.PointsPerMinute) * (1 - writeShare)
+}
+
+// readPoints is the points a minute polling may take, after the runners registered at
+// the given pace.
+func (b Budget) readPoints(registeredPerMinute float64) float64 {
+	ppm := float64(b.PointsPerMinute)
+	floor := max(writeFloor, writeShare*min(b.Interval.Minutes(), 1))
+	reserve := min(max(1.5*runnerPoints*registeredPerMinute, floor*ppm), writeShare*ppm)
+	return ppm - reserve
+}
+
+// registeredPerMinute is the pace of the latest registrations: over the last minute
+// and an interval, so that passes a minute apart see the previous pass's.
+func registeredPerMinute(b Budget, now time.Time, at []time.Time) float64 {
+	window := time.Minute + b.Interval
+	n := 0
+	for _, t := range at {
+		if now.Sub(t) < window {
+			n++
+		}
+	}
+	return float64(n) * time.Minute.Seconds() / window.Seconds()
 }
 
 // PollFacts is what the GitHub client knows that decides which repositories a pass
@@ -45,24 +81,29 @@ type PollFacts struct {
 	Remaining int
 	Reset     time.Time
 	// Overhead is the requests a pass makes besides polls and sweeps: the listings of
-	// the organisations' repositories, pages and the latest pushes.
+	// the organisations' latest pushes, and of their repositories when fetched; and
+	// the registrations of the scopes where runners of ours are (the pass adds those).
 	Overhead int
+	// Registered is when the runner registrations of the last hour were sent.
+	Registered []time.Time
 }
 
 // RepoFacts is what the GitHub client remembers of a repository. The zero value is a
 // repository never looked at.
 type RepoFacts struct {
-	// Runs is how many runs that could hold a queued job it had at its last full poll.
+	// Runs is how many runs that could hold a queued job it had at its last look.
 	Runs int
-	// ActiveUntil: it had runs lately, and is probed every pass until then.
-	ActiveUntil time.Time
-	// Polled is when its jobs were last looked at (a probe or a full poll).
+	// HadRuns is when a poll last found runs that could hold a queued job (zero:
+	// never seen).
+	HadRuns time.Time
+	// Polled is when its runs were last looked at.
 	Polled time.Time
 	// Swept is when the registrations it could hold (its own, or its organisation's
 	// for org runners) were last listed whole.
 	Swept time.Time
-	// PollCost is how many requests a full poll of it takes: the run lists and each
-	// run's jobs, mostly answered 304. A probe, and a listing of registrations, take one.
+	// PollCost is how many requests a look at it takes, mostly answered 304: its
+	// newest page of runs (and the count of its completed runs, for a long history),
+	// and each run's jobs. A listing of registrations takes one.
 	PollCost int
 	// Pushed is when its organisation's repository listing last showed a push to it
 	// (zero: never seen). A push after Polled is the cheapest sign that runs came.
@@ -83,18 +124,30 @@ type Choice struct {
 	Skipped     int
 }
 
-// ChooseRepos splits the repositories between this pass and later ones. Hot
-// repositories (runners of ours there; runs at their last poll) are polled every pass,
-// and those that had runs lately are probed every pass; their registrations are listed
-// at least once per IdleInterval, since ghosts are left where demand has gone.
+// ActiveWindow is how long after its last runs a repository counts as active, and
+// ActiveWeight how many times over an active repository counts the time since its
+// last look, in the rotation: it is looked at about that many times as often as a
+// quiet one. Jobs come where runs came (a pull request, then its merge); most of
+// those follow a push, which puts a repository first anyway.
+const (
+	ActiveWindow = time.Hour
+	ActiveWeight = 2
+)
+
+// ChooseRepos splits the repositories between this pass and later ones. Busy
+// repositories (runners of ours there; runs at their last poll) are polled every
+// pass, and their registrations listed at least once per IdleInterval, since ghosts
+// are left where demand has gone. Those whose runs ended less than an IdleInterval ago
+// are looked at every pass too, as far as half the points.
 //
-// The rest of the pass's read points go to quiet repositories, one probe each (a
-// conditional request, free of the primary limit when answered 304): first those with
-// a push since their last look, then in rotation, the longest unlooked-at first, as
-// many as the points allow, so that a quiet repository waits about len(quiet) ÷ the
-// read points a minute, and IdleInterval only when the points cannot do better. Their
-// registrations are listed in a rotation of their own, every QuietSweeps idle
-// intervals.
+// The rest of the pass's read points go to the other repositories, a look each (one
+// conditional request, free of the primary limit when answered 304; two for a long
+// history): first those with a push since their last look, then in rotation, the
+// longest unlooked-at first, as many as the points allow, so that a job in a quiet
+// repository waits about len(quiet) ÷ the read points a minute, and IdleInterval only
+// when the points cannot do better. A repository active within ActiveWindow counts
+// its wait ActiveWeight times over. Registrations are listed in a rotation of their
+// own, every QuietSweeps idle intervals, and every idle interval for active ones.
 func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f PollFacts) Choice {
 	if b.PointsPerMinute <= 0 {
 		return Choice{Poll: repos, Sweep: repos}
@@ -103,16 +156,15 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 	// GitHub counts points in any one minute: a pass is a burst, so it may spend one
 	// minute's points at most, and its share of them when passes come faster; less
 	// what it spends anyway (the organisations' repository listings).
-	spend := b.ReadPointsPerMinute()*min(max(b.Interval.Minutes(), 1.0/60), 1) - float64(f.Overhead)
+	spend := b.readPoints(registeredPerMinute(b, now, f.Registered))*min(max(b.Interval.Minutes(), 1.0/60), 1) - float64(f.Overhead)
 	due := now.Add(-(b.IdleInterval - b.Interval)) // looked at before this: due again
-	var busy, active, quiet []Scope
+	var busy, recent, quiet []Scope
 	for _, r := range repos {
-		st := f.Repos[r]
-		switch {
+		switch st := f.Repos[r]; {
 		case hot[r] || st.Runs > 0:
 			busy = append(busy, r)
-		case now.Before(st.ActiveUntil):
-			active = append(active, r)
+		case now.Sub(st.HadRuns) < b.IdleInterval:
+			recent = append(recent, r)
 		default:
 			quiet = append(quiet, r)
 		}
@@ -128,46 +180,71 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 	spend -= owed
 	// Busy repositories first, each the longest unpolled first: every pass while the
 	// points allow, which at a pass a minute is always; when passes come fast, in turn.
-	// Then those active lately, as far as half of what is left: a probe each pass at a
-	// pass a minute; when passes come fast, the rest join the quiet ones' rotation
-	// where they wait longest, so that a dozen repositories that had a job in the last
-	// half hour do not take the points a new job elsewhere needs.
+	// Then those whose runs just ended, as far as half of what is left; the others
+	// join the rotation.
 	for _, r := range byPolled(busy, f) {
 		spend -= ch.take(r, float64(f.Repos[r].PollCost), spend, due, f)
 	}
-	activeSpend := spend / 2
-	for _, r := range byPolled(active, f) {
-		if st := f.Repos[r]; activeSpend < 1 && st.Polled.After(due) {
+	half := spend / 2
+	for _, r := range byPolled(recent, f) {
+		if cost := float64(max(f.Repos[r].PollCost, 1)); cost <= half || !f.Repos[r].Polled.After(due) {
+			spend, half = spend-ch.take(r, cost, half, due, f), half-cost
+		} else {
 			quiet = append(quiet, r)
-			continue
 		}
-		cost := ch.take(r, 1, activeSpend, due, f)
-		spend, activeSpend = spend-cost, activeSpend-cost
 	}
 	if low {
-		ch.Skipped += len(quiet) // quiet repositories wait for the reset
+		ch.Skipped += len(quiet) // the rest wait for the reset
 		return ch
 	}
 	spend += owed
-	// Sweeps take half the points at most (a cold start finds every one overdue):
-	// finding jobs comes first.
+	// Active ones are swept every idle interval: ghosts are left where jobs were. The
+	// others' sweeps take half the points at most (a cold start finds every one
+	// overdue): finding jobs comes first.
+	for _, r := range quiet {
+		if st := f.Repos[r]; active(st, now) && !st.Swept.After(due) && spend >= 1 {
+			ch.Sweep = append(ch.Sweep, r)
+			spend--
+		}
+	}
 	sweeps := quietSweeps(b, now, quiet, f, max(int(spend/2), 0))
 	ch.Sweep = append(ch.Sweep, sweeps...)
 	spend -= float64(len(sweeps))
-
-	quiet = quietOrder(quiet, f)
-	n := min(len(quiet), max(int(spend), 0))
-	ch.Poll = append(ch.Poll, quiet[:n]...)
-	ch.Skipped += len(quiet) - n
+	for _, r := range quietOrder(quiet, now, f) {
+		cost := float64(max(f.Repos[r].PollCost, 1))
+		if cost > spend {
+			ch.Skipped++
+			spend = 0 // the rest wait their turn: none jumps the queue for being cheap
+			continue
+		}
+		ch.Poll = append(ch.Poll, r)
+		spend -= cost
+	}
 	return ch
 }
 
-// quietOrder sorts the quiet repositories for probing: those pushed to since their
+func active(st RepoFacts, now time.Time) bool {
+	return !st.HadRuns.IsZero() && now.Sub(st.HadRuns) < ActiveWindow
+}
+
+// quietOrder sorts the quiet repositories for a look: those pushed to since their
 // last look first, the latest push first; then the rotation, the longest unlooked-at
-// first.
-func quietOrder(quiet []Scope, f PollFacts) []Scope {
+// first (never looked at first of all), an active one counting its wait ActiveWeight
+// times over.
+func quietOrder(quiet []Scope, now time.Time, f PollFacts) []Scope {
 	pushed := func(r Scope) bool { return f.Repos[r].Pushed.After(f.Repos[r].Polled) }
-	slices.SortStableFunc(quiet, func(a, c Scope) int {
+	wait := func(r Scope) time.Duration {
+		st := f.Repos[r]
+		if st.Polled.IsZero() {
+			return math.MaxInt64
+		}
+		if active(st, now) {
+			return ActiveWeight * now.Sub(st.Polled)
+		}
+		return now.Sub(st.Polled)
+	}
+	out := slices.Clone(quiet)
+	slices.SortStableFunc(out, func(a, c Scope) int {
 		fa, fc := f.Repos[a], f.Repos[c]
 		switch pa, pc := pushed(a), pushed(c); {
 		case pa && pc:
@@ -175,9 +252,9 @@ func quietOrder(quiet []Scope, f PollFacts) []Scope {
 		case pa != pc:
 			return cmp.Compare(b2n(pc), b2n(pa))
 		}
-		return cmp.Or(fa.Polled.Compare(fc.Polled), strings.Compare(a.String(), c.String()))
+		return cmp.Or(cmp.Compare(wait(c), wait(a)), strings.Compare(a.String(), c.String()))
 	})
-	return quiet
+	return out
 }
 
 // quietOwed is what the quiet repositories are owed this pass whatever the busy ones

@@ -464,6 +464,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 		}
 	}
 	obs.Regs, obs.Blind.Regs = p.listRegistrations(ctx, scopes)
+	obs.Regs = append(obs.Regs, busyRegistrations(obs.Runners, obs.Running, scopes)...)
 	if len(poll) > 0 && len(poll) == len(repos) && !slices.ContainsFunc(poll, func(r Scope) bool { return p.gone[r] == nil }) {
 		// One repository gone is a configuration to fix; all of them is a token that
 		// sees nothing, or the wrong GitHub. (A pass that polled only some, on a
@@ -571,10 +572,35 @@ func (p *pass) choose(repos []Scope, runners []Runner) (poll, sweep []Scope) {
 	var facts PollFacts
 	if p.rc.Budget.PointsPerMinute > 0 {
 		facts = p.rc.GitHub.PollFacts(repos)
+		facts.Overhead += p.runnerScopes(runners)
 	}
 	ch := ChooseRepos(p.rc.Budget, p.now, repos, hot, facts)
 	p.api.Polled, p.api.Skipped = len(ch.Poll), ch.Skipped
 	return ch.Poll, ch.Sweep
+}
+
+// runnerScopes counts the scopes whose registrations the pass will list for its
+// runners: every scope with one of ours, but those whose runners the last poll of
+// their repositories saw busy (registrationScopes leaves those out when this pass sees
+// them busy again).
+func (p *pass) runnerScopes(runners []Runner) int {
+	running := map[string]Job{}
+	seen := map[Scope]bool{}
+	for _, r := range runners {
+		if !seen[r.Repo] {
+			seen[r.Repo] = true
+			for _, j := range p.rc.GitHub.RunningJobs(r.Repo) {
+				running[j.RunnerName] = j
+			}
+		}
+	}
+	scopes := map[Scope]bool{}
+	for _, r := range runners {
+		if !knownBusy(r, running) {
+			scopes[r.Scope] = true
+		}
+	}
+	return len(scopes)
 }
 
 // listJobs returns the queued jobs of the repositories, and the scopes whose jobs are
@@ -595,7 +621,9 @@ func (p *pass) registrationScopes(obs Observed, swept []Scope) []Scope {
 	cfg := p.rc.Config
 	want := map[Scope]bool{}
 	for _, r := range obs.Runners {
-		want[r.Scope] = true
+		if !knownBusy(r, obs.Running) {
+			want[r.Scope] = true
+		}
 	}
 	for _, j := range obs.Jobs {
 		if MatchPool(cfg.Pools, j.Labels) != nil && Refusal(cfg.GitHub, j) == "" {
@@ -618,6 +646,30 @@ func (p *pass) registrationScopes(obs Observed, swept []Scope) []Scope {
 	}
 	slices.SortFunc(scopes, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
 	return scopes
+}
+
+// knownBusy reports whether the pass's job listings show the runner running a job: a
+// job in progress names it as its runner_name, which GitHub sets when the runner takes
+// the job and which only a registered runner can. Its registration needs no listing:
+// the job listing is as fresh as a registration listing would be. A retry's runner
+// is not: a registration of the name it could not take (a leftover) may still be
+// there, and is a ghost once the job is taken.
+func knownBusy(r Runner, running map[string]Job) bool {
+	_, ok := running[r.Name]
+	return ok && r.Phase != PhaseFinished && !retryName.MatchString(r.Name)
+}
+
+// busyRegistrations stands for the registrations of the runners known busy in scopes
+// the pass did not list (registrationScopes leaves out a scope whose runners are all
+// known busy): online and busy, as a listing would show them.
+func busyRegistrations(runners []Runner, running map[string]Job, listed []Scope) []Registration {
+	var out []Registration
+	for _, r := range runners {
+		if knownBusy(r, running) && !slices.Contains(listed, r.Scope) {
+			out = append(out, Registration{Name: r.Name, Scope: r.Scope, Online: true, Busy: true})
+		}
+	}
+	return out
 }
 
 // listRegistrations returns our registrations in the scopes, and the scopes that could

@@ -204,6 +204,9 @@ func RunnerName(prefix, pool string, jobID int64, retry int) string {
 
 var nameTail = regexp.MustCompile(`^[a-z0-9-]*[a-z0-9]-([0-9]{1,19})(?:-r[1-9])?$`)
 
+// retryName matches the name of a retry (RunnerName with retry > 0).
+var retryName = regexp.MustCompile(`-[0-9]{1,19}-r[1-9]$`)
+
 // ParseRunnerName reports whether name is one this tool gives under prefix, and the
 // job id in it (0 for a warm runner, which has none).
 func ParseRunnerName(prefix, name string) (jobID int64, ok bool) {

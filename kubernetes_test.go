@@ -493,7 +493,7 @@ func storedCache(t *testing.T, n int, now time.Time) []byte {
 		}
 		repos[repo] = map[string]any{"polled": used, "swept": used}
 	}
-	raw, err := json.Marshal(map[string]any{"version": 2, "cache": map[string]any{"pages": pages, "repos": repos}})
+	raw, err := json.Marshal(map[string]any{"version": 3, "cache": map[string]any{"pages": pages, "repos": repos}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,8 +518,8 @@ func readStoredCache(t *testing.T, data []byte) (c struct{ Pages, Repos map[stri
 			Repos map[string]json.RawMessage `json:"repos"`
 		} `json:"cache"`
 	}
-	if err := json.NewDecoder(zr).Decode(&env); err != nil || env.Version != 2 {
-		t.Fatalf("stored cache: version %d, %v; want version 2", env.Version, err)
+	if err := json.NewDecoder(zr).Decode(&env); err != nil || env.Version != 3 {
+		t.Fatalf("stored cache: version %d, %v; want version 3", env.Version, err)
 	}
 	c.Pages, c.Repos = env.Cache.Pages, env.Cache.Repos
 	return c

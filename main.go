@@ -164,7 +164,7 @@ func passFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cache", Usage: "keep GitHub ETags between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
 		&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend, reads (1) and writes (5) together (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
 		&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
-		&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only active repositories", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
+		&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only busy repositories and those whose runs just ended", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
 		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
 		&cli.IntFlag{Name: "writes-per-minute", Value: ghpoll.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
 		&cli.IntFlag{Name: "writes-per-hour", Value: ghpoll.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},

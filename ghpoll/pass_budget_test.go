@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -56,6 +57,27 @@ func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *
 	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Budget: reconcile.DefaultBudget(), Backends: map[string]reconcile.Backend{"x64": w.backend},
 		Now: w.Now, Concurrency: concurrency}
 	return w
+}
+
+// restart is the next --once process: the cache saved and loaded again by a new client
+// and a new reconciler, nothing else carried over.
+func (w *orgWorld) restart(tb testing.TB, store ghpoll.Store) {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := w.client.SaveCache(ctx, store); err != nil {
+		tb.Fatal(err)
+	}
+	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL,
+		ghpoll.Options{Concurrency: w.rc.Concurrency, Now: w.Now, WritesPerMinute: 60000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := client.LoadCache(ctx, store); err != nil {
+		tb.Fatal(err)
+	}
+	w.client = client
+	rc := w.rc
+	w.rc = &reconcile.Reconciler{Config: rc.Config, GitHub: client, Budget: rc.Budget, Backends: rc.Backends, Now: rc.Now, Concurrency: rc.Concurrency}
 }
 
 func (w *orgWorld) pass(tb testing.TB) reconcile.Summary {
@@ -269,7 +291,11 @@ func BenchmarkPass(b *testing.B) {
 // push, and in quiet ones with no push (a schedule, a dispatch).
 func BenchmarkRateLimitSimulation(b *testing.B) {
 	for _, o := range orgShapes {
-		b.Run(fmt.Sprintf("%d-repos-every-%v", o.repos, o.interval), func(b *testing.B) {
+		name := fmt.Sprintf("%d-repos-every-%v", o.repos, o.interval)
+		if o.once {
+			name += "-once"
+		}
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				r := simulateOrg(b, o, 30)
 				b.ReportMetric(float64(r.maxPointsMin), "max-points/min")
@@ -313,13 +339,24 @@ type orgShape struct {
 	repos, busy, jobsPerMinute int
 	quietOneIn                 int // one job in this many is in a quiet repository
 	interval                   time.Duration
+	once                       bool // each pass a --once process with --cache (a CronJob)
 }
 
-// orgShapes: a thousand repositories with ten busy ones, a pass a minute; two hundred
+func (o orgShape) String() string {
+	s := fmt.Sprintf("%d repositories, a pass every %v", o.repos, o.interval)
+	if o.once {
+		s += ", --once with a cache"
+	}
+	return s
+}
+
+// orgShapes: a thousand repositories with ten busy ones, a pass a minute, in loop mode
+// and as a CronJob (a --once process a minute, its cache carried over); two hundred
 // with one busy one, a pass every 5 s (the case where a job in a quiet repository
 // waited a minute and more for its runner).
 var orgShapes = []orgShape{
 	{repos: 1000, busy: 10, jobsPerMinute: 6, quietOneIn: 4, interval: time.Minute},
+	{repos: 1000, busy: 10, jobsPerMinute: 6, quietOneIn: 4, interval: time.Minute, once: true},
 	{repos: 200, busy: 1, jobsPerMinute: 2, quietOneIn: 2, interval: 5 * time.Second},
 }
 
@@ -328,6 +365,7 @@ func simulateOrg(tb testing.TB, o orgShape, minutes int) orgResult {
 	w := newOrgWorld(tb, n, 0, 32)
 	w.rc.Budget.Interval = interval
 	rng := rand.New(rand.NewPCG(1, 2))
+	store := ghpoll.FileStore(filepath.Join(tb.TempDir(), "cache"))
 	busyRepos := w.repos[:o.busy]
 	type pending struct {
 		run     int64
@@ -372,6 +410,9 @@ func simulateOrg(tb testing.TB, o orgShape, minutes int) orgResult {
 			jobs[job] = &pending{run: run, queued: w.Now().Add(-time.Duration(rng.Int64N(int64(interval)))), kind: kind}
 		}
 		w.pass(tb)
+		if o.once {
+			w.restart(tb, store)
+		}
 		for _, id := range slices.Sorted(maps.Keys(jobs)) {
 			j := jobs[id]
 			name := reconcile.RunnerName("gha", "x64", id, 0)
@@ -416,7 +457,7 @@ func TestBudget_ThirtyMinutesOfAnOrganisation(t *testing.T) {
 		t.Skip("simulates thirty minutes of an organisation")
 	}
 	for _, o := range orgShapes {
-		t.Run(fmt.Sprintf("%d repositories, a pass every %v", o.repos, o.interval), func(t *testing.T) {
+		t.Run(o.String(), func(t *testing.T) {
 			r := simulateOrg(t, o, 30)
 			t.Logf("max points/min %d, primary/hour %d; waits p99: busy %v, pushed %v, quiet %v (max %v, floor %v)",
 				r.maxPointsMin, r.primaryPerHour, r.busy.p(99), r.pushed.p(99), r.quiet.p(99), r.quiet.p(100), r.floor)

@@ -82,7 +82,7 @@ type cachedPage struct {
 
 // repoState is what the poller remembers of a repository.
 type repoState struct {
-	Polled   time.Time `json:"polled,omitzero"`     // jobs last polled (probe or full)
+	Polled   time.Time `json:"polled,omitzero"`     // runs last looked at (runsView)
 	HadRuns  time.Time `json:"had_runs,omitzero"`   // when a poll last found runs
 	Runs     int       `json:"runs,omitempty"`      // runs that could hold a queued job at the last full poll
 	Swept    time.Time `json:"swept,omitzero"`      // registrations last listed whole

@@ -153,10 +153,10 @@ func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status stri
 // concurrency group) or "requested" has no queued job yet: it becomes queued first.
 var runStatuses = []string{"queued", "in_progress", "waiting"}
 
-// probeSize is how many of the newest runs a probe looks at: one page, GitHub's largest.
+// probeSize is how many of the newest runs a look reads: one page, GitHub's largest.
 const probeSize = 100
 
-// probeLite is what a probe keeps of a page of runs.
+// probeLite is what a look keeps of a page of runs.
 type probeLite struct {
 	Total int       `json:"t"`
 	Runs  []runLite `json:"r,omitempty"`

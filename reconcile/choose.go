@@ -258,7 +258,7 @@ func quietOrder(quiet []Scope, now time.Time, f PollFacts) []Scope {
 }
 
 // quietOwed is what the quiet repositories are owed this pass whatever the busy ones
-// want: a probe for each pushed to since its last look, a probe for each the idle
+// want: a look at each pushed to since its last look, a look at each the idle
 // interval's rotation needs (the pass's share, and any that would pass it unlooked-at),
 // and the sweep rotation's share.
 func quietOwed(b Budget, now time.Time, quiet []Scope, f PollFacts) int {

@@ -32,9 +32,9 @@ func (c *Client) PollFacts(repos []reconcile.Scope) reconcile.PollFacts {
 		}
 	}
 	// And its whole listing once every orgListEvery: the pages this pass fetched.
-	c.runningMu.Lock()
+	c.mu.Lock()
 	f.Overhead += c.listed
 	c.listed = 0
-	c.runningMu.Unlock()
+	c.mu.Unlock()
 	return f
 }

@@ -84,7 +84,7 @@ type cachedPage struct {
 type repoState struct {
 	Polled   time.Time `json:"polled,omitzero"`     // runs last looked at (runsView)
 	HadRuns  time.Time `json:"had_runs,omitzero"`   // when a poll last found runs
-	Runs     int       `json:"runs,omitempty"`      // runs that could hold a queued job at the last full poll
+	Runs     int       `json:"runs,omitempty"`      // runs that could hold a queued job at the last look
 	Swept    time.Time `json:"swept,omitzero"`      // registrations last listed whole
 	Pushed   time.Time `json:"pushed,omitzero"`     // pushed_at, as the org's listing by push last showed it
 	ViewCost int       `json:"view_cost,omitempty"` // requests its runs view took last time (runsView)

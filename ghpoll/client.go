@@ -35,12 +35,12 @@ type Client struct {
 	RunnerGroupID int64
 	// writesPerHour bounds the runner registrations in any hour.
 	writesPerHour int
-	// running holds, per repository, the jobs in progress its last listing saw;
-	// listed, the pages of organisations' whole listings fetched since PollFacts last
-	// counted them (the overhead of the pass under way).
-	runningMu sync.Mutex
-	running   map[string][]reconcile.Job
-	listed    int
+	// mu guards running, per repository the jobs in progress its last listing saw,
+	// and listed, the pages of organisations' whole listings fetched since PollFacts
+	// last counted them (the overhead of the pass under way).
+	mu      sync.Mutex
+	running map[string][]reconcile.Job
+	listed  int
 }
 
 var _ reconcile.GitHub = (*Client)(nil)

@@ -190,7 +190,9 @@ func TestClient_QueuedJobs_RunInBothListsCountsOnce(t *testing.T) {
 // holds one completed run of three in all, while GitHub counts one completed run: two
 // runs off the page are not completed, so the runs must be listed by status. Those
 // listings answer byStatus; with queuedPages, the queued runs come in those pages
-// (a page that is an int is answered with that HTTP status).
+// (a page that is an int is answered with that HTTP status). Source: GitHub's "List
+// workflow runs for a repository": runs newest first, total_count counting every run
+// the filter matches (every run without a status), whatever the page.
 func offThePage(t *testing.T, mt *httpmock.MockTransport, byStatus map[string][]any, queuedPages ...any) {
 	t.Helper()
 	newest := map[string]any{"total_count": 3, "workflow_runs": []any{run(t, 9, "completed")}}

@@ -70,9 +70,9 @@ func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, e
 		st := c.cache.repo(key)
 		st.Polled = c.now()
 		c.cache.setRepo(key, st)
-		c.runningMu.Lock()
+		c.mu.Lock()
 		c.listed += c.cache.pages(key + "#")
-		c.runningMu.Unlock()
+		c.mu.Unlock()
 	}
 	// The pushes hurry quiet repositories along and show new ones; without them the
 	// rotation still finds their jobs and the next whole listing the repositories, so
@@ -363,15 +363,6 @@ type unreachableError struct {
 func (e unreachableError) Error() string   { return e.msg }
 func (e unreachableError) Unwrap() []error { return []error{reconcile.ErrUnreachable, e.cause} }
 
-func anyUnfinished(runs []runLite) bool {
-	for _, r := range runs {
-		if r.Status != "completed" {
-			return true
-		}
-	}
-	return false
-}
-
 // InstallationRepos returns the repositories the GitHub App installation can see that
 // can run workflows: every page, archived and disabled ones left out.
 func (c *Client) InstallationRepos(ctx context.Context) ([]reconcile.Scope, error) {
@@ -401,14 +392,14 @@ func (c *Client) InstallationRepos(ctx context.Context) ([]reconcile.Scope, erro
 // RunningJobs returns the jobs in progress that the repository's last QueuedJobs in
 // this process saw, with the runner running each. It makes no request.
 func (c *Client) RunningJobs(repo reconcile.Scope) []reconcile.Job {
-	c.runningMu.Lock()
-	defer c.runningMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return slices.Clone(c.running[repo.String()])
 }
 
 func (c *Client) setRunning(repo string, jobs []reconcile.Job) {
-	c.runningMu.Lock()
-	defer c.runningMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.running == nil {
 		c.running = map[string][]reconcile.Job{}
 	}

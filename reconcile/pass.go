@@ -444,12 +444,7 @@ func (p *pass) observe(ctx context.Context) Observed {
 	obs.Runners, obs.Blind.Pools = p.listRunners(ctx)
 	poll, swept := p.choose(repos, obs.Runners)
 	obs.Jobs, obs.Blind.Jobs = p.listJobs(ctx, poll)
-	obs.Running = map[string]Job{}
-	for _, repo := range poll {
-		for _, j := range p.rc.GitHub.RunningJobs(repo) {
-			obs.Running[j.RunnerName] = j
-		}
-	}
+	obs.Running = p.running(poll)
 	if ctx.Err() != nil {
 		// A cancelled pass saw only part of the world; plan nothing from it.
 		for _, pool := range cfg.Pools {
@@ -584,16 +579,12 @@ func (p *pass) choose(repos []Scope, runners []Runner) (poll, sweep []Scope) {
 // their repositories saw busy (registrationScopes leaves those out when this pass sees
 // them busy again).
 func (p *pass) runnerScopes(runners []Runner) int {
-	running := map[string]Job{}
-	seen := map[Scope]bool{}
+	var repos []Scope
 	for _, r := range runners {
-		if !seen[r.Repo] {
-			seen[r.Repo] = true
-			for _, j := range p.rc.GitHub.RunningJobs(r.Repo) {
-				running[j.RunnerName] = j
-			}
-		}
+		repos = append(repos, r.Repo)
 	}
+	slices.SortFunc(repos, func(a, b Scope) int { return strings.Compare(a.String(), b.String()) })
+	running := p.running(slices.Compact(repos))
 	scopes := map[Scope]bool{}
 	for _, r := range runners {
 		if !knownBusy(r, running) {
@@ -601,6 +592,18 @@ func (p *pass) runnerScopes(runners []Runner) int {
 		}
 	}
 	return len(scopes)
+}
+
+// running maps each runner's name to the job in progress it runs, as the last
+// QueuedJobs of each repository saw it.
+func (p *pass) running(repos []Scope) map[string]Job {
+	out := map[string]Job{}
+	for _, repo := range repos {
+		for _, j := range p.rc.GitHub.RunningJobs(repo) {
+			out[j.RunnerName] = j
+		}
+	}
+	return out
 }
 
 // listJobs returns the queued jobs of the repositories, and the scopes whose jobs are

@@ -120,15 +120,17 @@ func TestGCE_PassCreatesInstancesFromTheTemplate(t *testing.T) {
 	}
 }
 
-func TestGCE_NoCapacityInAnyZoneFailsThePassAndLeavesNoRegistration(t *testing.T) {
+// No capacity in any zone is platform weather, not the tool failing: the pass exits 0
+// with a warning that names every zone tried, and leaves no registration behind.
+func TestGCE_NoCapacityInAnyZoneWarnsAndLeavesNoRegistration(t *testing.T) {
 	w := newGCEWorld(t)
 	w.compute.FailZone("us-central1-a", gcetest.FailHTTP)
 	w.compute.FailZone("us-central1-b", gcetest.FailOperation)
 	w.compute.FailZone("us-central1-c", gcetest.FailHTTP)
 	w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
 	code, log := w.run(t)
-	if code != exitFailed {
-		t.Fatalf("exit code %d, want 1:\n%s", code, log)
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0:\n%s", code, log)
 	}
 	for _, z := range []string{"us-central1-a", "us-central1-b", "us-central1-c"} {
 		if !strings.Contains(log, z) {

@@ -169,6 +169,9 @@ func passFlags() []cli.Flag {
 		&cli.IntFlag{Name: "writes-per-minute", Value: ghpoll.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
 		&cli.IntFlag{Name: "writes-per-hour", Value: ghpoll.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
 		&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs, Docker containers)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
+		&cli.DurationFlag{Name: "backend-timeout", Value: reconcile.DefaultBackendTimeout, Usage: "how long a backend's listing may take in a pass; one that does not answer in time leaves only its own pools blind", EnvVars: []string{"RECONCILE_BACKEND_TIMEOUT"}},
+		&cli.DurationFlag{Name: "capacity-backoff", Value: reconcile.DefaultBackoff.Initial, Usage: "after a create fails for capacity or quota, wait this long before a probe; each failed probe doubles it", EnvVars: []string{"RECONCILE_CAPACITY_BACKOFF"}},
+		&cli.DurationFlag{Name: "capacity-backoff-max", Value: reconcile.DefaultBackoff.Max, Usage: "the longest wait between probes of a pool in backoff", EnvVars: []string{"RECONCILE_CAPACITY_BACKOFF_MAX"}},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `ADDR` (loop mode)", EnvVars: []string{"RECONCILE_METRICS_ADDR"}},
 		&cli.StringFlag{Name: "metrics-file", Usage: "write metrics to `FILE` after each pass, for node_exporter's textfile collector", EnvVars: []string{"RECONCILE_METRICS_FILE"}},
 		&cli.StringFlag{Name: "pushgateway-url", Usage: "push metrics to a Pushgateway at `URL` after the pass (--once)", EnvVars: []string{"RECONCILE_PUSHGATEWAY_URL"}},
@@ -192,6 +195,8 @@ type settings struct {
 	concurrency int
 	writes      [2]int // a minute, an hour
 	backendConc int
+	backendTime time.Duration
+	backoff     reconcile.Backoff
 	cache       string
 	metricsAddr string
 	metricsFile string
@@ -238,6 +243,8 @@ func serve(c *cli.Context, stdout, stderr io.Writer) error {
 		BackendConcurrency: s.backendConc,
 		ConflictWait:       5 * time.Second,
 		Budget:             s.budget,
+		BackendTimeout:     s.backendTime,
+		Backoff:            s.backoff,
 	}
 	m := metrics.New()
 
@@ -409,6 +416,20 @@ func parseSettings(c *cli.Context, stderr io.Writer) (settings, error) {
 	}
 	if s.writes, s.backendConc, err = writeFlags(c); err != nil {
 		return s, err
+	}
+	s.backendTime = c.Duration("backend-timeout")
+	s.backoff = reconcile.Backoff{Initial: c.Duration("capacity-backoff"), Max: c.Duration("capacity-backoff-max")}
+	switch {
+	case s.backendTime <= 0:
+		return s, usagef("--backend-timeout must be positive")
+	case s.backendTime >= s.timeout && !c.IsSet("backend-timeout"):
+		s.backendTime = s.timeout / 2 // a short --timeout: half of it for a listing
+	case s.backendTime >= s.timeout:
+		return s, usagef("--backend-timeout %v must be shorter than --timeout %v, so that a hung backend leaves time to serve the others", s.backendTime, s.timeout)
+	case s.backoff.Initial <= 0:
+		return s, usagef("--capacity-backoff must be positive")
+	case s.backoff.Max < s.backoff.Initial:
+		return s, usagef("--capacity-backoff-max %v is shorter than --capacity-backoff %v", s.backoff.Max, s.backoff.Initial)
 	}
 	if cost := s.writes[0] * 5; cost > s.budget.PointsPerMinute {
 		return s, usagef("--writes-per-minute %d costs %d points a minute (5 a write), more than --points-per-minute %d", s.writes[0], cost, s.budget.PointsPerMinute)
@@ -774,7 +795,7 @@ func status(c *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	rc := &reconcile.Reconciler{Config: s.cfg, GitHub: gh, Backends: backends, DryRun: true,
-		Concurrency: s.concurrency, Budget: s.budget}
+		Concurrency: s.concurrency, BackendConcurrency: s.backendConc, Budget: s.budget, BackendTimeout: s.backendTime, Backoff: s.backoff}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	sum, perr := rc.RunWithin(s.log.WithContext(ctx), s.timeout)

@@ -61,7 +61,16 @@ type Backend struct {
 	pulled  map[string]time.Time // image → last pull, for pull: always
 }
 
-var _ reconcile.Backend = (*Backend)(nil)
+var (
+	_ reconcile.Backend   = (*Backend)(nil)
+	_ reconcile.Describer = (*Backend)(nil)
+)
+
+// Describe implements reconcile.Describer.
+func (b *Backend) Describe() (where, check string) {
+	return "Docker engine at " + b.cli.DaemonHost(), "check that the daemon runs and answers (systemctl status docker; docker info), " +
+		"the socket and its permissions, and DOCKER_HOST or the pool's docker.host"
+}
 
 // NewClient connects to the engine cfg names (DOCKER_HOST and the DOCKER_TLS_* and
 // DOCKER_CERT_PATH variables when it names none), negotiating the API version: the

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ const (
 	LabelOwner       = "reconcile-owner" // the name prefix: what has it is this installation's
 	LabelPool        = "reconcile-pool"
 	LabelJobID       = "reconcile-job-id"
+	LabelTemplate    = "reconcile-template"   // the template's name: which of a pool's templates made it
 	MetadataJIT      = "reconcile-jit-config" // read by the startup script; a credential
 	MetadataScope    = "reconcile-scope"      // where the runner is registered
 	MetadataRepo     = "reconcile-repo"       // the repository of the job it was made for
@@ -80,9 +82,31 @@ type Backend struct {
 }
 
 var (
-	_ reconcile.Backend  = (*Backend)(nil)
-	_ reconcile.MemoUser = (*Backend)(nil)
+	_ reconcile.Backend   = (*Backend)(nil)
+	_ reconcile.MemoUser  = (*Backend)(nil)
+	_ reconcile.Ranked    = (*Backend)(nil)
+	_ reconcile.Describer = (*Backend)(nil)
 )
+
+// Options implements reconcile.Ranked: the pool's templates by name, the preferred
+// first.
+func (b *Backend) Options(pool string) []string {
+	var out []string
+	for _, t := range b.poolConfig(pool).Templates() {
+		out = append(out, templateName(t))
+	}
+	return out
+}
+
+// Describe implements reconcile.Describer.
+func (b *Backend) Describe() (where, check string) {
+	where = "Compute Engine project " + b.cfg.Project
+	if b.cfg.Endpoint != "" {
+		where += " at " + b.cfg.Endpoint
+	}
+	return where, "check Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, or the VM's or workload's service account), " +
+		"that its role grants manifests/gce/role.yaml, and the project, region and templates in the configuration"
+}
 
 // New returns a backend for a pool. It fills in the project, region and zones the
 // configuration leaves unset, from the metadata server (GCE_METADATA_HOST redirects
@@ -213,7 +237,7 @@ func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("listing instances of project %s: %w", b.cfg.Project, err)
+			return nil, classify(fmt.Errorf("listing instances of project %s: %w", b.cfg.Project, err))
 		}
 		if w := pair.Value.GetWarning(); w.GetCode() == "UNREACHABLE" {
 			return nil, fmt.Errorf("listing instances of project %s: %s unreachable: %s", b.cfg.Project, pair.Key, w.GetMessage())
@@ -230,7 +254,11 @@ func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
 
 // markPreempted sets PreemptedAt on the finished runners whose instance Compute
 // preempted (a compute.instances.preempted operation on it), with one aggregated
-// listing of those operations; without a finished runner it asks nothing.
+// listing of those operations; without a finished runner it asks nothing. The
+// listing only refines what List says: when it fails (a role without
+// compute.globalOperations.list), the runners are returned as they are, with a
+// reconcile.Degraded error: preemption unknown, no job is re-run, and the finished
+// instances are deleted as finished.
 func (b *Backend) markPreempted(ctx context.Context, runners []reconcile.Runner) ([]reconcile.Runner, error) {
 	if !slices.ContainsFunc(runners, func(r reconcile.Runner) bool { return r.Phase == reconcile.PhaseFinished }) {
 		return runners, nil
@@ -246,7 +274,7 @@ func (b *Backend) markPreempted(ctx context.Context, runners []reconcile.Runner)
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("listing preemptions in project %s: %w", b.cfg.Project, err)
+			return runners, &reconcile.Degraded{Err: classify(fmt.Errorf("listing preemptions in project %s (a finished runner's job is not re-run): %w", b.cfg.Project, err))}
 		}
 		for _, op := range pair.Value.GetOperations() {
 			t, err := time.Parse(time.RFC3339, op.GetInsertTime())
@@ -276,6 +304,7 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 		Phase:    reconcile.PhaseActive,
 	}
 	r.JobID, _ = strconv.ParseInt(in.GetLabels()[LabelJobID], 10, 64)
+	r.Option = in.GetLabels()[LabelTemplate]
 	r.CreatedAt, _ = time.Parse(time.RFC3339, in.GetCreationTimestamp())
 	for _, it := range in.GetMetadata().GetItems() {
 		switch it.GetKey() {
@@ -299,9 +328,11 @@ func (b *Backend) UseMemo(m reconcile.Memo) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.memo = m
-	cfgs := []Config{b.cfg}
-	for _, c := range b.pools {
-		cfgs = append(cfgs, c)
+	var cfgs []Config
+	for _, c := range append([]Config{b.cfg}, slices.Collect(maps.Values(b.pools))...) {
+		for _, t := range c.Templates() {
+			cfgs = append(cfgs, c.withTemplate(templateName(t)))
+		}
 	}
 	for _, c := range cfgs {
 		v, _ := m.Recall(memoKey(c))
@@ -383,15 +414,20 @@ func ZoneSpread(zones []string, name string) []string {
 	return append(slices.Clone(zones[start:]), zones[:start]...)
 }
 
-// Create inserts an instance from the template and waits for the operation, so that a
-// create reported done is done. A zone out of capacity (stockout, zonal quota), or one
-// that does not offer the template's machine type, accelerator or CPU platform, moves
-// the create to the next zone; the latter is remembered (see zoneOrder). Nil if an
-// instance of that name already exists.
+// Create inserts an instance from the template spec.Option names (the pool's first
+// without one) and waits for the operation, so that a create reported done is done. A
+// zone out of capacity (stockout, zonal quota), or one that does not offer the
+// template's machine type, accelerator or CPU platform, moves the create to the next
+// zone; the latter is remembered (see zoneOrder). Nil if an instance of that name
+// already exists. The error says what kind of failure it was (reconcile.PlatformError):
+// no capacity when every zone tried had none, quota when every zone answered with a
+// quota, invalid when no zone offers the machine type or the template is missing, a
+// permission the role lacks.
 func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 	var tried []string
 	var errs []error
-	c := b.poolConfig(spec.Pool)
+	c := b.poolConfig(spec.Pool).withTemplate(spec.Option)
+	quota, lacking := 0, 0
 	for _, zone := range b.zoneOrder(c, spec.Name) {
 		err := b.insert(ctx, c, zone, spec)
 		if err == nil {
@@ -399,15 +435,27 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 		}
 		switch {
 		case errors.Is(err, errLacking):
+			lacking++
 		case isNotOffered(err, zone):
 			b.markLacking(c, zone)
+			lacking++
+		case isQuota(err):
+			quota++
 		case !isCapacity(err):
-			return fmt.Errorf("creating instance %s in %s: %w", spec.Name, zone, err)
+			return classify(fmt.Errorf("creating instance %s from template %s in %s: %w", spec.Name, templateName(c.InstanceTemplate), zone, err))
 		}
 		tried = append(tried, zone)
 		errs = append(errs, fmt.Errorf("%s: %w", zone, err))
 	}
-	return fmt.Errorf("creating instance %s: no zone could take it (tried %s): %w", spec.Name, strings.Join(tried, ", "), errors.Join(errs...))
+	err := fmt.Errorf("creating instance %s from template %s: no zone could take it (tried %s): %w",
+		spec.Name, templateName(c.InstanceTemplate), strings.Join(tried, ", "), errors.Join(errs...))
+	switch {
+	case lacking == len(tried):
+		return reconcile.Classify(reconcile.FailInvalid, err) // the machine type is offered nowhere the pool may go
+	case quota+lacking == len(tried):
+		return reconcile.Classify(reconcile.FailQuota, err)
+	}
+	return reconcile.Classify(reconcile.FailNoCapacity, err)
 }
 
 func (b *Backend) insert(ctx context.Context, c Config, zone string, spec reconcile.RunnerSpec) error {
@@ -416,9 +464,10 @@ func (b *Backend) insert(ctx context.Context, c Config, zone string, spec reconc
 	in := &computepb.Instance{
 		Name: proto.String(spec.Name),
 		Labels: map[string]string{
-			LabelOwner: b.owner,
-			LabelPool:  spec.Pool,
-			LabelJobID: strconv.FormatInt(spec.JobID, 10),
+			LabelOwner:    b.owner,
+			LabelPool:     spec.Pool,
+			LabelJobID:    strconv.FormatInt(spec.JobID, 10),
+			LabelTemplate: templateName(c.InstanceTemplate),
 		},
 		Metadata: &computepb.Metadata{Items: []*computepb.Items{
 			{Key: proto.String(MetadataJIT), Value: proto.String(spec.JITConfig.Reveal())},
@@ -562,6 +611,47 @@ func isCapacity(err error) bool {
 	return slices.ContainsFunc(rs, func(r string) bool {
 		return slices.ContainsFunc(capacityReasons, func(c string) bool { return strings.EqualFold(r, c) })
 	})
+}
+
+// isQuota reports whether Compute refused for a quota (QUOTA_EXCEEDED, 403, from the
+// call or the operation; Compute's "Resource quotas" documentation).
+func isQuota(err error) bool {
+	_, rs := reasons(err)
+	return slices.ContainsFunc(rs, func(r string) bool {
+		return strings.EqualFold(r, "QUOTA_EXCEEDED") || strings.EqualFold(r, "quotaExceeded")
+	})
+}
+
+// requiredPermission finds the permission in Compute's 403: "Required
+// 'compute.globalOperations.list' permission for 'projects/p'".
+var requiredPermission = regexp.MustCompile(`Required '([A-Za-z0-9_.]+)' permission`)
+
+// classify says what kind of failure a Compute error was: a 403 that is not a quota is
+// a permission the role lacks (Compute names it in the message; reason "forbidden"),
+// a 400 or 404 (a template that does not exist, an invalid field) is the
+// configuration's. Anything else (5xx, a network error) says nothing of either.
+func classify(err error) error {
+	code, _ := reasons(err)
+	switch {
+	case code == http.StatusForbidden && !isQuota(err):
+		var ge *googleapi.Error
+		errors.As(err, &ge)
+		msgs := []string{ge.Message}
+		for _, e := range ge.Errors {
+			msgs = append(msgs, e.Message)
+		}
+		for _, m := range msgs {
+			if p := requiredPermission.FindStringSubmatch(m); p != nil {
+				return reconcile.DeniedPermission(p[1], err)
+			}
+		}
+		return reconcile.DeniedPermission("", err)
+	case code == http.StatusBadRequest, code == http.StatusNotFound:
+		return reconcile.Classify(reconcile.FailInvalid, err)
+	case code == http.StatusUnauthorized:
+		return reconcile.DeniedPermission("", err)
+	}
+	return err
 }
 
 // notOfferedPhrases are how Compute words "this zone does not have it" in a 400

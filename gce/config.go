@@ -23,7 +23,12 @@ type Config struct {
 	Zones []string `json:"zones,omitempty"`
 	// InstanceTemplate is a region template's name, or a full
 	// projects/…/instanceTemplates/… path.
-	InstanceTemplate string `json:"instance_template"`
+	InstanceTemplate string `json:"instance_template,omitempty"`
+	// InstanceTemplates, instead of InstanceTemplate, ranks templates: a create goes to
+	// the first that is not in backoff for capacity or quota (a Spot template, then a
+	// standard one of the same machine), and moves on to the next with the same
+	// registration when one has no capacity.
+	InstanceTemplates []string `json:"instance_templates,omitempty"`
 	// Endpoint overrides the Compute API endpoint (Private Service Connect, tests).
 	Endpoint string `json:"endpoint,omitempty"`
 }
@@ -56,15 +61,26 @@ func ParseConfig(raw json.RawMessage, path string) (Config, error) {
 			return Config{}, fmt.Errorf("%s.zones[%d]: %q is not in region %s", path, i, z, c.Region)
 		}
 	}
-	switch t := c.InstanceTemplate; {
-	case t == "":
+	switch {
+	case c.InstanceTemplate != "" && len(c.InstanceTemplates) > 0:
+		return Config{}, fmt.Errorf("%s: instance_template and instance_templates are exclusive: give one", path)
+	case c.InstanceTemplate == "" && len(c.InstanceTemplates) == 0:
 		return Config{}, fmt.Errorf("%s.instance_template is missing", path)
-	case strings.Contains(t, "/"):
-		if !strings.HasPrefix(t, "projects/") || !strings.Contains(t, "/instanceTemplates/") {
-			return Config{}, fmt.Errorf("%s.instance_template: %q is neither a template name nor a projects/…/instanceTemplates/… path", path, t)
+	case c.InstanceTemplate != "":
+		if err := checkTemplate(c.InstanceTemplate, path+".instance_template"); err != nil {
+			return Config{}, err
 		}
-	case !templatePattern.MatchString(t):
-		return Config{}, fmt.Errorf("%s.instance_template: %q is not a template name", path, t)
+	}
+	seen := map[string]bool{}
+	for i, t := range c.InstanceTemplates {
+		key := fmt.Sprintf("%s.instance_templates[%d]", path, i)
+		if err := checkTemplate(t, key); err != nil {
+			return Config{}, err
+		}
+		if seen[templateName(t)] {
+			return Config{}, fmt.Errorf("%s: template %s is listed twice", key, templateName(t))
+		}
+		seen[templateName(t)] = true
 	}
 	if c.Endpoint != "" {
 		if _, ok := reconcile.HTTPURL(c.Endpoint); !ok {
@@ -72,6 +88,46 @@ func ParseConfig(raw json.RawMessage, path string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkTemplate checks a template's name or path.
+func checkTemplate(t, key string) error {
+	switch {
+	case t == "":
+		return fmt.Errorf("%s is empty", key)
+	case strings.Contains(t, "/"):
+		if !strings.HasPrefix(t, "projects/") || !strings.Contains(t, "/instanceTemplates/") || !templatePattern.MatchString(templateName(t)) {
+			return fmt.Errorf("%s: %q is neither a template name nor a projects/…/instanceTemplates/… path", key, t)
+		}
+	case !templatePattern.MatchString(t):
+		return fmt.Errorf("%s: %q is not a template name", key, t)
+	}
+	return nil
+}
+
+// templateName returns a template's name: the last part of a path.
+func templateName(t string) string { return t[strings.LastIndex(t, "/")+1:] }
+
+// Templates returns the pool's templates, the preferred first.
+func (c Config) Templates() []string {
+	if len(c.InstanceTemplates) > 0 {
+		return c.InstanceTemplates
+	}
+	return []string{c.InstanceTemplate}
+}
+
+// withTemplate returns the configuration with the template a create takes: the one
+// named (by its name, as Backend.Options gives it), else the first.
+func (c Config) withTemplate(name string) Config {
+	ts := c.Templates()
+	c.InstanceTemplate = ts[0]
+	for _, t := range ts {
+		if templateName(t) == name {
+			c.InstanceTemplate = t
+		}
+	}
+	c.InstanceTemplates = nil
+	return c
 }
 
 // regionOf returns the region of a zone: us-central1-a → us-central1.

@@ -11,12 +11,20 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v66/github"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
 // Explain turns one error of a pass into a line a person can act on: what was being
 // done, what GitHub or the network answered (go-github's own text carries the URL and
 // the raw error list), and what to check. apiURL is the API root the client uses.
 func Explain(err error, apiURL string) string {
+	var be *reconcile.BackendError
+	if errors.As(err, &be) {
+		// A backend's error: where it runs and what to check there, never GitHub's
+		// settings (a reset on the Docker socket is not GitHub's).
+		return strings.Join(strings.Fields(err.Error()+" ("+be.Hint()+")"), " ")
+	}
 	cause, hint, inner := explain(err, apiURL)
 	line := err.Error()
 	if inner != nil && strings.HasSuffix(line, inner.Error()) {

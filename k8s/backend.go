@@ -30,7 +30,36 @@ type Backend struct {
 	PageSize int64
 }
 
-var _ reconcile.Backend = (*Backend)(nil)
+var (
+	_ reconcile.Backend   = (*Backend)(nil)
+	_ reconcile.Describer = (*Backend)(nil)
+)
+
+// Describe implements reconcile.Describer.
+func (b *Backend) Describe() (where, check string) {
+	return "Kubernetes namespace " + b.cfg.Namespace, "check KUBECONFIG (or the pod's service account), " +
+		"that the namespace exists, and that its Role grants manifests/kubernetes/role.yaml"
+}
+
+// classify says what kind of failure an apiserver's answer was (reconcile.PlatformError).
+// A ResourceQuota refuses an object past it at admission with 403 Forbidden and a
+// message that starts "exceeded quota" (k8s.io/apiserver's resourcequota admission
+// plugin; the Job controller tells it from RBAC's 403 by the same words); any other 403
+// is RBAC's, for what the call (verb and resource) needed; 422 and a missing namespace
+// are the configuration's.
+func classify(err error, need string) error {
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota"):
+		return reconcile.Classify(reconcile.FailQuota, err)
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		return reconcile.DeniedPermission(need, err)
+	case apierrors.IsInvalid(err), apierrors.IsNotFound(err):
+		return reconcile.Classify(reconcile.FailInvalid, err)
+	}
+	return err
+}
 
 // New returns a backend that creates Jobs as cfg says and manages those whose owner
 // label is owner (the name prefix).
@@ -47,7 +76,7 @@ func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
 	for {
 		page, err := b.client.BatchV1().Jobs(b.cfg.Namespace).List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("listing jobs in namespace %s: %w", b.cfg.Namespace, err)
+			return nil, classify(fmt.Errorf("listing jobs in namespace %s: %w", b.cfg.Namespace, err), "list jobs.batch")
 		}
 		for i := range page.Items {
 			out = append(out, runnerOf(&page.Items[i]))
@@ -111,7 +140,7 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("creating job %s/%s: %w", b.cfg.Namespace, spec.Name, err)
+		return classify(fmt.Errorf("creating job %s/%s: %w", b.cfg.Namespace, spec.Name, err), "create jobs.batch")
 	}
 	secret := buildSecret(b.cfg.Namespace, b.owner, spec)
 	secret.OwnerReferences = []metav1.OwnerReference{{
@@ -127,7 +156,7 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 		err = b.replaceSecret(ctx, secret)
 	}
 	if err != nil {
-		return b.undo(ctx, spec.Name, fmt.Errorf("creating secret %s/%s: %w", b.cfg.Namespace, spec.Name, err))
+		return b.undo(ctx, spec.Name, classify(fmt.Errorf("creating secret %s/%s: %w", b.cfg.Namespace, spec.Name, err), "create secrets"))
 	}
 	patch := []byte(`{"spec":{"suspend":false}}`)
 	if _, err := jobs.Patch(ctx, job.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {

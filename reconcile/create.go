@@ -52,13 +52,14 @@ func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun 
 	var batches sync.WaitGroup
 	room, listed := p.countPools(ctx, creates)
 	size := min(createBatch, p.rc.backendConcurrency())
-	for i := 0; i < len(creates) && ctx.Err() == nil && !p.writesHeld(); i += size {
-		batch := creates[i:min(i+size, len(creates))]
+	// run registers a batch and starts its runners: in the background while the next
+	// batch registers, or before anything else when wait is set.
+	run := func(batch []Create, wait bool) {
 		claimed := p.claim(room, listed, batch)
 		b.Add(int64(len(batch) - len(claimed))) // refused (no room, no count of the pool): said, and done with
 		regs := p.registerAll(ctx, claimed, &b)
 		if len(regs) == 0 {
-			continue
+			return
 		}
 		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.rc.inFlight())
 		room, listed = p.countPools(work, creates)
@@ -75,19 +76,50 @@ func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun 
 				start(r)
 			}
 			cancel()
-			continue
+			return
 		}
-		batches.Go(func() {
+		starts := func() {
 			defer cancel()
 			var starts sync.WaitGroup
 			for _, r := range fits {
 				starts.Go(func() { start(r) })
 			}
 			starts.Wait()
-		})
+		}
+		if wait {
+			starts()
+			return
+		}
+		batches.Go(starts)
+	}
+	first, rest := p.firstAlone(creates)
+	if len(first) > 0 && ctx.Err() == nil && !p.writesHeld() {
+		run(first, true)
+	}
+	for i := 0; i < len(rest) && ctx.Err() == nil && !p.writesHeld(); i += size {
+		run(rest[i:min(i+size, len(rest))], false)
 	}
 	batches.Wait()
 	return int(n.Load()), int(b.Load())
+}
+
+// firstAlone splits the creates into those that go first, alone, and the rest: the
+// first create of each pool that has not created a runner lately, or that probes an
+// option in backoff (health.go). Until it has started, the pool's other creates are not
+// registered: if the platform has no capacity, one registration is spent, not a batch.
+func (p *pass) firstAlone(creates []Create) (first, rest []Create) {
+	seen := map[string]bool{}
+	for _, c := range creates {
+		if !seen[c.Pool] {
+			seen[c.Pool] = true
+			if c.Probe || !p.trusted(c.Pool) {
+				first = append(first, c)
+				continue
+			}
+		}
+		rest = append(rest, c)
+	}
+	return first, rest
 }
 
 // countPools lists the backends of the creates' pools, once each, and returns their
@@ -105,7 +137,7 @@ func (p *pass) countPools(ctx context.Context, creates []Create) (*room, map[str
 		err, done := seen[b]
 		if !done {
 			var rs []Runner
-			rs, err = b.List(ctx)
+			rs, err = p.list(ctx, b)
 			seen[b] = err
 			runners = append(runners, rs...)
 			if err != nil {
@@ -179,6 +211,15 @@ func (p *pass) registerAll(ctx context.Context, creates []Create, begun *atomic.
 		if p.writesHeld() {
 			p.mu.Lock()
 			delete(p.creating, c.Name)
+			p.mu.Unlock()
+			return
+		}
+		if !c.Probe && p.held(c.Pool) {
+			// A create of this pass put the pool in backoff: the job waits for capacity.
+			begun.Add(1)
+			p.mu.Lock()
+			delete(p.creating, c.Name)
+			p.waiting[c.Pool]++
 			p.mu.Unlock()
 			return
 		}
@@ -266,25 +307,63 @@ func (p *pass) writesHeld() bool {
 	return p.writesStopped != nil
 }
 
-// start starts a registered runner. A registration whose runner could not be started
-// is removed at once, so that nothing is left waiting for it.
+// start starts a registered runner, with the pool's options in turn (tryOrder): one
+// that has no capacity or quota hands the same registration to the next. A
+// registration whose runner could not be started is removed at once, so that nothing
+// is left waiting for it. No capacity or quota is weather, said with a warning; the
+// job waits for the pool's probe.
 func (p *pass) start(ctx context.Context, r jitted) bool {
 	spec := r.RunnerSpec
 	spec.JITConfig = r.jit
-	if err := p.rc.Backends[r.Pool].Create(ctx, spec); err != nil {
+	b := p.rc.Backends[r.Pool]
+	var errs []error
+	for _, opt := range p.tryOrder(r.Pool) {
+		spec.Option = opt
+		err := backendError(b, b.Create(ctx, spec))
+		p.noteCreate(r.Pool, opt, err)
+		if err == nil {
+			ev := p.createEvent(zerolog.InfoLevel, r.Create)
+			if opt != "" {
+				ev = ev.Str("option", opt)
+			}
+			ev.Msg("created runner")
+			p.count(Action{"create", r.Pool, r.Reason})
+			if !r.QueuedAt.IsZero() {
+				p.mu.Lock()
+				p.waits = append(p.waits, QueueWait{Pool: r.Pool, Wait: max(p.rc.now().Sub(r.QueuedAt), 0)})
+				p.mu.Unlock()
+			}
+			return true
+		}
+		errs = append(errs, err)
+		if !ClassOf(err).Weather() {
+			break
+		}
+		ev := p.createEvent(zerolog.WarnLevel, r.Create).Err(err).Str("failure", string(ClassOf(err)))
+		if opt != "" {
+			ev = ev.Str("option", opt)
+		}
+		ev.Msg("the platform cannot start the runner now")
+	}
+	err := errors.Join(errs...)
+	switch class := ClassOf(err); {
+	case len(errs) == 0:
+		// Every option went into backoff since the runner was registered.
+		p.createEvent(zerolog.WarnLevel, r.Create).Msg("not created: its pool is in backoff; removing its registration")
+		p.mu.Lock()
+		p.waiting[r.Pool]++
+		p.mu.Unlock()
+	case class.Weather() && !slices.ContainsFunc(errs, func(e error) bool { return !ClassOf(e).Weather() }):
+		p.createEvent(zerolog.WarnLevel, r.Create).Str("failure", string(class)).Msg("not created: no capacity or quota; removing its registration, the job waits for the pool's probe")
+		p.mu.Lock()
+		p.waiting[r.Pool]++
+		p.mu.Unlock()
+	default:
 		p.createEvent(zerolog.ErrorLevel, r.Create).Err(err).Msg("creating runner failed; removing its registration")
 		p.fail(StageCreate, fmt.Errorf("creating runner %s: %w", r.Name, err))
-		p.undoRegistration(ctx, r.Create, r.reg)
-		return false
 	}
-	p.createEvent(zerolog.InfoLevel, r.Create).Msg("created runner")
-	p.count(Action{"create", r.Pool, r.Reason})
-	if !r.QueuedAt.IsZero() {
-		p.mu.Lock()
-		p.waits = append(p.waits, QueueWait{Pool: r.Pool, Wait: max(p.rc.now().Sub(r.QueuedAt), 0)})
-		p.mu.Unlock()
-	}
-	return true
+	p.undoRegistration(ctx, r.Create, r.reg)
+	return false
 }
 
 // jitLabels are the labels a runner registers with: its pool's, and the time of its
@@ -317,7 +396,7 @@ func (p *pass) resolveConflict(ctx context.Context, b Backend, c Create) (bool, 
 		case <-t.C:
 		}
 	}
-	runners, err := b.List(ctx)
+	runners, err := p.list(ctx, b)
 	if err != nil {
 		return false, fmt.Errorf("looking for runner %s after a name conflict: %w", c.Name, err)
 	}

@@ -126,6 +126,12 @@ type Reconciler struct {
 	// InFlight bounds how long an action under way may take to finish, or undo itself,
 	// once the pass is told to stop. Zero means 90s.
 	InFlight time.Duration
+	// BackendTimeout bounds each backend's listing within the pass, so that a platform
+	// that does not answer blinds only its own pools. Zero means DefaultBackendTimeout.
+	BackendTimeout time.Duration
+	// Backoff is the schedule of a pool whose creates fail for capacity or quota
+	// (see health.go); zero values mean DefaultBackoff.
+	Backoff Backoff
 	// planner computes the plan; nil means Compute. The lifecycle simulation swaps in
 	// broken planners (through seam) to show that its invariants catch them.
 	planner func(Observed, Config, time.Time) Plan
@@ -135,6 +141,9 @@ type Reconciler struct {
 	// unservable remembers, between the passes of one process, the jobs GitHub would
 	// not give to an idle runner of ours, and when that was found.
 	unservable map[int64]time.Time
+	// health remembers, between the passes of one process, what the pools' creates
+	// said of their platforms; a Memo carries it to the next process (health.go).
+	health map[string]*poolHealth
 }
 
 func init() {
@@ -190,6 +199,12 @@ type Summary struct {
 	// renamed, or not visible to these credentials. They do not fail the pass unless
 	// it polled every repository and none answered.
 	Unreachable []string
+	// Warnings are the problems that did not fail the pass, one line each: a pool
+	// waiting out a stockout or a quota, a read that only refines a decision.
+	Warnings []string
+	// Health is each pool's standing with its platform after the pass: in backoff or
+	// not, and the probes it made (health.go).
+	Health []PoolHealth
 }
 
 // Stage is the part of a pass that met an error, as Summary.ErrorsByStage and the
@@ -234,7 +249,9 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	now := rc.now()
 	sum := Summary{DryRun: rc.DryRun, Started: now}
 	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}, deleted: map[string]time.Time{}, creating: map[string]string{},
-		stageErrs: map[string]int{}, done: map[Action]int{}, gone: map[Scope]error{}}
+		stageErrs: map[string]int{}, done: map[Action]int{}, gone: map[Scope]error{},
+		warned: map[string]bool{}, probing: map[poolOption]bool{}, probes: map[poolOption]probeResult{}, waiting: map[string]int{}}
+	rc.loadHealth()
 	obs := p.observe(ctx)
 	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
 	sum.Unreachable = p.unreachableRepos()
@@ -243,6 +260,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	}
 	obs.Unservable = rc.rememberedUnservable(now)
 	obs.Holding = p.rerunPreempted(ctx, obs)
+	obs.Held = p.holds()
 	sum.Observed = obs
 	planner := rc.planner
 	if planner == nil {
@@ -255,6 +273,12 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	}
 	p.noteUnservable(sum.Plan)
 	p.apply(ctx, sum.Plan, &sum)
+	for _, w := range sum.Plan.Waiting {
+		p.waiting[w.Create.Pool]++
+	}
+	sum.Health = p.healthReport()
+	p.warnHeld(sum.Health, p.waiting)
+	sum.Warnings = p.warnings
 	sum.Duration = rc.now().Sub(now)
 	sum.Errors = len(p.errs)
 	sum.ErrorsByStage, sum.Done, sum.QueueWaits = p.stageErrs, p.done, p.waits
@@ -345,6 +369,24 @@ type pass struct {
 	// budget is spent); the creates left are the next pass's.
 	writesStopped error
 	gone          map[Scope]error // repositories GitHub answered 404 or 403 for
+	warnings      []string
+	warned        map[string]bool            // what a warning was given for already this pass
+	probing       map[poolOption]bool        // options in backoff a create of this pass probes
+	probes        map[poolOption]probeResult // what the probes said
+	waiting       map[string]int             // pool → creates left waiting for capacity
+}
+
+// warn logs a warning once a pass for each key, and keeps its line for the summary.
+func (p *pass) warn(key, line string, ev *zerolog.Event) {
+	p.mu.Lock()
+	if p.warned[key] {
+		p.mu.Unlock()
+		return
+	}
+	p.warned[key] = true
+	p.warnings = append(p.warnings, line)
+	p.mu.Unlock()
+	ev.Msg(line)
 }
 
 // rememberedUnservable returns the jobs found unservable less than UnservableRetry ago,
@@ -535,7 +577,7 @@ func (p *pass) listRunners(ctx context.Context) ([]Runner, map[string]bool) {
 		}
 	}
 	each(ctx, p.rc.concurrency(), backends, func(b Backend) {
-		rs, err := b.List(ctx)
+		rs, err := p.list(ctx, b)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -554,6 +596,31 @@ func (p *pass) listRunners(ctx context.Context) ([]Runner, map[string]bool) {
 		}
 	})
 	return runners, blind
+}
+
+// list returns b's runners within the pass's bound for a backend. A listing that is
+// complete but lacks a refinement (Degraded) is taken, with one warning a pass that
+// names the permission the platform named.
+func (p *pass) list(ctx context.Context, b Backend) ([]Runner, error) {
+	rs, err := p.rc.listWithin(ctx, b)
+	var dg *Degraded
+	if err != nil && errors.As(err, &dg) {
+		p.softFail(err)
+		return rs, nil
+	}
+	return rs, err
+}
+
+// softFail gives one warning a pass for a read that only refines a decision, which
+// takes its safe default instead; the permission the platform named, if any, is named.
+func (p *pass) softFail(err error) {
+	ev := p.log.Warn().Err(err)
+	line := oneLine(err.Error())
+	if perm := PermissionOf(err); perm != "" {
+		ev = ev.Str("permission", perm)
+		line += " (missing permission " + perm + ")"
+	}
+	p.warn("soft:"+line, line, ev)
 }
 
 // choose returns the repositories whose jobs this pass polls and those whose
@@ -851,7 +918,7 @@ func (p *pass) delete(ctx context.Context, d Delete) bool {
 		p.fail(StageDelete, fmt.Errorf("deleting runner %s: no backend listed it", d.Runner.Name))
 		return false
 	}
-	if err := b.Delete(ctx, d.Runner); err != nil {
+	if err := backendError(b, b.Delete(ctx, d.Runner)); err != nil {
 		p.deleteEvent(zerolog.ErrorLevel, d).Err(err).Msg("delete failed")
 		p.fail(StageDelete, fmt.Errorf("deleting runner %s: %w", d.Runner.Name, err))
 		return false

@@ -84,6 +84,9 @@ type Observed struct {
 	// Running maps a runner's name to the job in progress it runs, in the repositories
 	// polled this pass. The planner does not read it; reconcile status shows it.
 	Running map[string]Job
+	// Held holds the pools every option of which is in backoff (health.go): their
+	// creates wait, but for one probe when it is due.
+	Held map[string]Hold
 }
 
 // Blind records the parts of the world a pass failed to list.
@@ -101,6 +104,15 @@ type Create struct {
 	// QueuedAt is when the job the runner is named for was queued (its created_at);
 	// zero for a warm runner.
 	QueuedAt time.Time
+	// Probe: the pool is in backoff and this create tries whether it can create again.
+	Probe bool
+}
+
+// Waiting is a create a pool in backoff does not make this pass: its job waits for
+// capacity.
+type Waiting struct {
+	Create Create
+	Class  FailureClass
 }
 
 // Delete removes a runner. When Reg is set, the registration is removed first so that
@@ -130,6 +142,8 @@ type PoolStatus struct {
 	Warm, WarmTarget int
 	Create           int
 	Delete           int
+	// Waiting counts the creates left for capacity: the pool is in backoff.
+	Waiting int
 	// OldestQueued is how long the oldest of the queued jobs it serves has waited;
 	// zero when none waits.
 	OldestQueued time.Duration
@@ -151,6 +165,8 @@ type Plan struct {
 	// include self-hosted) and that no pool matches. Jobs for GitHub's hosted runners
 	// are not listed.
 	NoPool []Job
+	// Waiting lists the creates of pools in backoff that wait for capacity.
+	Waiting []Waiting
 }
 
 // Refused is a queued job a pool matches that gets no runner, and why.
@@ -712,6 +728,22 @@ func (pl *planner) capCreates(p Pool, wanted []Create) {
 	if len(wanted) > room {
 		wanted = wanted[:room]
 	}
+	if h, held := pl.obs.Held[p.Name]; held {
+		// In backoff: the oldest job's create probes when a probe is due; the others
+		// wait for capacity, and cost no registration.
+		keep := 0
+		if h.Probe {
+			keep = 1
+		}
+		for _, c := range wanted[keep:] {
+			pl.plan.Waiting = append(pl.plan.Waiting, Waiting{Create: c, Class: h.Class})
+		}
+		pl.poolStatus(p.Name).Waiting += len(wanted) - keep
+		wanted = wanted[:keep]
+		for i := range wanted {
+			wanted[i].Probe = true
+		}
+	}
 	pl.plan.Create = append(pl.plan.Create, wanted...)
 	pl.poolStatus(p.Name).Create += len(wanted)
 }
@@ -741,6 +773,7 @@ func (pl *planner) finish() Plan {
 	slices.SortFunc(p.Delete, func(a, b Delete) int { return strings.Compare(a.Runner.Name, b.Runner.Name) })
 	slices.SortFunc(p.Unservable, func(a, b Unservable) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
 	slices.SortFunc(p.Refused, func(a, b Refused) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
+	slices.SortFunc(p.Waiting, func(a, b Waiting) int { return strings.Compare(a.Create.Name, b.Create.Name) })
 	slices.SortFunc(p.Deregister, func(a, b Deregister) int {
 		return cmp.Or(strings.Compare(a.Reg.Scope.String(), b.Reg.Scope.String()), strings.Compare(a.Reg.Name, b.Reg.Name))
 	})

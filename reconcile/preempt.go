@@ -121,8 +121,11 @@ func (p *pass) rerunPreempted(ctx context.Context, obs Observed) map[string]bool
 		}
 		job, found, err := p.rc.GitHub.JobRunBy(ctx, r.Repo, r.Name, r.JobID, r.CreatedAt.Truncate(time.Second)) // GitHub's times are whole seconds
 		if err != nil {
+			// The lookup only refines what happens to a finished runner: it is kept as
+			// evidence (within PreemptionEvidenceTTL) and looked up again next pass; the
+			// pass goes on and does not fail for it.
 			hold[r.Name] = p.now.Sub(r.PreemptedAt) < PreemptionEvidenceTTL
-			p.fail(StageRerun, fmt.Errorf("looking up the job preempted runner %s ran: %w", r.Name, err))
+			p.softFail(fmt.Errorf("looking up the job preempted runner %s ran (the runner is kept, and looked up again next pass): %w", r.Name, err))
 			continue
 		}
 		verdict, why := JudgePreempted(*p.rc.Config, r, job, found, p.now)

@@ -133,6 +133,9 @@ type Runner struct {
 	// PreemptedAt is when the platform took the runner's machine away (a Spot VM's
 	// preemption, a pod's disruption); zero if it did not.
 	PreemptedAt time.Time
+	// Option is the way its pool made it (a GCE template), for a backend with
+	// several (Ranked); empty otherwise.
+	Option string
 }
 
 // Registration is GitHub's record of a self-hosted runner.
@@ -181,6 +184,9 @@ type RunnerSpec struct {
 	// MaxLifetime bounds how long the runner may live; backends that can enforce a
 	// deadline themselves (Kubernetes activeDeadlineSeconds) use it.
 	MaxLifetime time.Duration
+	// Option is the way to make it, one of the backend's Options for the pool
+	// (Ranked); empty for the first, or for a backend without options.
+	Option string
 }
 
 // Secret is a credential, such as an encoded JIT runner configuration. Every way of

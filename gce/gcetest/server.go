@@ -46,7 +46,31 @@ const (
 	// GPU and new families exist in some zones only): "Invalid value for field
 	// 'resource.machineType': '…'. Machine type with name '…' does not exist in zone '…'."
 	FailNoMachineType
+	// FailQuota answers the insert call with 403, reason QUOTA_EXCEEDED, as Compute does
+	// when a regional quota is reached (its "Resource quotas" documentation: "Quota
+	// 'CPUS' exceeded. Limit: 24.0 in region us-central1.").
+	FailQuota
+	// FailNoTemplate answers the insert call with 404, reason "notFound", as Compute
+	// does for a sourceInstanceTemplate that does not exist: "The resource
+	// 'projects/…/regions/…/instanceTemplates/…' was not found".
+	FailNoTemplate
 )
+
+// Permissions maps each Compute method the fake serves to the IAM permissions it needs.
+// Source: Compute Engine's IAM permissions reference ("Compute Engine IAM roles and
+// permissions", and each method's REST reference page, "Authorization scopes" / "IAM
+// permissions"). An insert from a template also needs what the template names: a disk
+// from its image, its subnetwork and external address; the labels and metadata set on
+// it need setLabels and setMetadata.
+var Permissions = map[string][]string{
+	"compute.regions.get":                     {"compute.regions.get"},
+	"compute.instances.insert":                {"compute.instances.create", "compute.instances.setLabels", "compute.instances.setMetadata", "compute.instanceTemplates.useReadOnly", "compute.disks.create", "compute.images.useReadOnly", "compute.subnetworks.use", "compute.subnetworks.useExternalIp"},
+	"compute.instances.aggregatedList":        {"compute.instances.list"},
+	"compute.instances.delete":                {"compute.instances.delete"},
+	"compute.zoneOperations.get":              {"compute.zoneOperations.get"},
+	"compute.zoneOperations.wait":             {"compute.zoneOperations.get"},
+	"compute.globalOperations.aggregatedList": {"compute.globalOperations.list"},
+}
 
 // MachineType is the machine type the fake's instance templates ask for.
 const MachineType = "t2a-standard-4"
@@ -74,18 +98,22 @@ type Server struct {
 	insts    map[string]*Instance // zone/name
 	ops      map[string]*operation
 	fail     map[string]Failure // zone → how inserts fail there
+	failTmpl map[string]Failure // template path → how inserts from it fail, in every zone
 	down     map[string]bool    // zones the aggregated list cannot reach
 	slow     time.Duration      // every insert waits this long before it is handled
 	opTime   time.Duration      // an insert operation runs this long (wall clock)
 	seq      int
 	requests []string
+	methods  map[string]int  // Compute method → calls
+	denied   map[string]bool // IAM permissions the caller's role lacks
 }
 
 // NewServer starts a fake for one project and region with these zones; it is closed
 // when the test ends.
 func NewServer(t interface{ Cleanup(func()) }, project, region string, zones ...string) *Server {
 	s := &Server{project: project, region: region, zones: zones, now: time.Now,
-		insts: map[string]*Instance{}, ops: map[string]*operation{}, fail: map[string]Failure{}, down: map[string]bool{}}
+		insts: map[string]*Instance{}, ops: map[string]*operation{}, fail: map[string]Failure{}, down: map[string]bool{},
+		methods: map[string]int{}, denied: map[string]bool{}, failTmpl: map[string]Failure{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.Endpoint = s.Server.URL
 	t.Cleanup(s.Server.Close)
@@ -104,6 +132,15 @@ func (s *Server) FailZone(zone string, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail[zone] = f
+}
+
+// FailTemplate makes every insert from the template (its full path) fail as f says,
+// in every zone (0: succeed again): a Spot template stocked out in the region while a
+// standard one of the same machine has room.
+func (s *Server) FailTemplate(template string, f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failTmpl[template] = f
 }
 
 // SlowInserts makes every insert wait d before it is handled, as a busy zone does.
@@ -201,6 +238,35 @@ func (s *Server) Instances() []Instance {
 	return out
 }
 
+// Deny makes every method that needs the IAM permission answer as Compute does to a
+// role that lacks it: 403, reason "forbidden", "Required '<permission>' permission for
+// '<resource>'" (false: allow it again).
+func (s *Server) Deny(permission string, denied bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denied[permission] = denied
+}
+
+// Methods returns how often each Compute method was called (Permissions' keys).
+func (s *Server) Methods() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.methods)
+}
+
+// allowed records a call of method and answers 403 if the role lacks a permission it
+// needs; the caller holds s.mu.
+func (s *Server) allowed(w http.ResponseWriter, method string) bool {
+	s.methods[method]++
+	for _, p := range Permissions[method] {
+		if s.denied[p] {
+			apiError(w, http.StatusForbidden, "forbidden", "Required '"+p+"' permission for 'projects/"+s.project+"'")
+			return false
+		}
+	}
+	return true
+}
+
 // Requests returns "METHOD path?query" of every request received.
 func (s *Server) Requests() []string {
 	s.mu.Lock()
@@ -250,7 +316,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && regionPath.MatchString(p):
 		m = regionPath.FindStringSubmatch(p)
-		if !project() {
+		if !s.allowed(w, "compute.regions.get") || !project() {
 			return
 		}
 		if m[2] != s.region {
@@ -264,12 +330,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"kind": "compute#region", "name": s.region, "status": "UP", "zones": zones})
 	case r.Method == http.MethodPost && insertPath.MatchString(p):
 		m = insertPath.FindStringSubmatch(p)
-		if project() {
+		if s.allowed(w, "compute.instances.insert") && project() {
 			s.insert(w, r, m[2])
 		}
 	case r.Method == http.MethodDelete && instPath.MatchString(p):
 		m = instPath.FindStringSubmatch(p)
-		if !project() {
+		if !s.allowed(w, "compute.instances.delete") || !project() {
 			return
 		}
 		key := m[2] + "/" + m[3]
@@ -282,7 +348,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && opPath.MatchString(p):
 		m = opPath.FindStringSubmatch(p)
 		op, ok := s.ops[m[3]]
-		if !project() {
+		if !s.allowed(w, "compute.zoneOperations.get") || !project() {
 			return
 		}
 		if !ok || op.zone != m[2] {
@@ -293,12 +359,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, op.json(s))
 	case r.Method == http.MethodGet && aggOpsPath.MatchString(p):
 		m = aggOpsPath.FindStringSubmatch(p)
-		if project() {
+		if s.allowed(w, "compute.globalOperations.aggregatedList") && project() {
 			s.aggregatedOps(w, r)
 		}
 	case r.Method == http.MethodGet && aggPath.MatchString(p):
 		m = aggPath.FindStringSubmatch(p)
-		if project() {
+		if s.allowed(w, "compute.instances.aggregatedList") && project() {
 			s.aggregated(w, r)
 		}
 	default:
@@ -319,6 +385,10 @@ const waitTimeout = 2 * time.Minute
 func (s *Server) wait(w http.ResponseWriter, r *http.Request, m []string) {
 	s.mu.Lock()
 	s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
+	if !s.allowed(w, "compute.zoneOperations.wait") {
+		s.mu.Unlock()
+		return
+	}
 	op, ok := s.ops[m[3]]
 	if m[1] != s.project || !ok || op.zone != m[2] {
 		s.mu.Unlock()
@@ -373,13 +443,23 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
 			return
 		}
 	}
-	switch s.fail[zone] {
+	fail := s.fail[zone]
+	if f := s.failTmpl[tmpl]; f != 0 {
+		fail = f
+	}
+	switch fail {
+	case FailNoTemplate:
+		apiError(w, http.StatusNotFound, "notFound", "The resource '"+tmpl+"' was not found")
+		return
 	case FailHTTP:
 		apiError(w, http.StatusServiceUnavailable, "ZONE_RESOURCE_POOL_EXHAUSTED",
 			"The zone 'projects/"+s.project+"/zones/"+zone+"' does not have enough resources available to fulfill the request.")
 		return
 	case FailOperation:
 		writeJSON(w, http.StatusOK, s.newOp(zone, "insert", body.Name, "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", http.StatusServiceUnavailable).json(s))
+		return
+	case FailQuota:
+		apiError(w, http.StatusForbidden, "QUOTA_EXCEEDED", "Quota 'CPUS' exceeded. Limit: 24.0 in region "+s.region+".")
 		return
 	case FailNoMachineType:
 		apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.machineType': 'zones/"+zone+"/machineTypes/"+MachineType+

@@ -1,0 +1,156 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A platform has bad days: Spot capacity runs out in a region for hours, a quota is
+// reached, a template is deleted, a role lacks a permission, an engine hangs. The
+// backends say which with a typed error (karpenter's pkg/cloudprovider does the same
+// with InsufficientCapacityError); the pass decides by the type, never by the text.
+
+// FailureClass is what kind of platform failure a backend met.
+type FailureClass string
+
+// The classes of platform failure the pass acts on.
+const (
+	// FailNoCapacity: the platform has no room now (a stockout in every zone tried).
+	// Weather: it passes by itself.
+	FailNoCapacity FailureClass = "no_capacity"
+	// FailQuota: a quota is reached (Compute's QUOTA_EXCEEDED, a namespace's
+	// ResourceQuota). It passes when runners finish, or when someone raises it.
+	FailQuota FailureClass = "quota"
+	// FailInvalid: what the pool asks for does not exist (a template, an image, a
+	// machine type offered in no zone tried). Someone must fix the configuration.
+	FailInvalid FailureClass = "invalid"
+	// FailPermission: the credentials lack a permission. Someone must grant it.
+	FailPermission FailureClass = "permission"
+)
+
+// FailureClasses lists every class, for metrics that show each from the start.
+var FailureClasses = []FailureClass{FailNoCapacity, FailQuota, FailInvalid, FailPermission}
+
+// Weather reports whether the class passes by itself (no capacity, quota): the pass
+// waits it out with a warning rather than failing.
+func (c FailureClass) Weather() bool { return c == FailNoCapacity || c == FailQuota }
+
+// PlatformError is a backend's error of a known class.
+type PlatformError struct {
+	Class FailureClass
+	// Permission is, for FailPermission, the permission the platform named ("Required
+	// 'compute.globalOperations.list' permission"); empty if it named none.
+	Permission string
+	Err        error
+}
+
+func (e *PlatformError) Error() string { return e.Err.Error() }
+func (e *PlatformError) Unwrap() error { return e.Err }
+
+// Classify wraps err as a PlatformError of the class; nil stays nil.
+func Classify(class FailureClass, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PlatformError{Class: class, Err: err}
+}
+
+// DeniedPermission wraps err as a FailPermission error that names the permission.
+func DeniedPermission(permission string, err error) error {
+	return &PlatformError{Class: FailPermission, Permission: permission, Err: err}
+}
+
+// ClassOf returns the class of a platform error, or "" for any other error.
+func ClassOf(err error) FailureClass {
+	var pe *PlatformError
+	if errors.As(err, &pe) {
+		return pe.Class
+	}
+	return ""
+}
+
+// PermissionOf returns the permission a FailPermission error names, or "".
+func PermissionOf(err error) string {
+	var pe *PlatformError
+	if errors.As(err, &pe) {
+		return pe.Permission
+	}
+	return ""
+}
+
+// Degraded is what a backend's List returns beside a complete list of runners when a
+// read that only refines it failed (GCE's listing of preemptions): the runners are
+// all there, a refinement is missing and its decision takes its safe default
+// (preemption unknown: no re-run; the finished runner is deleted as finished).
+type Degraded struct{ Err error }
+
+func (e *Degraded) Error() string { return e.Err.Error() }
+func (e *Degraded) Unwrap() error { return e.Err }
+
+// Describer is implemented by a backend that can say where it runs, so that its
+// errors name the endpoint and what to check rather than GitHub's settings.
+type Describer interface {
+	// Describe returns the platform and endpoint ("docker engine at
+	// unix:///var/run/docker.sock") and what to check when it fails or does not
+	// answer ("the daemon, the socket's permissions, DOCKER_HOST").
+	Describe() (where, check string)
+}
+
+// BackendError is an error of a backend's call, with where the backend runs and what
+// to check. Whoever explains errors to a person gives its hint, never GitHub's.
+type BackendError struct {
+	Where string
+	Check string
+	Err   error
+}
+
+func (e *BackendError) Error() string { return e.Where + ": " + e.Err.Error() }
+func (e *BackendError) Unwrap() error { return e.Err }
+
+// Hint is what to check: the backend's own word, and the permission to grant when the
+// platform named one.
+func (e *BackendError) Hint() string {
+	if p := PermissionOf(e.Err); p != "" {
+		return "grant " + p + " to the credentials the backend uses (README, IAM); " + e.Check
+	}
+	return e.Check
+}
+
+// backendError wraps an error of b's call with where b runs; nil stays nil.
+func backendError(b Backend, err error) error {
+	if err == nil {
+		return nil
+	}
+	var be *BackendError
+	if errors.As(err, &be) {
+		return err
+	}
+	d, ok := b.(Describer)
+	if !ok {
+		return err
+	}
+	where, check := d.Describe()
+	return &BackendError{Where: where, Check: check, Err: err}
+}
+
+// DefaultBackendTimeout bounds one backend's listing within a pass: a platform that
+// does not answer in that time leaves only its own pools blind for the pass.
+const DefaultBackendTimeout = 20 * time.Second
+
+// listWithin lists b's runners within the pass's bound for a backend, and says so
+// when b did not answer in time.
+func (rc *Reconciler) listWithin(ctx context.Context, b Backend) ([]Runner, error) {
+	d := rc.BackendTimeout
+	if d <= 0 {
+		d = DefaultBackendTimeout
+	}
+	lctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	rs, err := b.List(lctx)
+	if err != nil && ctx.Err() == nil && lctx.Err() != nil {
+		err = fmt.Errorf("no answer within %v: %w", d, err)
+	}
+	return rs, backendError(b, err)
+}

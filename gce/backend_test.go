@@ -26,12 +26,17 @@ func newBackend(t *testing.T, section string) (*Backend, *gcetest.Server) {
 		t.Fatalf("ParseConfig(%s) = %v", section, err)
 	}
 	cfg.Endpoint = fake.Endpoint
+	return newBackendWith(t, cfg), fake
+}
+
+func newBackendWith(t *testing.T, cfg Config) *Backend {
+	t.Helper()
 	b, err := New(context.Background(), cfg, "gha", option.WithoutAuthentication())
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return b, fake
+	return b
 }
 
 func spec(name string) reconcile.RunnerSpec {

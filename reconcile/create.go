@@ -46,7 +46,10 @@ type jitted struct {
 // how many runners it started and how many creates it began (a create refused for
 // room counts: it was dealt with); those it did not begin were left by a stop or a rate
 // limit, and the next pass plans them again.
-func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun int) {
+//
+// The creates of a pool in backoff wait (waiting); when its probe, among the first,
+// works, they are made in this pass too, after it.
+func (p *pass) createAll(ctx context.Context, creates []Create, waiting []Waiting) (created, begun, total int) {
 	var n, b atomic.Int64
 	slots := make(chan struct{}, p.rc.backendConcurrency())
 	var batches sync.WaitGroup
@@ -93,14 +96,24 @@ func (p *pass) createAll(ctx context.Context, creates []Create) (created, begun 
 		batches.Go(starts)
 	}
 	first, rest := p.firstAlone(creates)
+	total = len(creates)
 	if len(first) > 0 && ctx.Err() == nil && !p.writesHeld() {
 		run(first, true)
+		for _, wt := range waiting {
+			if c := wt.Create; !p.held(c.Pool) {
+				rest = append(rest, c) // its pool's probe worked
+				p.mu.Lock()
+				p.released[c.Name] = true
+				p.mu.Unlock()
+				total++
+			}
+		}
 	}
 	for i := 0; i < len(rest) && ctx.Err() == nil && !p.writesHeld(); i += size {
 		run(rest[i:min(i+size, len(rest))], false)
 	}
 	batches.Wait()
-	return int(n.Load()), int(b.Load())
+	return int(n.Load()), int(b.Load()), total
 }
 
 // firstAlone splits the creates into those that go first, alone, and the rest: the

@@ -148,8 +148,10 @@ type PoolHealth struct {
 	Since   time.Time
 	Message string
 	Next    time.Time
-	// Options lists the options in backoff, the preferred first.
-	Options []OptionHealth
+	// Options are the pool's options, the preferred first ("" for a backend without);
+	// Backoff lists those in backoff.
+	Options []string
+	Backoff []OptionHealth
 	// ProbesOK and ProbesFailed count this pass's probes.
 	ProbesOK, ProbesFailed int
 }
@@ -345,7 +347,6 @@ func (p *pass) healthReport() []PoolHealth {
 	var out []PoolHealth
 	for _, pool := range p.rc.Config.Pools {
 		ph := PoolHealth{Pool: pool.Name}
-		ph.Held = false
 		if h, held := p.hold(pool.Name, bo); held {
 			ph.Held, ph.Class, ph.Since, ph.Message, ph.Next = true, h.Class, h.Since, h.Message, h.Next
 			if h.Probe {
@@ -353,9 +354,10 @@ func (p *pass) healthReport() []PoolHealth {
 			}
 		}
 		health := p.poolHealth(pool.Name)
-		for _, opt := range p.rc.options(pool.Name) {
+		ph.Options = p.rc.options(pool.Name)
+		for _, opt := range ph.Options {
 			if oh := health.Options[opt]; oh.held() {
-				ph.Options = append(ph.Options, OptionHealth{Option: opt, Class: oh.Class, Since: oh.Since, Message: oh.Message})
+				ph.Backoff = append(ph.Backoff, OptionHealth{Option: opt, Class: oh.Class, Since: oh.Since, Message: oh.Message})
 			}
 			r := p.probes[poolOption{pool.Name, opt}]
 			ph.ProbesOK += r.ok

@@ -250,7 +250,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	sum := Summary{DryRun: rc.DryRun, Started: now}
 	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}, deleted: map[string]time.Time{}, creating: map[string]string{},
 		stageErrs: map[string]int{}, done: map[Action]int{}, gone: map[Scope]error{},
-		warned: map[string]bool{}, probing: map[poolOption]bool{}, probes: map[poolOption]probeResult{}, waiting: map[string]int{}}
+		warned: map[string]bool{}, probing: map[poolOption]bool{}, probes: map[poolOption]probeResult{}, waiting: map[string]int{}, released: map[string]bool{}}
 	rc.loadHealth()
 	obs := p.observe(ctx)
 	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
@@ -274,7 +274,9 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	p.noteUnservable(sum.Plan)
 	p.apply(ctx, sum.Plan, &sum)
 	for _, w := range sum.Plan.Waiting {
-		p.waiting[w.Create.Pool]++
+		if !p.released[w.Create.Name] {
+			p.waiting[w.Create.Pool]++
+		}
 	}
 	sum.Health = p.healthReport()
 	p.warnHeld(sum.Health, p.waiting)
@@ -374,6 +376,7 @@ type pass struct {
 	probing       map[poolOption]bool        // options in backoff a create of this pass probes
 	probes        map[poolOption]probeResult // what the probes said
 	waiting       map[string]int             // pool → creates left waiting for capacity
+	released      map[string]bool            // waiting creates made after their pool's probe worked
 }
 
 // warn logs a warning once a pass for each key, and keeps its line for the summary.
@@ -801,7 +804,7 @@ func (p *pass) apply(ctx context.Context, plan Plan, sum *Summary) {
 	n := p.rc.concurrency()
 	// Once the pass is told to stop (a signal, --timeout), it starts no new action; an
 	// action under way finishes, or undoes itself, within InFlight.
-	started := [3]int{}
+	started := [2]int{}
 	work := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), p.rc.inFlight())
 	}
@@ -824,10 +827,9 @@ func (p *pass) apply(ctx context.Context, plan Plan, sum *Summary) {
 			count(&sum.Deregistered)
 		}
 	})
-	var created int
-	created, started[2] = p.createAll(ctx, plan.Create)
+	created, begun, total := p.createAll(ctx, plan.Create, plan.Waiting)
 	sum.Created += created
-	p.leftOver(ctx, [3]int{len(plan.Delete) - started[0], len(plan.Deregister) - started[1], len(plan.Create) - started[2]}, sum)
+	p.leftOver(ctx, [3]int{len(plan.Delete) - started[0], len(plan.Deregister) - started[1], total - begun}, sum)
 }
 
 // leftOver says what the pass did not start, and why. Creates left at the pass's

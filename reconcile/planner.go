@@ -144,6 +144,10 @@ type PoolStatus struct {
 	Delete           int
 	// Waiting counts the creates left for capacity: the pool is in backoff.
 	Waiting int
+	// ByOption counts the booting, idle, warm and busy runners by the option that
+	// made them (a GCE template; "" for a backend without options): option → state →
+	// count.
+	ByOption map[string]map[string]int
 	// OldestQueued is how long the oldest of the queued jobs it serves has waited;
 	// zero when none waits.
 	OldestQueued time.Duration
@@ -398,25 +402,25 @@ func (pl *planner) classify(r Runner) {
 		// count it as supply so that no duplicate is made meanwhile.
 		pl.states[r.Name] = stateUnknown
 		pl.addSupply(r)
-		st.Booting++
+		pl.tally(st, r, &st.Booting, 1)
 	case !hasReg && age < GoneGrace:
 		pl.states[r.Name] = stateStarting
-		st.Booting++
+		pl.tally(st, r, &st.Booting, 1)
 	case !hasReg:
 		pl.doom(r, nil, ReasonGone)
 	case reg.Busy:
 		pl.states[r.Name] = stateBusy
-		st.Busy++
+		pl.tally(st, r, &st.Busy, 1)
 	case reg.Online && pl.recycles(r, age):
 		pl.doom(r, regp, ReasonRecycled)
 	case reg.Online:
 		pl.states[r.Name] = stateIdle
 		pl.addSupply(r)
-		*pl.count(st, r, &st.Idle)++
+		pl.tally(st, r, pl.count(st, r, &st.Idle), 1)
 	case age < boot:
 		pl.states[r.Name] = stateBooting
 		pl.addSupply(r)
-		*pl.count(st, r, &st.Booting)++
+		pl.tally(st, r, pl.count(st, r, &st.Booting), 1)
 	default:
 		pl.doom(r, regp, ReasonBootTimeout)
 	}
@@ -436,6 +440,30 @@ func (pl *planner) count(st *PoolStatus, r Runner, other *int) *int {
 		return &st.Warm
 	}
 	return other
+}
+
+// tally adds d to the pool's count n of a state (one of its Booting, Idle, Busy and
+// Warm) and to the same count of the runner's option.
+func (pl *planner) tally(st *PoolStatus, r Runner, n *int, d int) {
+	*n += d
+	var state string
+	switch n {
+	case &st.Booting:
+		state = StateBooting
+	case &st.Idle:
+		state = StateIdle
+	case &st.Busy:
+		state = StateBusy
+	case &st.Warm:
+		state = "warm"
+	}
+	if st.ByOption == nil {
+		st.ByOption = map[string]map[string]int{}
+	}
+	if st.ByOption[r.Option] == nil {
+		st.ByOption[r.Option] = map[string]int{}
+	}
+	st.ByOption[r.Option][state] += d
 }
 
 func (pl *planner) addSupply(r Runner) {
@@ -699,9 +727,9 @@ func (pl *planner) trim(k poolScope, supply []Runner, n int) {
 		}
 		st := pl.poolStatus(r.Pool)
 		if pl.states[r.Name] == stateIdle {
-			*pl.count(st, r, &st.Idle)--
+			pl.tally(st, r, pl.count(st, r, &st.Idle), -1)
 		} else {
-			*pl.count(st, r, &st.Booting)--
+			pl.tally(st, r, pl.count(st, r, &st.Booting), -1)
 		}
 		pl.doom(r, regp, ReasonSurplus)
 		n--

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -434,6 +435,8 @@ func TestComputePoolStatus(t *testing.T) {
 	busy := runner("arm64", repoA, 1, time.Hour)
 	boot := runner("arm64", repoA, 2, time.Minute)
 	idle := runner("arm64", repoA, 3, time.Minute)
+	// Each runner says which of the pool's templates made it: the counts split by it.
+	busy.Option, boot.Option, idle.Option = "gha-spot", "gha-standard", "gha-standard"
 	obs := Observed{
 		Jobs:    []Job{job(10, repoA, time.Minute, arm...), job(11, repoA, time.Minute, arm...), job(12, repoA, time.Minute, arm...)},
 		Runners: []Runner{busy, boot, idle, finished(runner("arm64", repoA, 4, time.Hour))},
@@ -442,7 +445,8 @@ func TestComputePoolStatus(t *testing.T) {
 	got := Compute(obs, testConfig(), t0).Pools
 	want := []PoolStatus{
 		// max_runners 3 with 3 active runners: the third job waits for room.
-		{Pool: "arm64", Queued: 3, Booting: 1, Idle: 1, Busy: 1, Create: 0, Delete: 1, OldestQueued: time.Minute},
+		{Pool: "arm64", Queued: 3, Booting: 1, Idle: 1, Busy: 1, Create: 0, Delete: 1, OldestQueued: time.Minute,
+			ByOption: map[string]map[string]int{"gha-spot": {StateBusy: 1}, "gha-standard": {StateBooting: 1, StateIdle: 1}}},
 		{Pool: "x64"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -471,5 +475,50 @@ func TestParseRunnerName(t *testing.T) {
 		if id != tt.wantID || ok != tt.wantOK {
 			t.Errorf("ParseRunnerName(%q) = %d, %v; want %d, %v", tt.name, id, ok, tt.wantID, tt.wantOK)
 		}
+	}
+}
+
+// A pool in backoff (every option: Observed.Held): its creates wait for capacity, but
+// for one probe, the oldest job's, when a probe is due; other pools are untouched.
+func TestComputeHeldPool(t *testing.T) {
+	t.Parallel()
+	jobs := []Job{job(10, repoA, time.Minute, arm...), job(11, repoA, 5*time.Minute, arm...), job(12, repoA, 3*time.Minute, arm...),
+		job(20, repoA, time.Minute, x64...)}
+	for _, tc := range []struct {
+		name         string
+		hold         Hold
+		wantCreate   []int64 // job ids, arm64's probe first
+		wantWaiting  []int64
+		wantStatusWt int
+	}{
+		{"a probe is due: the oldest job's create probes, the others wait", Hold{Class: FailNoCapacity, Probe: true}, []int64{11, 20}, []int64{10, 12}, 2},
+		{"no probe is due: every create waits", Hold{Class: FailQuota, Next: t0.Add(time.Minute)}, []int64{20}, []int64{10, 11, 12}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := Compute(Observed{Jobs: jobs, Held: map[string]Hold{"arm64": tc.hold}}, testConfig(), t0)
+			var created, waiting []int64
+			for _, c := range plan.Create {
+				created = append(created, c.JobID)
+				if c.Probe != (c.Pool == "arm64") {
+					t.Errorf("create %s: probe %v, want it only for the held pool", c.Name, c.Probe)
+				}
+			}
+			for _, w := range plan.Waiting {
+				waiting = append(waiting, w.Create.JobID)
+				if w.Class != tc.hold.Class {
+					t.Errorf("waiting %s for %q, want %q", w.Create.Name, w.Class, tc.hold.Class)
+				}
+			}
+			slices.Sort(waiting)
+			if diff := cmp.Diff(tc.wantCreate, created); diff != "" {
+				t.Errorf("creates (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantWaiting, waiting); diff != "" {
+				t.Errorf("waiting (-want +got):\n%s", diff)
+			}
+			if plan.Pools[0].Waiting != tc.wantStatusWt {
+				t.Errorf("pool status waiting %d, want %d", plan.Pools[0].Waiting, tc.wantStatusWt)
+			}
+		})
 	}
 }

@@ -28,6 +28,18 @@ type Status struct {
 	// Errors are what the observation could not see (a repository, a backend); the
 	// rest of the status stands without it.
 	Errors []string `json:"errors,omitempty"`
+	// Backoff lists the pools every option of which is in backoff (health.go).
+	Backoff []BackoffStatus `json:"backoff,omitempty"`
+}
+
+// BackoffStatus is a pool in backoff: its jobs wait for capacity.
+type BackoffStatus struct {
+	Pool    string       `json:"pool"`
+	Reason  FailureClass `json:"reason"`
+	Since   time.Time    `json:"since"`
+	Message string       `json:"message,omitempty"`
+	// NextProbe is when a probe goes next; the zero time when the next pass probes.
+	NextProbe time.Time `json:"next_probe,omitzero"`
 }
 
 // RunnerStatus is one runner, or one ghost registration.
@@ -63,7 +75,13 @@ type QueuedStatus struct {
 	Runner string `json:"runner,omitempty"`
 	// NotServed says why no runner of ours will serve it ("" if one will).
 	NotServed Reason `json:"not_served,omitempty"`
+	// Waiting says why its pool makes no runner for it now: "capacity" while the pool
+	// is in backoff (Status.Backoff says why and until when).
+	Waiting string `json:"waiting,omitempty"`
 }
+
+// WaitingCapacity is QueuedStatus.Waiting for a job whose pool is in backoff.
+const WaitingCapacity = "capacity"
 
 // NotServedText explains a NotServed reason to a person.
 var NotServedText = map[Reason]string{
@@ -124,6 +142,20 @@ func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
 		}
 	}
 	st.Queue = queueStatus(cfg, obs, madeFor, spare, now)
+	waiting := map[int64]bool{}
+	for _, w := range plan.Waiting {
+		waiting[w.Create.JobID] = true
+	}
+	for i, q := range st.Queue {
+		if q.Runner == "" && q.NotServed == "" && waiting[q.JobID] {
+			st.Queue[i].Waiting = WaitingCapacity
+		}
+	}
+	for _, p := range cfg.Pools {
+		if h, held := obs.Held[p.Name]; held {
+			st.Backoff = append(st.Backoff, BackoffStatus{Pool: p.Name, Reason: h.Class, Since: h.Since, Message: h.Message, NextProbe: h.Next})
+		}
+	}
 	slices.SortStableFunc(st.Runners, func(a, b RunnerStatus) int {
 		return cmp.Or(cmp.Compare(poolIndex(cfg, a.Pool), poolIndex(cfg, b.Pool)), cmp.Compare(b.Age, a.Age), strings.Compare(a.Name, b.Name))
 	})

@@ -42,6 +42,17 @@ func WriteStatus(w io.Writer, st Status, cfg Config, format string, colour bool)
 		}
 		pools[r.Pool] = append(pools[r.Pool], r)
 	}
+	for _, b := range st.Backoff {
+		next := "the next pass probes"
+		if !b.NextProbe.IsZero() {
+			next = "next probe at " + b.NextProbe.Local().Format(time.TimeOnly)
+		}
+		fmt.Fprintf(w, "pool %s in backoff: %s since %s, %s; its jobs wait for capacity\n  %s\n", b.Pool, describeClass(b.Reason),
+			b.Since.Local().Format(time.TimeOnly), next, b.Message)
+	}
+	if len(st.Backoff) > 0 {
+		fmt.Fprintln(w)
+	}
 	for _, name := range order {
 		writePool(w, cfg, name, pools[name], wide, colour)
 	}
@@ -112,6 +123,8 @@ func writeQueue(w io.Writer, queue []QueuedStatus, wide bool) {
 		switch {
 		case q.NotServed != "":
 			served = NotServedText[q.NotServed]
+		case q.Waiting == WaitingCapacity:
+			served = "waiting for capacity (the pool is in backoff)"
 		case served == "":
 			served = "waiting for room (max_runners)"
 		}

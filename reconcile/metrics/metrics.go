@@ -39,6 +39,8 @@ type Metrics struct {
 	queueWait             *prometheus.HistogramVec
 	oldest, notServed     *prometheus.GaugeVec
 	lastSuccess, lastPass prometheus.Gauge
+	backoff, tmplBackoff  *prometheus.GaugeVec
+	probes                *prometheus.CounterVec
 
 	mu         sync.Mutex
 	lastOK     time.Time
@@ -56,7 +58,13 @@ func New() *Metrics {
 	m.unreachable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_repository_unreachable",
 		Help: "1 for each repository GitHub answered 404 or 403 for at the last pass: deleted, renamed, or not visible to these credentials."}, []string{"repo"})
 	m.runners = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_runners",
-		Help: "Runners of a pool by state (booting, idle, busy), at the last pass."}, []string{"pool", "state"})
+		Help: "Runners of a pool by state (booting, idle, warm, busy) and the template that made them (empty for a backend without templates), at the last pass."}, []string{"pool", "state", "template"})
+	m.backoff = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_pool_backoff",
+		Help: "1 while every template of the pool is in backoff for the reason (no_capacity, quota, invalid, permission): its jobs wait for capacity, one probe at a time; else 0."}, []string{"pool", "reason"})
+	m.tmplBackoff = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_template_backoff",
+		Help: "1 while one template of the pool is in backoff for the reason, whether or not a fallback serves its jobs; else 0."}, []string{"pool", "template", "reason"})
+	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_pool_probes_total",
+		Help: "Creates that probed a template in backoff, by result (ok: the backoff ended; failed: it goes on)."}, []string{"pool", "result"})
 	m.created = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_created_total",
 		Help: "Runners created."}, []string{"pool"})
 	m.deleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_deleted_total",
@@ -102,7 +110,7 @@ func New() *Metrics {
 		m.errs.WithLabelValues(string(st))
 	}
 	m.deregistered.WithLabelValues(string(reconcile.ReasonGhost))
-	for _, c := range []prometheus.Collector{m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
+	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
 		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
@@ -113,6 +121,16 @@ func New() *Metrics {
 // seconds (a webhook's), within a pass or two, within the idle-poll interval, and the
 // long tail.
 var QueueWaitBuckets = []float64{1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200}
+
+// runnerStates are reconcile_runners' states.
+var runnerStates = []string{reconcile.StateBooting, reconcile.StateIdle, "warm", reconcile.StateBusy}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // deleteReasons are the reasons a runner is deleted for.
 var deleteReasons = []reconcile.Reason{reconcile.ReasonFinished, reconcile.ReasonSurplus, reconcile.ReasonBootTimeout,
@@ -142,15 +160,44 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 	for reason, n := range notServed {
 		m.notServed.WithLabelValues(string(reason)).Set(float64(n))
 	}
+	options := map[string][]string{}
+	for _, h := range s.Health {
+		options[h.Pool] = h.Options
+	}
+	m.runners.Reset() // a template no longer configured, and without runners, leaves
 	for _, p := range s.Plan.Pools {
 		m.queued.WithLabelValues(p.Pool).Set(float64(p.Queued))
 		m.unservable.WithLabelValues(p.Pool).Set(float64(p.Unservable))
-		m.runners.WithLabelValues(p.Pool, "booting").Set(float64(p.Booting))
-		m.runners.WithLabelValues(p.Pool, "idle").Set(float64(p.Idle))
-		m.runners.WithLabelValues(p.Pool, "warm").Set(float64(p.Warm))
 		m.warmTarget.WithLabelValues(p.Pool).Set(float64(p.WarmTarget))
-		m.runners.WithLabelValues(p.Pool, "busy").Set(float64(p.Busy))
+		for _, t := range options[p.Pool] { // every template has its series, at 0 without runners
+			for _, st := range runnerStates {
+				m.runners.WithLabelValues(p.Pool, st, t)
+			}
+		}
+		if len(options[p.Pool]) == 0 && len(p.ByOption) == 0 {
+			for _, st := range runnerStates {
+				m.runners.WithLabelValues(p.Pool, st, "")
+			}
+		}
+		for t, byState := range p.ByOption {
+			for _, st := range runnerStates {
+				m.runners.WithLabelValues(p.Pool, st, t).Set(float64(byState[st]))
+			}
+		}
 		m.created.WithLabelValues(p.Pool)
+	}
+	for _, h := range s.Health {
+		for _, c := range reconcile.FailureClasses {
+			m.backoff.WithLabelValues(h.Pool, string(c)).Set(b2f(h.Held && h.Class == c))
+			for _, t := range h.Options {
+				m.tmplBackoff.WithLabelValues(h.Pool, t, string(c)).Set(0)
+			}
+		}
+		for _, b := range h.Backoff {
+			m.tmplBackoff.WithLabelValues(h.Pool, b.Option, string(b.Class)).Set(1)
+		}
+		m.probes.WithLabelValues(h.Pool, "ok").Add(float64(h.ProbesOK))
+		m.probes.WithLabelValues(h.Pool, "failed").Add(float64(h.ProbesFailed))
 	}
 	m.unreachable.Reset() // a repository that answers again leaves the gauge
 	for _, r := range s.Unreachable {

@@ -22,9 +22,45 @@ type Backend struct {
 	specs    map[string]reconcile.RunnerSpec
 	calls    []string
 	failNext map[string]error
+	// refuse holds, by option, the error every create with that option gets (a
+	// stockout that lasts); options holds each pool's options (reconcile.Ranked).
+	refuse  map[string]error
+	options map[string][]string
 }
 
-var _ reconcile.Backend = (*Backend)(nil)
+var (
+	_ reconcile.Backend = (*Backend)(nil)
+	_ reconcile.Ranked  = (*Backend)(nil)
+)
+
+// Refuse makes every create with the option ("" for a pool without options) fail with
+// err, until Refuse(option, nil).
+func (b *Backend) Refuse(option string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refuse == nil {
+		b.refuse = map[string]error{}
+	}
+	b.refuse[option] = err
+}
+
+// SetOptions gives the pool ways of making a runner, the preferred first (a GCE
+// pool's instance_templates).
+func (b *Backend) SetOptions(pool string, options ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.options == nil {
+		b.options = map[string][]string{}
+	}
+	b.options[pool] = options
+}
+
+// Options implements reconcile.Ranked.
+func (b *Backend) Options(pool string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.options[pool])
+}
 
 // NewBackend returns an empty backend whose runners are stamped with now().
 func NewBackend(now func() time.Time) *Backend {
@@ -64,6 +100,9 @@ func (b *Backend) Create(_ context.Context, spec reconcile.RunnerSpec) error {
 	if err := b.record("create", spec.Name); err != nil {
 		return err
 	}
+	if err := b.refuse[spec.Option]; err != nil {
+		return err
+	}
 	if spec.JITConfig == "" {
 		return fmt.Errorf("creating %s: no JIT config", spec.Name)
 	}
@@ -71,7 +110,7 @@ func (b *Backend) Create(_ context.Context, spec reconcile.RunnerSpec) error {
 		return nil
 	}
 	b.runners[spec.Name] = reconcile.Runner{Name: spec.Name, Pool: spec.Pool, Scope: spec.Scope, Repo: spec.Repo,
-		JobID: spec.JobID, CreatedAt: b.now(), Phase: reconcile.PhaseActive}
+		JobID: spec.JobID, CreatedAt: b.now(), Phase: reconcile.PhaseActive, Option: spec.Option}
 	b.specs[spec.Name] = spec
 	return nil
 }

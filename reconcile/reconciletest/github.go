@@ -33,9 +33,37 @@ type GitHub struct {
 	onRegister func(reconcile.Registration)
 	// ran holds the jobs runners took, as GitHub reports them once taken.
 	ran map[int64]*reconcile.JobOutcome
+	// memo is what ghpoll's client keeps in its cache for the pass (reconcile.Memo):
+	// a new Reconciler on the same GitHub is a new --once process on the same cache.
+	memo map[string]string
 }
 
-var _ reconcile.GitHub = (*GitHub)(nil)
+var (
+	_ reconcile.GitHub = (*GitHub)(nil)
+	_ reconcile.Memo   = (*GitHub)(nil)
+)
+
+// Recall implements reconcile.Memo.
+func (g *GitHub) Recall(key string) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v, ok := g.memo[key]
+	return v, ok
+}
+
+// Remember implements reconcile.Memo.
+func (g *GitHub) Remember(key, value string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.memo == nil {
+		g.memo = map[string]string{}
+	}
+	if value == "" {
+		delete(g.memo, key)
+		return
+	}
+	g.memo[key] = value
+}
 
 // NewGitHub returns a GitHub with nothing queued and nothing registered.
 func NewGitHub() *GitHub {

@@ -1,0 +1,184 @@
+package reconcile_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
+)
+
+var stockout = reconcile.Classify(reconcile.FailNoCapacity, errors.New("ZONE_RESOURCE_POOL_EXHAUSTED in every zone tried"))
+
+// registrations counts the JIT registrations GitHub was asked for.
+func registrations(gh *reconciletest.GitHub) int {
+	n := 0
+	for _, c := range gh.Calls() {
+		if strings.HasPrefix(c, "GenerateJITConfig") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestBackoff_ADoublingScheduleUpToItsBound(t *testing.T) {
+	t.Parallel()
+	b := reconcile.DefaultBackoff
+	var got []time.Duration
+	for fails := 1; fails <= 6; fails++ {
+		got = append(got, reconcile.BackoffWait(b, fails))
+	}
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute}
+	if !slices.Equal(got, want) {
+		t.Errorf("waits %v, want %v", got, want)
+	}
+}
+
+// A stockout met cold costs one registration: the pool's first create goes alone.
+// Then the pool is in backoff: passes before the probe is due register nothing and
+// warn; the due probe is the oldest job's, alone; the pass never fails for it; a new
+// process on the same cache (Memo) knows all of it; and once capacity is back, the
+// probe's success lets every job through in the same pass.
+func TestPass_StockoutPutsThePoolInBackoffWithOneProbeWhenDue(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.Config.Pools[0].MaxRunners = 10
+	var jobs []reconcile.Job
+	for i := range 5 {
+		jobs = append(jobs, w.queue(time.Duration(10-i)*time.Minute, arm64...))
+	}
+	w.backend.Refuse("", stockout)
+	sum := w.mustPass(t)
+	if n := registrations(w.gh); n != 1 {
+		t.Fatalf("%d registrations in the first pass, want 1: the first create went alone\n%s", n, w.logs.String())
+	}
+	if len(w.gh.Regs()) != 0 {
+		t.Errorf("registrations left behind: %v", regNames(w.gh.Regs()))
+	}
+	if len(sum.Health) != 1 || !sum.Health[0].Held || sum.Health[0].Class != reconcile.FailNoCapacity {
+		t.Errorf("health %+v, want pool arm64 held for no capacity", sum.Health)
+	}
+	if len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "pool arm64: no capacity (stockout)") || !strings.Contains(sum.Warnings[0], "5 jobs wait") {
+		t.Errorf("warnings %q, want one naming the pool, the stockout and the 5 waiting jobs", sum.Warnings)
+	}
+
+	// 30 s later, in a new process on the same cache: the probe is not due.
+	w.Advance(30 * time.Second)
+	w.rc = &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.gh, Backends: w.rc.Backends, Now: w.Now}
+	sum = w.mustPass(t)
+	if n := registrations(w.gh); n != 1 || len(sum.Plan.Create) != 0 || len(sum.Plan.Waiting) != 5 {
+		t.Errorf("before the probe is due: %d registrations in all, plan creates %d, waiting %d; want 1, 0, 5", n, len(sum.Plan.Create), len(sum.Plan.Waiting))
+	}
+
+	// A minute after the failure: one probe, the oldest job's; it fails, and the next
+	// waits two minutes.
+	w.Advance(31 * time.Second)
+	sum = w.mustPass(t)
+	if len(sum.Plan.Create) != 1 || !sum.Plan.Create[0].Probe || sum.Plan.Create[0].JobID != jobs[0].ID {
+		t.Errorf("plan creates %+v, want one probe for the oldest job %d", sum.Plan.Create, jobs[0].ID)
+	}
+	if n := registrations(w.gh); n != 2 {
+		t.Errorf("%d registrations in all, want 2", n)
+	}
+	if h := sum.Health[0]; h.ProbesFailed != 1 || !h.Next.Equal(w.Now().Add(2*time.Minute)) {
+		t.Errorf("health %+v, want a failed probe and the next at +2m", h)
+	}
+
+	// Capacity is back; the probe due at +2m works and every job gets its runner.
+	w.backend.Refuse("", nil)
+	w.Advance(2 * time.Minute)
+	sum = w.mustPass(t)
+	if sum.Created != 5 || len(w.backend.Runners()) != 5 {
+		t.Errorf("created %d, runners %v; want all 5 jobs served once the probe worked\n%s", sum.Created, reconciletest.Names(w.backend.Runners()), w.logs.String())
+	}
+	if h := sum.Health[0]; h.Held || h.ProbesOK != 1 {
+		t.Errorf("health %+v, want out of backoff after one good probe", h)
+	}
+}
+
+// An invalid template or a missing permission is not weather: the pass fails (exit 1),
+// and the pool is probed once a pass, not once a job.
+func TestPass_InvalidConfigurationFailsThePassAndProbesOnceAPass(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	for range 3 {
+		w.queue(time.Minute, arm64...)
+	}
+	w.backend.Refuse("", reconcile.Classify(reconcile.FailInvalid, errors.New("template gha-arm64 not found")))
+	for pass := 1; pass <= 3; pass++ {
+		if _, err := w.pass(t); err == nil || !strings.Contains(err.Error(), "template gha-arm64 not found") {
+			t.Fatalf("pass %d: RunOnce() = %v, want the invalid template", pass, err)
+		}
+		if n := registrations(w.gh); n != pass {
+			t.Errorf("pass %d: %d registrations in all, want %d: one probe a pass", pass, n, pass)
+		}
+		w.Advance(10 * time.Second)
+	}
+}
+
+// A pool with two options: the preferred one out of capacity, the create moves on to
+// the next with the same registration, so every job is served, each runner says which
+// option made it, and no registration is spent twice. Once the preferred option's
+// backoff is over, the oldest create probes it first; it works, and the pool is back on
+// it.
+func TestPass_FallbackOptionServesWhileThePreferredIsOutOfCapacity(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.Config.Pools[0].MaxRunners = 10
+	w.backend.SetOptions("arm64", "spot", "standard")
+	w.backend.Refuse("spot", stockout)
+	for range 4 {
+		w.queue(time.Minute, arm64...)
+	}
+	sum := w.mustPass(t)
+	if sum.Created != 4 || registrations(w.gh) != 4 {
+		t.Fatalf("created %d with %d registrations, want 4 and 4\n%s", sum.Created, registrations(w.gh), w.logs.String())
+	}
+	for _, r := range w.backend.Runners() {
+		if r.Option != "standard" {
+			t.Errorf("%s made by %q, want standard", r.Name, r.Option)
+		}
+	}
+	if len(sum.Warnings) != 0 || sum.Health[0].Held || len(sum.Health[0].Backoff) != 1 || sum.Health[0].Backoff[0].Option != "spot" {
+		t.Errorf("warnings %q, health %+v: want spot alone in backoff, the pool not held", sum.Warnings, sum.Health)
+	}
+	w.backend.Refuse("spot", nil)
+	w.Advance(time.Minute)
+	more := w.queue(time.Second, arm64...)
+	sum = w.mustPass(t)
+	if spec, ok := w.backend.Spec(reconcile.RunnerName("gha", "arm64", more.ID, 0)); !ok || spec.Option != "spot" {
+		t.Errorf("the new job's runner made by %q (made %v), want spot again", spec.Option, ok)
+	}
+	if h := sum.Health[0]; len(h.Backoff) != 0 || h.ProbesOK != 1 {
+		t.Errorf("health %+v, want spot out of backoff after its probe", h)
+	}
+}
+
+// Without a cache, the process keeps the pools' health between its passes (the loop).
+func TestPass_BackoffHeldInTheProcessWithoutAMemo(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.GitHub = noMemo{w.gh}
+	for range 3 {
+		w.queue(time.Minute, arm64...)
+	}
+	w.backend.Refuse("", stockout)
+	ctx := zerolog.Nop().WithContext(context.Background())
+	if _, err := w.rc.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Advance(10 * time.Second)
+	sum, err := w.rc.RunOnce(ctx)
+	if err != nil || registrations(w.gh) != 1 || len(sum.Plan.Waiting) != 3 {
+		t.Errorf("second pass: %v, %d registrations, %d waiting; want nil, 1, 3", err, registrations(w.gh), len(sum.Plan.Waiting))
+	}
+}
+
+// noMemo hides the fake's Memo: a GitHub client without a cache.
+type noMemo struct{ reconcile.GitHub }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -701,5 +703,98 @@ func TestKubernetes_DisruptedRunnerPodsJobIsRerun(t *testing.T) {
 	want := reconcile.RunnerName("gha", "x64", jobs[1].ID, 0)
 	if _, err := cs.BatchV1().Jobs(w.ns).Get(context.Background(), want, metav1.GetOptions{}); err != nil {
 		t.Errorf("no runner for the re-run job: %v", err)
+	}
+}
+
+// setJobQuota sets the namespace's ResourceQuota on Jobs to n, spec and status: the
+// test apiserver runs no quota controller, so the status is set as that controller
+// would (used: 0), or admission would let every Job through.
+func setJobQuota(t *testing.T, cs kubernetes.Interface, ns string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	hard := corev1.ResourceList{"count/jobs.batch": resource.MustParse(strconv.Itoa(n))}
+	q, err := cs.CoreV1().ResourceQuotas(ns).Get(ctx, "jobs", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		q, err = cs.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "jobs"},
+			Spec: corev1.ResourceQuotaSpec{Hard: hard}}, metav1.CreateOptions{})
+	} else if err == nil {
+		q.Spec.Hard = hard
+		q, err = cs.CoreV1().ResourceQuotas(ns).Update(ctx, q, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Status = corev1.ResourceQuotaStatus{Hard: hard, Used: corev1.ResourceList{"count/jobs.batch": resource.MustParse("0")}}
+	if _, err := cs.CoreV1().ResourceQuotas(ns).UpdateStatus(ctx, q, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A namespace whose ResourceQuota allows no more Jobs: the real apiserver refuses each
+// at admission (403, "exceeded quota"). Ten queued jobs and three passes, each a new
+// Reconciler on the same GitHub client and its cache (as --once processes sharing
+// --cache): at most one registration a pass, none left behind, no pass fails; once
+// the quota is raised, every job has a runner within two passes.
+func TestKubernetes_ResourceQuotaExceededCostsAProbeAPass(t *testing.T) {
+	admin := k8stest.Config(t)
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w := newKubeWorld(t, admin, newNamespace(t, cs, "quota"))
+	w.rc.Config.Pools[0].MaxRunners = 10
+	setJobQuota(t, cs, w.ns, 0)
+	// Admission is the real apiserver's: check that it refuses before counting on it.
+	probe := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+	if _, err := cs.BatchV1().Jobs(w.ns).Create(ctx, probe, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "exceeded quota") {
+		t.Fatalf("creating a Job past the quota: %v, want 403 exceeded quota", err)
+	}
+	var want []string
+	for range 10 {
+		want = append(want, reconcile.RunnerName("gha", "x64", w.gh.QueueJob("octo-org/app", "self-hosted", "x64"), 0))
+	}
+	slices.Sort(want)
+	backoff := reconcile.Backoff{Initial: 2 * time.Second, Max: 2 * time.Second}
+	process := func() (reconcile.Summary, error) {
+		rc := *w.rc // a new process: nothing kept but what the GitHub client's cache holds
+		rc.Backoff = backoff
+		return (&rc).RunOnce(ctx)
+	}
+	for pass := 1; pass <= 3; pass++ {
+		sum, err := process()
+		if err != nil {
+			t.Fatalf("pass %d: %v, want nil: a quota is not the tool failing", pass, err)
+		}
+		if len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "pool x64: quota exceeded") {
+			t.Errorf("pass %d: warnings %q, want one naming the pool and the quota", pass, sum.Warnings)
+		}
+	}
+	if n := w.gh.JITCount(); n < 1 || n > 3 {
+		t.Errorf("%d JIT registrations in three passes, want 1 to 3", n)
+	}
+	if regs := w.gh.Runners(); len(regs) != 0 {
+		t.Errorf("registrations left behind: %+v", regs)
+	}
+	setJobQuota(t, cs, w.ns, 20)
+	time.Sleep(backoff.Initial)
+	var names []string
+	for pass := 1; pass <= 2 && len(names) < len(want); pass++ {
+		if _, err := process(); err != nil {
+			t.Fatalf("quota raised, pass %d: %v", pass, err)
+		}
+		jobs, err := cs.BatchV1().Jobs(w.ns).List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelOwner + "=gha"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = names[:0]
+		for _, j := range jobs.Items {
+			names = append(names, j.Name)
+		}
+		slices.Sort(names)
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("quota raised: jobs %v after two passes, want one for each of the 10", names)
 	}
 }

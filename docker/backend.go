@@ -466,7 +466,7 @@ func (b *Backend) ensureImage(ctx context.Context, image string, pull Pull) erro
 		case !cerrdefs.IsNotFound(err):
 			return fmt.Errorf("inspecting image %s: %w", image, err)
 		case pull == PullNever:
-			return fmt.Errorf("image %s is not on the engine at %s, and the pool says pull: never", image, b.cli.DaemonHost())
+			return reconcile.Classify(reconcile.FailInvalid, fmt.Errorf("image %s is not on the engine at %s, and the pool says pull: never", image, b.cli.DaemonHost()))
 		}
 	}
 	res, err := b.cli.ImagePull(ctx, image, client.ImagePullOptions{})
@@ -474,7 +474,14 @@ func (b *Backend) ensureImage(ctx context.Context, image string, pull Pull) erro
 		err = res.Wait(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("pulling image %s: %w", image, err)
+		err = fmt.Errorf("pulling image %s: %w", image, err)
+		switch {
+		case cerrdefs.IsNotFound(err), cerrdefs.IsInvalidArgument(err):
+			return reconcile.Classify(reconcile.FailInvalid, err) // no such image or tag: the pool's to fix
+		case cerrdefs.IsUnauthorized(err), cerrdefs.IsPermissionDenied(err):
+			return reconcile.DeniedPermission("", err) // the registry wants credentials the engine lacks
+		}
+		return err
 	}
 	b.pulled[image] = b.now()
 	return nil

@@ -350,6 +350,9 @@ func TestCreate_PullNeverWithoutTheImageSaysSoAndMakesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "image reconcile-test/absent:1 is not on the engine") || !strings.Contains(err.Error(), "pull: never") {
 		t.Fatalf("create: %v", err)
 	}
+	if c := reconcile.ClassOf(err); c != reconcile.FailInvalid {
+		t.Errorf("create: class %q, want invalid: the pool is probed once a pass, not once a job", c)
+	}
 	if len(w.list(t)) != 0 {
 		t.Fatal("a runner was made")
 	}

@@ -178,6 +178,20 @@ func TestInvariantsBite(t *testing.T) {
 			},
 		},
 		{
+			// A pool in backoff whose every waiting job is sent as a probe: the
+			// registrations the backoff saves are spent again.
+			name: "probes with every waiting job", invariant: "invariant 9",
+			planner: func(obs reconcile.Observed, cfg reconcile.Config, now time.Time) reconcile.Plan {
+				held := obs.Held
+				obs.Held = nil
+				p := reconcile.Compute(obs, cfg, now)
+				for i := range p.Create {
+					_, p.Create[i].Probe = held[p.Create[i].Pool]
+				}
+				return p
+			},
+		},
+		{
 			// A preempted runner deleted before GitHub ends its job takes the evidence
 			// with it: the job is never re-run.
 			name: "deletes preempted runners at once", invariant: "invariant 8",

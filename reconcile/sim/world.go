@@ -9,6 +9,7 @@
 // its labels cover, jobs that run and deregister their ephemeral runner, jobs cancelled
 // while queued, Spot-style preemption mid-job (GitHub fails the job a while later; a
 // re-run is a new attempt of its run), API and backend calls that fail now and then,
+// platforms that refuse creates for a while (a stockout, a quota) as typed errors,
 // passes that overlap (one starts while another is between registering a runner
 // and creating its machine), passes that die between JIT generation and create, and
 // jobs that match a pool by labels but that GitHub never gives to our runners (an org
@@ -19,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -44,7 +46,10 @@ type Params struct {
 	Crash        float64       // per pass: dies after a JIT generation, before the create
 	Overlap      float64       // per pass: another pass runs inside it, between a registration and its create
 	Unassignable float64       // share of self-hosted jobs GitHub never gives to our runners
-	MaxJobLength time.Duration // jobs run 30s up to this
+	// Stockout and Quota: per pass and pool, the chance that the platform starts
+	// refusing its creates (no capacity, a quota) for 1 to 20 minutes.
+	Stockout, Quota float64
+	MaxJobLength    time.Duration // jobs run 30s up to this
 	// HideBooting breaks the platform on purpose: its listing leaves out machines that
 	// have not come up yet (a peer's bug: listing only RUNNING instances).
 	HideBooting bool
@@ -56,6 +61,7 @@ func DefaultParams() Params {
 		Repos: 3, Step: 10 * time.Second, PassEvery: 3,
 		ArrivalRate: 0.3, HostedShare: 0.15, StageShare: 0.3, CancelRate: 0.004,
 		NeverBoot: 0.05, Preempt: 0.002, Faults: 0.02, Crash: 0.03, Overlap: 0.05, Unassignable: 0.04,
+		Stockout: 0.01, Quota: 0.005,
 		MaxJobLength: 8 * time.Minute,
 	}
 }
@@ -153,6 +159,13 @@ type World struct {
 	served  map[int64]bool
 	reruns  int
 	planner func(reconcile.Observed, reconcile.Config, time.Time) reconcile.Plan
+	// outage holds each pool's platform weather: until when, and as what, it refuses
+	// creates. backoff holds the pools whose create the platform refused and that have
+	// made none since: in backoff, as the reconciler should see it (invariant 9).
+	outage  map[string]outage
+	backoff map[string]bool
+	// memo is the reconciler's --cache between its processes (reconcile.Memo).
+	memo map[string]string
 
 	trace      []string
 	Violations []string
@@ -164,7 +177,7 @@ func New(seed uint64, p Params) *World {
 	w := &World{P: p, Cfg: Config(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), nextID: 1000,
 		jobs: map[int64]*job{}, regs: map[int64]*registration{}, mach: map[string]*machine{}, arrive: true, trouble: true,
-		killed: map[int64]int{}, served: map[int64]bool{}}
+		killed: map[int64]int{}, served: map[int64]bool{}, outage: map[string]outage{}, backoff: map[string]bool{}, memo: map[string]string{}}
 	for i := range p.Repos {
 		w.repos = append(w.repos, reconcile.Scope{Owner: "octo-org", Repo: fmt.Sprintf("repo%d", i)})
 		w.Cfg.GitHub.Repos = append(w.Cfg.GitHub.Repos, w.repos[i].String())
@@ -467,6 +480,12 @@ var errFault = errors.New("injected fault")
 // errDead is what every call of a pass that died returns.
 var errDead = errors.New("the pass's process is dead")
 
+// outage is a pool's platform refusing creates until then, as class.
+type outage struct {
+	class reconcile.FailureClass
+	until time.Time
+}
+
 // pass is one pass's view of the world: its calls can fail, and it can die.
 type pass struct {
 	w     *World
@@ -475,6 +494,12 @@ type pass struct {
 	dead  bool
 	jits  int
 	depth int
+	// held holds the pools this pass knows to be in backoff: they were when it began
+	// (the cache it read), or it met a refusal itself, and it has made none since.
+	// heldRegs counts the registrations it made in them (invariant 9). A pass that
+	// overlaps another cannot know what the other met meanwhile.
+	held     map[string]bool
+	heldRegs map[string]int
 }
 
 func (p *pass) call(what string) error {
@@ -494,12 +519,23 @@ func (p *pass) call(what string) error {
 func (w *World) RunPass(ctx context.Context) {
 	w.passes++
 	w.passFaults = 0
+	for _, pool := range w.Cfg.Pools {
+		switch {
+		case !w.trouble || w.now.Before(w.outage[pool.Name].until):
+		case w.chance(w.P.Stockout):
+			w.outage[pool.Name] = outage{reconcile.FailNoCapacity, w.now.Add(w.dur(time.Minute, 20*time.Minute))}
+			w.log("pool %s: stockout until %s", pool.Name, w.outage[pool.Name].until.Format("15:04:05"))
+		case w.chance(w.P.Quota):
+			w.outage[pool.Name] = outage{reconcile.FailQuota, w.now.Add(w.dur(time.Minute, 20*time.Minute))}
+			w.log("pool %s: quota reached until %s", pool.Name, w.outage[pool.Name].until.Format("15:04:05"))
+		}
+	}
 	w.runPass(ctx, 0)
 	w.checkAfterPass()
 }
 
 func (w *World) runPass(ctx context.Context, depth int) {
-	p := &pass{w: w, id: w.passes*10 + depth, depth: depth, seen: w.nextID}
+	p := &pass{w: w, id: w.passes*10 + depth, depth: depth, seen: w.nextID, heldRegs: map[string]int{}, held: maps.Clone(w.backoff)}
 	rc := &reconcile.Reconciler{
 		Config:             w.Cfg,
 		GitHub:             ghView{p},
@@ -521,6 +557,21 @@ func (w *World) runPass(ctx context.Context, depth int) {
 
 // ghView is the world as GitHub, for one pass.
 type ghView struct{ p *pass }
+
+// Recall implements reconcile.Memo: the --cache the reconciler's processes share.
+func (g ghView) Recall(key string) (string, bool) {
+	v, ok := g.p.w.memo[key]
+	return v, ok
+}
+
+// Remember implements reconcile.Memo.
+func (g ghView) Remember(key, value string) {
+	if value == "" {
+		delete(g.p.w.memo, key)
+		return
+	}
+	g.p.w.memo[key] = value
+}
 
 func (g ghView) OrgRepos(context.Context, string) ([]reconcile.Scope, error) {
 	return nil, errors.New("no orgs in the simulation")
@@ -653,6 +704,13 @@ func (g ghView) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, na
 		jit: fmt.Sprintf("jit-%d", id)}
 	w.regs[id] = r
 	w.log("pass %d: registered %s", p.id, name)
+	// Invariant 9: while a pool is in backoff (its platform refused a create and none
+	// was made since), a pass registers at most one of its runners: the probe.
+	if pool := poolOf(w.Cfg, name); p.held[pool] {
+		if p.heldRegs[pool]++; p.heldRegs[pool] > 1 {
+			w.violate("invariant 9: pass %d registered %d runners of pool %s while it is in backoff", p.id, p.heldRegs[pool], pool)
+		}
+	}
 	if w.trouble && w.chance(w.P.Crash) {
 		p.dead = true
 		w.passFaults++
@@ -716,6 +774,13 @@ func (b backendView) Create(_ context.Context, spec reconcile.RunnerSpec) error 
 	if _, ok := w.mach[spec.Name]; ok {
 		return nil
 	}
+	if o := w.outage[spec.Pool]; w.trouble && w.now.Before(o.until) {
+		w.passFaults++ // the platform's weather rightly delays the pool's jobs
+		w.backoff[spec.Pool], b.p.held[spec.Pool] = true, true
+		w.log("pass %d: create %s refused: %s", b.p.id, spec.Name, o.class)
+		return reconcile.Classify(o.class, fmt.Errorf("creating %s: %s until %s", spec.Name, o.class, o.until.Format("15:04:05")))
+	}
+	w.backoff[spec.Pool], b.p.held[spec.Pool] = false, false
 	// Invariant 6: no second runner for a job beside a create under way that the pass
 	// could see: a fresh registration of ours for the same job, made before this pass
 	// began, whose machine does not exist yet. (One made after the pass looked is a
@@ -800,8 +865,8 @@ func (w *World) checkSupply(clean bool) {
 			j.cleanRuns++
 		}
 		pool := reconcile.MatchPool(w.Cfg.Pools, j.labels)
-		if pool == nil || j.cleanRuns < 2 || j.unassignable {
-			continue
+		if pool == nil || j.cleanRuns < 2 || j.unassignable || w.backoff[pool.Name] {
+			continue // a pool in backoff serves its jobs once its probe works (invariant 9)
 		}
 		k := key{pool.Name, j.repo}
 		waiting[k] = append(waiting[k], j.id)
@@ -1047,4 +1112,14 @@ func (w *World) Run(ctx context.Context, passes int) {
 		w.RunPass(ctx)
 	}
 	w.Drain(ctx)
+}
+
+// poolOf returns the pool a runner's name says it belongs to ("<prefix>-<pool>-…").
+func poolOf(cfg *reconcile.Config, name string) string {
+	for _, p := range cfg.Pools {
+		if strings.HasPrefix(name, cfg.NamePrefix+"-"+p.Name+"-") {
+			return p.Name
+		}
+	}
+	return ""
 }

@@ -86,8 +86,11 @@ func weatherPasses(t *testing.T, fail gcetest.Failure, words string) {
 	want := w.queue(20)
 	const backoff = "3s"
 	start := time.Now()
+	var took []time.Duration
 	for pass := 1; pass <= 3; pass++ {
+		began := time.Now()
 		code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", backoff)
+		took = append(took, time.Since(began).Round(time.Millisecond))
 		if code != exitOK {
 			t.Fatalf("pass %d: exit code %d, want 0: platform weather is not the tool failing\n%s", pass, code, log)
 		}
@@ -106,6 +109,13 @@ func weatherPasses(t *testing.T, fail gcetest.Failure, words string) {
 	if time.Since(start) > 3*time.Second {
 		t.Logf("the three passes took %v, past the backoff: each may have probed", time.Since(start))
 	}
+	inserts := 0
+	for _, r := range w.compute.Requests() {
+		if strings.HasPrefix(r, "POST ") && strings.HasSuffix(strings.SplitN(r, "?", 2)[0], "/instances") {
+			inserts++
+		}
+	}
+	t.Logf("three passes: %d JIT registrations, %d inserts, passes took %v", w.gh.JITCount(), inserts, took)
 	if n := w.gh.JITCount(); n > 3 || n == 0 {
 		t.Errorf("%d JIT registrations in three passes, want 1 to 3: one probe a pass at most", n)
 	}
@@ -120,11 +130,14 @@ func weatherPasses(t *testing.T, fail gcetest.Failure, words string) {
 		w.compute.FailZone(z, 0)
 	}
 	time.Sleep(3 * time.Second)
+	passes := 0
 	for pass := 1; pass <= 2 && len(w.compute.Instances()) < len(want); pass++ {
 		if code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", backoff); code != exitOK {
 			t.Fatalf("capacity back, pass %d: exit code %d\n%s", pass, code, log)
 		}
+		passes++
 	}
+	t.Logf("capacity back: %d instances after %d pass(es)", len(w.compute.Instances()), passes)
 	if got := instanceNames(w.compute); !slices.Equal(got, want) {
 		t.Errorf("capacity back: instances %v after two passes, want one for each of the 20 jobs", got)
 	}
@@ -318,6 +331,7 @@ func TestBadDay_HungDockerEngineBlindsOnlyItsOwnPool(t *testing.T) {
 			if strings.Contains(log, "github-url") || strings.Contains(log, "GITHUB_API_URL") {
 				t.Errorf("a Docker failure got a hint about GitHub's settings:\n%s", log)
 			}
+			t.Logf("%s engine beside a GCE pool: the pass took %v (--backend-timeout 2s, --timeout 30s)", tc.name, took.Round(time.Millisecond))
 			if took > 15*time.Second {
 				t.Errorf("the pass took %v, want well before --timeout 30s", took)
 			}

@@ -233,6 +233,10 @@ func TestRun_BadFlagsCallNoPlatform(t *testing.T) {
 		{[]string{"--once", "--writes-per-minute", "150"}, "--points-per-minute 600"}, // 750 points a minute
 		{[]string{"--once", "--writes-per-hour", "0"}, "--writes-per-hour"},
 		{[]string{"--once", "--backend-concurrency", "0"}, "--backend-concurrency"},
+		{[]string{"--once", "--backend-timeout", "0s"}, "--backend-timeout"},
+		{[]string{"--once", "--backend-timeout", "60s"}, "--backend-timeout 1m0s must be shorter than --timeout 50s"},
+		{[]string{"--once", "--capacity-backoff", "0s"}, "--capacity-backoff"},
+		{[]string{"--once", "--capacity-backoff", "5m", "--capacity-backoff-max", "1m"}, "--capacity-backoff-max"},
 		{[]string{"--once", "--cache", "configmap:Bad_NS/x"}, "--cache"},
 		{[]string{"--once", "--metrics-addr", "127.0.0.1:0"}, "--metrics-addr"},
 		{[]string{"--pushgateway-url", "http://p:9091"}, "--pushgateway-url"},
@@ -323,5 +327,36 @@ func TestReadme_GoVersionIsGoMods(t *testing.T) {
 	readme, _ := os.ReadFile("README.md")
 	if !strings.Contains(string(readme), "On a fresh machine with Go "+want+" ") {
 		t.Errorf("README does not ask for Go %s, as go.mod does", want)
+	}
+}
+
+// Every flag a pass takes is in the README's flags table, with its variable.
+func TestReadme_FlagsTableHasEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	table, _, _ = strings.Cut(table, "\n## ")
+	readme = []byte(table)
+	for _, f := range passFlags() {
+		name := f.Names()[0]
+		var env []string
+		switch f := f.(type) {
+		case interface{ GetEnvVars() []string }:
+			env = f.GetEnvVars()
+		}
+		row := "| `--" + name
+		i := strings.Index(string(readme), row)
+		if i < 0 {
+			t.Errorf("the README's flags table has no row for --%s", name)
+			continue
+		}
+		line, _, _ := strings.Cut(string(readme)[i:], "\n")
+		for _, e := range env {
+			if !strings.Contains(line, "`"+e+"`") {
+				t.Errorf("the README's row for --%s does not name %s: %s", name, e, line)
+			}
+		}
 	}
 }

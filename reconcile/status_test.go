@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,39 @@ func TestStatus_ColourKeepsTheColumns(t *testing.T) {
 	stripped := regexp.MustCompile("\x1b\\[[0-9]+m").ReplaceAll(coloured.Bytes(), nil)
 	if diff := cmp.Diff(plain.String(), string(stripped)); diff != "" {
 		t.Errorf("coloured table, escapes removed, differs from the plain one (-plain +coloured):\n%s", diff)
+	}
+}
+
+// A pool in backoff: status says so first, with why, since when and the next probe, and
+// its jobs wait for capacity (the one that probes has its runner to create).
+func TestStatus_PoolInBackoff(t *testing.T) {
+	cfg := testConfig()
+	obs := Observed{
+		Jobs: []Job{job(10, repoA, 5*time.Minute, arm...), job(11, repoA, time.Minute, arm...), job(20, repoA, time.Minute, x64...)},
+		Held: map[string]Hold{"arm64": {Class: FailNoCapacity, Since: t0.Add(-20 * time.Minute), Next: t0.Add(3 * time.Minute),
+			Message: "no zone could take it (tried us-central1-a, us-central1-b)"}},
+	}
+	st := BuildStatus(cfg, obs, Compute(obs, cfg, t0), t0)
+	waiting := map[int64]string{}
+	for _, q := range st.Queue {
+		waiting[q.JobID] = q.Waiting
+	}
+	if diff := cmp.Diff(map[int64]string{10: WaitingCapacity, 11: WaitingCapacity, 20: ""}, waiting); diff != "" {
+		t.Errorf("waiting (-want +got):\n%s", diff)
+	}
+	var buf bytes.Buffer
+	if err := WriteStatus(&buf, st, cfg, FormatTable, false); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	next := t0.Add(3 * time.Minute).Local().Format(time.TimeOnly)
+	for _, want := range []string{"pool arm64 in backoff: no capacity (stockout) since", "next probe at " + next,
+		"no zone could take it", "waiting for capacity (the pool is in backoff)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "pool x64 in backoff") {
+		t.Errorf("status puts pool x64 in backoff:\n%s", out)
 	}
 }

@@ -26,6 +26,9 @@ func WriteTable(w io.Writer, s Summary) {
 	for _, r := range s.Unreachable {
 		fmt.Fprintf(w, "unreachable: %s (GitHub answered 404 or 403: deleted, renamed, or not visible to these credentials)\n", r)
 	}
+	for _, line := range s.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", line)
+	}
 	a := s.API
 	fmt.Fprintf(w, "github: %d requests, %d points, %d counted against the primary limit, %d not modified; %d %s polled, %d left for later",
 		a.Requests, a.Points, a.Primary, a.NotModified, a.Polled, plural(a.Polled, "repository", "repositories"), a.Skipped)

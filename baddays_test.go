@@ -332,6 +332,11 @@ func TestBadDay_HungDockerEngineBlindsOnlyItsOwnPool(t *testing.T) {
 				t.Errorf("a Docker failure got a hint about GitHub's settings:\n%s", log)
 			}
 			t.Logf("%s engine beside a GCE pool: the pass took %v (--backend-timeout 2s, --timeout 30s)", tc.name, took.Round(time.Millisecond))
+			for _, l := range logLines(t, log, "error") {
+				if l["problem"] != nil {
+					t.Logf("problem: %s", l["problem"])
+				}
+			}
 			if took > 15*time.Second {
 				t.Errorf("the pass took %v, want well before --timeout 30s", took)
 			}

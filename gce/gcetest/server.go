@@ -51,8 +51,10 @@ const (
 	// 'CPUS' exceeded. Limit: 24.0 in region us-central1.").
 	FailQuota
 	// FailNoTemplate answers the insert call with 404, reason "notFound", as Compute
-	// does for a sourceInstanceTemplate that does not exist: "The resource
-	// 'projects/…/regions/…/instanceTemplates/…' was not found".
+	// does for an instance template that does not exist: "The resource
+	// 'projects/…/regions/…/instanceTemplates/…' was not found" (the answer quoted in
+	// mattes/gce-deploy-action issue 3: "googleapi: Error 404: The resource
+	// 'projects/…/global/instanceTemplates/…' was not found, notFound").
 	FailNoTemplate
 )
 

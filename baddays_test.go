@@ -94,13 +94,14 @@ func weatherPasses(t *testing.T, fail gcetest.Failure, words string) {
 		if code != exitOK {
 			t.Fatalf("pass %d: exit code %d, want 0: platform weather is not the tool failing\n%s", pass, code, log)
 		}
-		var named bool
-		for _, l := range logLines(t, log, "warn") {
-			msg, _ := l["message"].(string)
-			named = named || l["pool"] == "arm64" && strings.Contains(msg, "pool arm64: "+words)
+		warns := logLines(t, log, "warn")
+		if len(warns) != 1 {
+			t.Errorf("pass %d: %d warnings, want one:\n%s", pass, len(warns), log)
 		}
-		if !named {
-			t.Errorf("pass %d: no warning names pool arm64 and %q:\n%s", pass, words, log)
+		for _, l := range warns {
+			if msg, _ := l["message"].(string); l["pool"] != "arm64" || !strings.Contains(msg, "pool arm64: "+words) {
+				t.Errorf("pass %d: warning %q does not name pool arm64 and %q", pass, msg, words)
+			}
 		}
 		if len(logLines(t, log, "error")) > 0 {
 			t.Errorf("pass %d logged errors:\n%s", pass, log)

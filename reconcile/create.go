@@ -352,7 +352,9 @@ func (p *pass) start(ctx context.Context, r jitted) bool {
 		if !ClassOf(err).Weather() {
 			break
 		}
-		ev := p.createEvent(zerolog.WarnLevel, r.Create).Err(err).Str("failure", string(ClassOf(err)))
+		// One warning a pass says the pool is in backoff (warnHeld); each create's own
+		// line is an action's.
+		ev := p.createEvent(zerolog.InfoLevel, r.Create).Err(err).Str("failure", string(ClassOf(err)))
 		if opt != "" {
 			ev = ev.Str("option", opt)
 		}
@@ -362,12 +364,12 @@ func (p *pass) start(ctx context.Context, r jitted) bool {
 	switch class := ClassOf(err); {
 	case len(errs) == 0:
 		// Every option went into backoff since the runner was registered.
-		p.createEvent(zerolog.WarnLevel, r.Create).Msg("not created: its pool is in backoff; removing its registration")
+		p.createEvent(zerolog.InfoLevel, r.Create).Msg("not created: its pool is in backoff; removing its registration")
 		p.mu.Lock()
 		p.waiting[r.Pool]++
 		p.mu.Unlock()
 	case class.Weather() && !slices.ContainsFunc(errs, func(e error) bool { return !ClassOf(e).Weather() }):
-		p.createEvent(zerolog.WarnLevel, r.Create).Str("failure", string(class)).Msg("not created: no capacity or quota; removing its registration, the job waits for the pool's probe")
+		p.createEvent(zerolog.InfoLevel, r.Create).Str("failure", string(class)).Msg("not created: no capacity or quota; removing its registration, the job waits for the pool's probe")
 		p.mu.Lock()
 		p.waiting[r.Pool]++
 		p.mu.Unlock()

@@ -249,8 +249,10 @@ func (p *pass) hold(pool string, bo Backoff) (Hold, bool) {
 	return h, true
 }
 
-// trusted reports whether a pool created a runner within TrustWindow and has no option
-// in backoff whose probe is due: its creates need not wait for a first one.
+// trusted reports whether a pool made a runner within TrustWindow (by what this process
+// or the cache remembers, or a runner listed this pass) with an option not in backoff,
+// and has no option in backoff whose probe is due: its creates need not wait for a
+// first one.
 func (p *pass) trusted(pool string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -262,11 +264,24 @@ func (p *pass) trusted(pool string) bool {
 		switch {
 		case oh.held() && oh.due(p.now, bo):
 			return false // this pass probes it: the first create goes alone
-		case !oh.held() && oh != nil && p.now.Sub(oh.OK) < TrustWindow:
-			ok = true
+		case oh.held():
+		case oh != nil && p.now.Sub(oh.OK) < TrustWindow, p.now.Sub(p.made[poolOption{pool, opt}]) < TrustWindow:
+			ok = true // this process, the cache, or a runner the backend lists says it made one lately
 		}
 	}
 	return ok
+}
+
+// noteMade records, from the pass's listing, when each pool's option last made a
+// runner that is still there: a create that worked lately, whoever made it (another
+// process without a shared cache).
+func (p *pass) noteMade(runners []Runner) {
+	for _, r := range runners {
+		po := poolOption{r.Pool, r.Option}
+		if r.CreatedAt.After(p.made[po]) {
+			p.made[po] = r.CreatedAt
+		}
+	}
 }
 
 // held reports whether every option of the pool is in backoff now (a create of this

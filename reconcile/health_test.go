@@ -182,3 +182,47 @@ func TestPass_BackoffHeldInTheProcessWithoutAMemo(t *testing.T) {
 
 // noMemo hides the fake's Memo: a GitHub client without a cache.
 type noMemo struct{ reconcile.GitHub }
+
+// A pool that made no runner lately sends its first create alone: the others are
+// registered once it has started. One the backend lists a runner of, made minutes ago,
+// registers its burst at once.
+func TestPass_QuietPoolsFirstCreateGoesAlone(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		made  time.Duration // how long ago the pool's listed runner was made; 0: none
+		alone bool
+	}{{"a cold pool", 0, true}, {"a runner made 5 minutes ago", 5 * time.Minute, false}, {"a runner made 2 hours ago", 2 * time.Hour, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newPassWorld(t)
+			w.rc.Config.Pools[0].MaxRunners = 10
+			w.rc.Config.Pools[0].MaxLifetime = reconcile.Duration(24 * time.Hour)
+			if tc.made > 0 {
+				old := reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.Now().Add(-tc.made)}
+				w.backend.Put(old)
+				w.gh.Register(reconcile.Registration{Name: old.Name, Scope: app, Online: true, Busy: true})
+			}
+			for range 4 {
+				w.queue(time.Minute, arm64...)
+			}
+			var before []int // creates the backend had when each registration was made
+			w.gh.OnRegister(func(reconcile.Registration) {
+				n := 0
+				for _, c := range w.backend.Calls() {
+					if strings.HasPrefix(c, "create ") {
+						n++
+					}
+				}
+				before = append(before, n)
+			})
+			w.mustPass(t)
+			want := []int{0, 0, 0, 0}
+			if tc.alone {
+				want = []int{0, 1, 1, 1}
+			}
+			if !slices.Equal(before, want) {
+				t.Errorf("creates made before each registration %v, want %v", before, want)
+			}
+		})
+	}
+}

@@ -250,7 +250,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	sum := Summary{DryRun: rc.DryRun, Started: now}
 	p := &pass{rc: rc, log: zerolog.Ctx(ctx), now: now, owner: map[string]Backend{}, deleted: map[string]time.Time{}, creating: map[string]string{},
 		stageErrs: map[string]int{}, done: map[Action]int{}, gone: map[Scope]error{},
-		warned: map[string]bool{}, probing: map[poolOption]bool{}, probes: map[poolOption]probeResult{}, waiting: map[string]int{}, released: map[string]bool{}}
+		warned: map[string]bool{}, probing: map[poolOption]bool{}, probes: map[poolOption]probeResult{}, waiting: map[string]int{}, released: map[string]bool{}, made: map[poolOption]time.Time{}}
 	rc.loadHealth()
 	obs := p.observe(ctx)
 	sum.Repos, sum.Jobs, sum.Runners = p.repos, len(obs.Jobs), len(obs.Runners)
@@ -261,6 +261,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	obs.Unservable = rc.rememberedUnservable(now)
 	obs.Holding = p.rerunPreempted(ctx, obs)
 	obs.Held = p.holds()
+	p.noteMade(obs.Runners)
 	sum.Observed = obs
 	planner := rc.planner
 	if planner == nil {
@@ -377,6 +378,7 @@ type pass struct {
 	probes        map[poolOption]probeResult // what the probes said
 	waiting       map[string]int             // pool → creates left waiting for capacity
 	released      map[string]bool            // waiting creates made after their pool's probe worked
+	made          map[poolOption]time.Time   // the newest runner listed of each pool's option
 }
 
 // warn logs a warning once a pass for each key, and keeps its line for the summary.

@@ -55,14 +55,14 @@ func (p *pass) createAll(ctx context.Context, creates []Create, waiting []Waitin
 	var batches sync.WaitGroup
 	room, listed := p.countPools(ctx, creates)
 	size := min(createBatch, p.rc.backendConcurrency())
-	// run registers a batch and starts its runners: in the background while the next
-	// batch registers, or before anything else when wait is set.
-	run := func(batch []Create, wait bool) {
+	// run registers a batch and starts its runners in the background while the next
+	// batch registers; it returns what waits for those starts.
+	run := func(batch []Create) (wait func()) {
 		claimed := p.claim(room, listed, batch)
 		b.Add(int64(len(batch) - len(claimed))) // refused (no room, no count of the pool): said, and done with
 		regs := p.registerAll(ctx, claimed, &b)
 		if len(regs) == 0 {
-			return
+			return func() {}
 		}
 		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.rc.inFlight())
 		room, listed = p.countPools(work, creates)
@@ -79,60 +79,68 @@ func (p *pass) createAll(ctx context.Context, creates []Create, waiting []Waitin
 				start(r)
 			}
 			cancel()
-			return
+			return func() {}
 		}
-		starts := func() {
+		var starts sync.WaitGroup
+		for _, r := range fits {
+			starts.Go(func() { start(r) })
+		}
+		batches.Go(func() {
 			defer cancel()
-			var starts sync.WaitGroup
-			for _, r := range fits {
-				starts.Go(func() { start(r) })
-			}
 			starts.Wait()
-		}
-		if wait {
-			starts()
-			return
-		}
-		batches.Go(starts)
+		})
+		return starts.Wait
 	}
-	first, rest := p.firstAlone(creates)
+	runAll := func(creates []Create) {
+		for i := 0; i < len(creates) && ctx.Err() == nil && !p.writesHeld(); i += size {
+			run(creates[i:min(i+size, len(creates))])
+		}
+	}
+	// The pools that made runners lately go at full speed; a quiet pool's first create
+	// goes ahead of its others, which wait for it (and not the other pools).
+	first, later, now := p.firstAlone(creates)
 	total = len(creates)
+	probed := func() {}
 	if len(first) > 0 && ctx.Err() == nil && !p.writesHeld() {
-		run(first, true)
-		for _, wt := range waiting {
-			if c := wt.Create; !p.held(c.Pool) {
-				rest = append(rest, c) // its pool's probe worked
-				p.mu.Lock()
-				p.released[c.Name] = true
-				p.mu.Unlock()
-				total++
-			}
+		probed = run(first)
+	}
+	runAll(now)
+	probed()
+	for _, wt := range waiting {
+		if c := wt.Create; !p.held(c.Pool) {
+			later = append(later, c) // its pool's probe worked
+			p.mu.Lock()
+			p.released[c.Name] = true
+			p.mu.Unlock()
+			total++
 		}
 	}
-	for i := 0; i < len(rest) && ctx.Err() == nil && !p.writesHeld(); i += size {
-		run(rest[i:min(i+size, len(rest))], false)
-	}
+	runAll(later)
 	batches.Wait()
 	return int(n.Load()), int(b.Load()), total
 }
 
-// firstAlone splits the creates into those that go first, alone, and the rest: the
-// first create of each pool that has not created a runner lately, or that probes an
-// option in backoff (health.go). Until it has started, the pool's other creates are not
-// registered: if the platform has no capacity, one registration is spent, not a batch.
-func (p *pass) firstAlone(creates []Create) (first, rest []Create) {
-	seen := map[string]bool{}
+// firstAlone splits the creates by pool: a pool that has made no runner lately, or that
+// probes an option in backoff (health.go), sends its first create alone (first) and
+// registers its others only once that one has started (later), so that a platform with
+// no capacity costs one registration, not a batch; the other pools' go now.
+func (p *pass) firstAlone(creates []Create) (first, later, now []Create) {
+	alone := map[string]bool{}
 	for _, c := range creates {
-		if !seen[c.Pool] {
-			seen[c.Pool] = true
-			if c.Probe || !p.trusted(c.Pool) {
+		if _, seen := alone[c.Pool]; !seen {
+			alone[c.Pool] = c.Probe || !p.trusted(c.Pool)
+			if alone[c.Pool] {
 				first = append(first, c)
 				continue
 			}
 		}
-		rest = append(rest, c)
+		if alone[c.Pool] {
+			later = append(later, c)
+		} else {
+			now = append(now, c)
+		}
 	}
-	return first, rest
+	return first, later, now
 }
 
 // countPools lists the backends of the creates' pools, once each, and returns their

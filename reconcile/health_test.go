@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,8 +206,11 @@ func TestPass_QuietPoolsFirstCreateGoesAlone(t *testing.T) {
 			for range 4 {
 				w.queue(time.Minute, arm64...)
 			}
+			var mu sync.Mutex
 			var before []int // creates the backend had when each registration was made
 			w.gh.OnRegister(func(reconcile.Registration) {
+				mu.Lock()
+				defer mu.Unlock()
 				n := 0
 				for _, c := range w.backend.Calls() {
 					if strings.HasPrefix(c, "create ") {
@@ -224,5 +228,63 @@ func TestPass_QuietPoolsFirstCreateGoesAlone(t *testing.T) {
 				t.Errorf("creates made before each registration %v, want %v", before, want)
 			}
 		})
+	}
+}
+
+// gated holds every create until its gate opens (a slow insert operation).
+type gated struct {
+	*reconciletest.Backend
+	gate chan struct{}
+}
+
+func (g gated) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Backend.Create(ctx, spec)
+}
+
+// A quiet pool's first create, slow to start, holds back that pool's other creates and
+// no other pool's: a pool that made runners lately goes at full speed meanwhile.
+func TestPass_AQuietPoolsFirstCreateHoldsBackNoOtherPool(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	cfg, err := reconcile.Load([]byte("github: {repos: [octo-org/app]}\npools:\n" +
+		"  - {name: arm64, labels: [self-hosted, linux, ARM64], max_runners: 5}\n" +
+		"  - {name: x64, labels: [self-hosted, linux, x64], max_runners: 5}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := gated{reconciletest.NewBackend(w.Now), make(chan struct{})}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Now: w.Now, Backends: map[string]reconcile.Backend{"arm64": slow, "x64": w.backend}}
+	recent := reconcile.Runner{Name: "gha-x64-1", Pool: "x64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.Now().Add(-5 * time.Minute)}
+	w.backend.Put(recent)
+	w.gh.Register(reconcile.Registration{Name: recent.Name, Scope: app, Online: true, Busy: true})
+	for range 2 {
+		w.queue(time.Minute, arm64...)
+		w.queue(time.Minute, "self-hosted", "linux", "x64")
+	}
+	done := make(chan error, 1)
+	go func() { _, err := w.pass(t); done <- err }()
+	deadline := time.After(10 * time.Second)
+	for len(w.backend.Runners()) < 3 {
+		select {
+		case <-deadline:
+			close(slow.gate)
+			t.Fatalf("x64 runners %v while arm64's first create is held: want both x64 jobs served meanwhile", reconciletest.Names(w.backend.Runners()))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if n := registrations(w.gh); n != 3 {
+		t.Errorf("%d registrations while arm64's first create is held, want 3: x64's two and arm64's first alone", n)
+	}
+	close(slow.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(slow.Runners()) != 2 {
+		t.Errorf("arm64 runners %v, want both once its first create started", reconciletest.Names(slow.Runners()))
 	}
 }

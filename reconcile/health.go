@@ -328,7 +328,9 @@ func (p *pass) noteCreate(pool, opt string, err error) {
 	ph := p.poolHealth(pool)
 	oh := ph.option(opt)
 	wasHeld := oh.held()
-	now := p.rc.now()
+	// The pass's start, not the create's moment: passes a schedule apart see the probe
+	// due exactly one wait later, however long each pass took to get to its create.
+	now := p.now
 	if err == nil {
 		*oh = optionHealth{OK: now}
 	} else {

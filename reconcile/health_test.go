@@ -288,3 +288,34 @@ func TestPass_AQuietPoolsFirstCreateHoldsBackNoOtherPool(t *testing.T) {
 		t.Errorf("arm64 runners %v, want both once its first create started", reconciletest.Names(slow.Runners()))
 	}
 }
+
+// The stockout with the default schedule, passes a minute apart as from cron,
+// each a new process on the same cache: 20 jobs, three passes cost two registrations
+// (t=0 cold, t=60 the due probe; t=120 waits for the probe at t=180); capacity is back
+// at t=150, and the pass at t=180 serves all 20.
+func TestPass_StockoutPassesAMinuteApartWithTheDefaultSchedule(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.Config.Pools[0].MaxRunners = 20
+	for range 20 {
+		w.queue(time.Minute, arm64...)
+	}
+	w.backend.Refuse("", stockout)
+	process := func() reconcile.Summary {
+		w.rc = &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.gh, Backends: w.rc.Backends, Now: w.Now}
+		return w.mustPass(t)
+	}
+	for pass := range 3 {
+		if sum := process(); len(sum.Warnings) != 1 {
+			t.Errorf("pass %d: warnings %q, want one", pass+1, sum.Warnings)
+		}
+		w.Advance(time.Minute)
+	}
+	if n := registrations(w.gh); n != 2 {
+		t.Errorf("%d registrations in three passes, want 2", n)
+	}
+	w.backend.Refuse("", nil) // t=180: capacity came back at t=150
+	if sum := process(); sum.Created != 20 {
+		t.Errorf("the first pass after capacity came back created %d, want all 20\n%s", sum.Created, w.logs.String())
+	}
+}

@@ -319,3 +319,42 @@ func TestPass_StockoutPassesAMinuteApartWithTheDefaultSchedule(t *testing.T) {
 		t.Errorf("the first pass after capacity came back created %d, want all 20\n%s", sum.Created, w.logs.String())
 	}
 }
+
+// hungDeletes never answers a deletion (an engine that stopped answering after it
+// listed its runners).
+type hungDeletes struct{ *reconciletest.Backend }
+
+func (hungDeletes) Delete(ctx context.Context, _ reconcile.Runner) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A backend that does not answer a deletion holds the pass, and the other pools'
+// creates (which follow the deletions), no longer than BackendTimeout, not the in-flight
+// bound: the other pool's job is served, and the error names the deletion that hung.
+func TestPass_AHungDeletionHoldsBackNoOtherPoolPastTheBackendTimeout(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	cfg, err := reconcile.Load([]byte("github: {repos: [octo-org/app]}\npools:\n" +
+		"  - {name: arm64, labels: [self-hosted, linux, ARM64], max_runners: 5}\n" +
+		"  - {name: x64, labels: [self-hosted, linux, x64], max_runners: 5}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := hungDeletes{reconciletest.NewBackend(w.Now)}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Now: w.Now, BackendTimeout: 200 * time.Millisecond,
+		Backends: map[string]reconcile.Backend{"arm64": hung, "x64": w.backend}}
+	hung.Put(reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.Now().Add(-time.Hour), Phase: reconcile.PhaseFinished})
+	job := w.queue(time.Minute, "self-hosted", "linux", "x64")
+	start := time.Now()
+	sum, err := w.pass(t)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the pass took %v, want about the backend timeout (200ms), not the in-flight bound", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "deleting runner gha-arm64-1") || !strings.Contains(err.Error(), "no answer within 200ms") {
+		t.Errorf("RunOnce() = %v, want the hung deletion named", err)
+	}
+	if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "x64", job.ID, 0)); !ok || sum.Created != 1 {
+		t.Errorf("x64's job not served (created %d)", sum.Created)
+	}
+}

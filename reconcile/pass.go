@@ -126,8 +126,9 @@ type Reconciler struct {
 	// InFlight bounds how long an action under way may take to finish, or undo itself,
 	// once the pass is told to stop. Zero means 90s.
 	InFlight time.Duration
-	// BackendTimeout bounds each backend's listing within the pass, so that a platform
-	// that does not answer blinds only its own pools. Zero means DefaultBackendTimeout.
+	// BackendTimeout bounds each backend's listing, and each deletion of a runner,
+	// within the pass, so that a platform that does not answer blinds only its own pools
+	// and holds back no other's actions. Zero means DefaultBackendTimeout.
 	BackendTimeout time.Duration
 	// Backoff is the schedule of a pool whose creates fail for capacity or quota
 	// (see health.go); zero values mean DefaultBackoff.
@@ -922,7 +923,7 @@ func (p *pass) delete(ctx context.Context, d Delete) bool {
 		p.fail(StageDelete, fmt.Errorf("deleting runner %s: no backend listed it", d.Runner.Name))
 		return false
 	}
-	if err := backendError(b, b.Delete(ctx, d.Runner)); err != nil {
+	if err := p.rc.within(ctx, b, func(ctx context.Context) error { return b.Delete(ctx, d.Runner) }); err != nil {
 		p.deleteEvent(zerolog.ErrorLevel, d).Err(err).Msg("delete failed")
 		p.fail(StageDelete, fmt.Errorf("deleting runner %s: %w", d.Runner.Name, err))
 		return false

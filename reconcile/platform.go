@@ -135,22 +135,36 @@ func backendError(b Backend, err error) error {
 	return &BackendError{Where: where, Check: check, Err: err}
 }
 
-// DefaultBackendTimeout bounds one backend's listing within a pass: a platform that
-// does not answer in that time leaves only its own pools blind for the pass.
+// DefaultBackendTimeout bounds one backend's listing, or deletion of a runner, within a
+// pass: a platform that does not answer in that time leaves only its own pools blind
+// for the pass, and holds no other pool's actions. (A create, which waits for the
+// platform's operation, has the pass's in-flight bound instead.)
 const DefaultBackendTimeout = 20 * time.Second
 
-// listWithin lists b's runners within the pass's bound for a backend, and says so
-// when b did not answer in time.
+// listWithin lists b's runners within the pass's bound for a backend call
+// (BackendTimeout), and says so when b did not answer in time.
 func (rc *Reconciler) listWithin(ctx context.Context, b Backend) ([]Runner, error) {
+	var rs []Runner
+	err := rc.within(ctx, b, func(ctx context.Context) (err error) {
+		rs, err = b.List(ctx)
+		return err
+	})
+	return rs, err
+}
+
+// within runs one call of b's within BackendTimeout, so that a platform that does not
+// answer holds the pass (and the other pools' actions) no longer than that; the error
+// says so, and where b runs.
+func (rc *Reconciler) within(ctx context.Context, b Backend, call func(context.Context) error) error {
 	d := rc.BackendTimeout
 	if d <= 0 {
 		d = DefaultBackendTimeout
 	}
-	lctx, cancel := context.WithTimeout(ctx, d)
+	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	rs, err := b.List(lctx)
-	if err != nil && ctx.Err() == nil && lctx.Err() != nil {
+	err := call(cctx)
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
 		err = fmt.Errorf("no answer within %v: %w", d, err)
 	}
-	return rs, backendError(b, err)
+	return backendError(b, err)
 }

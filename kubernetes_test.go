@@ -730,6 +730,33 @@ func setJobQuota(t *testing.T, cs kubernetes.Interface, ns string, n int) {
 	}
 }
 
+// waitForQuotaAdmission creates a probe Job until the apiserver's quota admission
+// answers as the quota now says (its informer sees an update a moment later): refused,
+// 403 "exceeded quota", or admitted. An admitted probe is deleted.
+func waitForQuotaAdmission(t *testing.T, cs kubernetes.Interface, ns string, refused bool) {
+	t.Helper()
+	ctx := context.Background()
+	probe := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}, Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
+	background := metav1.DeletePropagationBackground
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		job, err := cs.BatchV1().Jobs(ns).Create(ctx, probe, metav1.CreateOptions{})
+		if err == nil {
+			if err := cs.BatchV1().Jobs(ns).Delete(ctx, job.Name, metav1.DeleteOptions{PropagationPolicy: &background}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		switch {
+		case refused && apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota"), !refused && err == nil:
+			return
+		case err != nil && !apierrors.IsForbidden(err):
+			t.Fatal(err)
+		case time.Now().After(deadline):
+			t.Fatalf("the apiserver's quota admission did not come to refuse=%v within 30s: last answer %v", refused, err)
+		}
+	}
+}
+
 // A namespace whose ResourceQuota allows no more Jobs: the real apiserver refuses each
 // at admission (403, "exceeded quota"). Ten queued jobs and three passes, each a new
 // Reconciler on the same GitHub client and its cache (as --once processes sharing
@@ -745,12 +772,7 @@ func TestKubernetes_ResourceQuotaExceededCostsAProbeAPass(t *testing.T) {
 	w := newKubeWorld(t, admin, newNamespace(t, cs, "quota"))
 	w.rc.Config.Pools[0].MaxRunners = 10
 	setJobQuota(t, cs, w.ns, 0)
-	// Admission is the real apiserver's: check that it refuses before counting on it.
-	probe := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
-		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}
-	if _, err := cs.BatchV1().Jobs(w.ns).Create(ctx, probe, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "exceeded quota") {
-		t.Fatalf("creating a Job past the quota: %v, want 403 exceeded quota", err)
-	}
+	waitForQuotaAdmission(t, cs, w.ns, true)
 	var want []string
 	for range 10 {
 		want = append(want, reconcile.RunnerName("gha", "x64", w.gh.QueueJob("octo-org/app", "self-hosted", "x64"), 0))
@@ -778,6 +800,7 @@ func TestKubernetes_ResourceQuotaExceededCostsAProbeAPass(t *testing.T) {
 		t.Errorf("registrations left behind: %+v", regs)
 	}
 	setJobQuota(t, cs, w.ns, 20)
+	waitForQuotaAdmission(t, cs, w.ns, false)
 	time.Sleep(backoff.Initial)
 	var names []string
 	for pass := 1; pass <= 2 && len(names) < len(want); pass++ {

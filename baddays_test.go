@@ -84,12 +84,14 @@ func weatherPasses(t *testing.T, fail gcetest.Failure, words string) {
 		w.compute.FailZone(z, f)
 	}
 	want := w.queue(20)
+	// A constant 3 s wait (Max = Initial): on a loaded machine passes 2 and 3 may come
+	// after it and probe, and the capacity-back pass below must still find the probe due.
 	const backoff = "3s"
 	start := time.Now()
 	var took []time.Duration
 	for pass := 1; pass <= 3; pass++ {
 		began := time.Now()
-		code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", backoff)
+		code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", backoff, "--capacity-backoff-max", backoff)
 		took = append(took, time.Since(began).Round(time.Millisecond))
 		if code != exitOK {
 			t.Fatalf("pass %d: exit code %d, want 0: platform weather is not the tool failing\n%s", pass, code, log)
@@ -133,7 +135,7 @@ func weatherPasses(t *testing.T, fail gcetest.Failure, words string) {
 	time.Sleep(3 * time.Second)
 	passes := 0
 	for pass := 1; pass <= 2 && len(w.compute.Instances()) < len(want); pass++ {
-		if code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", backoff); code != exitOK {
+		if code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", backoff, "--capacity-backoff-max", backoff); code != exitOK {
 			t.Fatalf("capacity back, pass %d: exit code %d\n%s", pass, code, log)
 		}
 		passes++
@@ -168,7 +170,7 @@ func TestGCE_FallbackTemplateServesEveryJobWhileSpotIsStockedOut(t *testing.T) {
 	w.compute.FailTemplate(spot, gcetest.FailHTTP)
 	cache := filepath.Join(t.TempDir(), "cache.gz")
 	want := w.queue(20)
-	if code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", "2s"); code != exitOK {
+	if code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", "2s", "--capacity-backoff-max", "2s"); code != exitOK {
 		t.Fatalf("exit code %d, want 0\n%s", code, log)
 	}
 	if got := instanceNames(w.compute); !slices.Equal(got, want) {
@@ -186,7 +188,7 @@ func TestGCE_FallbackTemplateServesEveryJobWhileSpotIsStockedOut(t *testing.T) {
 	w.compute.FailTemplate(spot, 0)
 	more := w.queue(5)
 	time.Sleep(2 * time.Second)
-	if code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", "2s"); code != exitOK {
+	if code, log := w.runWith(t, "--cache", cache, "--capacity-backoff", "2s", "--capacity-backoff-max", "2s"); code != exitOK {
 		t.Fatalf("Spot back: exit code %d\n%s", code, log)
 	}
 	for _, in := range w.compute.Instances() {

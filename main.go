@@ -431,8 +431,8 @@ func parseSettings(c *cli.Context, stderr io.Writer) (settings, error) {
 	case s.backoff.Max < s.backoff.Initial:
 		return s, usagef("--capacity-backoff-max %v is shorter than --capacity-backoff %v", s.backoff.Max, s.backoff.Initial)
 	}
-	if cost := s.writes[0] * 5; cost > s.budget.PointsPerMinute {
-		return s, usagef("--writes-per-minute %d costs %d points a minute (5 a write), more than --points-per-minute %d", s.writes[0], cost, s.budget.PointsPerMinute)
+	if cost := s.writes[0] * reconcile.PointsPerWrite; cost > s.budget.PointsPerMinute {
+		return s, usagef("--writes-per-minute %d costs %d points a minute (%d a write), more than --points-per-minute %d", s.writes[0], cost, reconcile.PointsPerWrite, s.budget.PointsPerMinute)
 	}
 	if _, _, err := parseCacheSpec(s.cache); err != nil {
 		return s, err

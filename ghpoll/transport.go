@@ -16,7 +16,7 @@ import (
 // Points GitHub's secondary limit charges per request, whatever the answer.
 const (
 	pointsRead  = 1
-	pointsWrite = 5
+	pointsWrite = reconcile.PointsPerWrite
 )
 
 type etagKey struct{}

@@ -38,12 +38,16 @@ func DefaultBudget() Budget {
 // minute took, up to a quarter, so that reads take what runners do not need. Writes
 // are paced (--writes-per-minute), so a burst of them spreads over passes that adapt.
 const (
-	writeShare = 0.25
-	writeFloor = 0.08
-	// pointsPerWrite is what GitHub's secondary limit charges a POST or a DELETE.
-	pointsPerWrite = 5
-	runnerPoints   = pointsPerWrite + 3
+	writeShare   = 0.25
+	writeFloor   = 0.08
+	runnerPoints = PointsPerWrite + 3
 )
+
+// PointsPerWrite is what GitHub's secondary rate limit charges a POST, PATCH, PUT or
+// DELETE (a read costs 1), whatever the answer: GitHub's REST documentation, "Rate
+// limits for the REST API", secondary limits. Defined here once, for the budget, the
+// GitHub client's accounting and the flags' check.
+const PointsPerWrite = 5
 
 // ReadPointsPerMinute is the points a minute the budget leaves for reads when writes
 // take their whole share: the least that polling may spend.

@@ -84,22 +84,29 @@ while IFS= read -r cmd; do
 done < <(sed -n 's/^ExecStopPost=//p' "$unit")
 [ "$n" -gt 0 ] || { echo "$unit: no ExecStopPost publishes the metrics"; exit 1; }
 
-# node_exporter as the package runs it: as user prometheus.
+# node_exporter as the package runs it: as user prometheus, on a port below the
+# kernel's ephemeral range (32768 and up), where outgoing connections take theirs;
+# another listener may still hold the port: then it tries another.
 id prometheus >/dev/null
-port=$((20000 + RANDOM % 20000))
-runuser -u prometheus -- prometheus-node-exporter --web.listen-address="127.0.0.1:$port" \
-	--collector.disable-defaults --collector.textfile --collector.textfile.directory="$scratch$textfile" \
-	>"$scratch/exporter.log" 2>&1 &
-exporter=$!
 scrape() { # GET /metrics, with bash's own /dev/tcp
 	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
 	printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
 	cat <&3
 }
 body=
-for _ in $(seq 50); do
-	body=$(scrape 2>/dev/null) && break
-	sleep 0.1
+for _ in 1 2 3 4 5; do
+	port=$((20000 + RANDOM % 12000))
+	runuser -u prometheus -- prometheus-node-exporter --web.listen-address="127.0.0.1:$port" \
+		--collector.disable-defaults --collector.textfile --collector.textfile.directory="$scratch$textfile" \
+		>"$scratch/exporter.log" 2>&1 &
+	exporter=$!
+	for _ in $(seq 50); do
+		body=$(scrape 2>/dev/null) && break
+		kill -0 "$exporter" 2>/dev/null || break # it exited
+		sleep 0.1
+	done
+	[ -n "$body" ] && break
+	grep -q 'address already in use' "$scratch/exporter.log" || break
 done
 if ! grep -q '^reconcile_last_pass_timestamp_seconds 1.764e+09' <<<"$body" || grep -q '^node_textfile_scrape_error 1' <<<"$body"; then
 	echo "node_exporter does not serve the pass's metrics:"

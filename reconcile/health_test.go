@@ -231,6 +231,18 @@ func TestPass_QuietPoolsFirstCreateGoesAlone(t *testing.T) {
 	}
 }
 
+// twoPools gives the world two pools: arm64 on arm, x64 on the world's backend.
+func (w *passWorld) twoPools(t *testing.T, arm reconcile.Backend) {
+	t.Helper()
+	cfg, err := reconcile.Load([]byte("github: {repos: [octo-org/app]}\npools:\n" +
+		"  - {name: arm64, labels: [self-hosted, linux, ARM64], max_runners: 5}\n" +
+		"  - {name: x64, labels: [self-hosted, linux, x64], max_runners: 5}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Now: w.Now, Backends: map[string]reconcile.Backend{"arm64": arm, "x64": w.backend}}
+}
+
 // gated holds every create until its gate opens (a slow insert operation).
 type gated struct {
 	*reconciletest.Backend
@@ -251,14 +263,8 @@ func (g gated) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 func TestPass_AQuietPoolsFirstCreateHoldsBackNoOtherPool(t *testing.T) {
 	t.Parallel()
 	w := newPassWorld(t)
-	cfg, err := reconcile.Load([]byte("github: {repos: [octo-org/app]}\npools:\n" +
-		"  - {name: arm64, labels: [self-hosted, linux, ARM64], max_runners: 5}\n" +
-		"  - {name: x64, labels: [self-hosted, linux, x64], max_runners: 5}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	slow := gated{reconciletest.NewBackend(w.Now), make(chan struct{})}
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Now: w.Now, Backends: map[string]reconcile.Backend{"arm64": slow, "x64": w.backend}}
+	w.twoPools(t, slow)
 	recent := reconcile.Runner{Name: "gha-x64-1", Pool: "x64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.Now().Add(-5 * time.Minute)}
 	w.backend.Put(recent)
 	w.gh.Register(reconcile.Registration{Name: recent.Name, Scope: app, Online: true, Busy: true})
@@ -335,15 +341,9 @@ func (hungDeletes) Delete(ctx context.Context, _ reconcile.Runner) error {
 func TestPass_AHungDeletionHoldsBackNoOtherPoolPastTheBackendTimeout(t *testing.T) {
 	t.Parallel()
 	w := newPassWorld(t)
-	cfg, err := reconcile.Load([]byte("github: {repos: [octo-org/app]}\npools:\n" +
-		"  - {name: arm64, labels: [self-hosted, linux, ARM64], max_runners: 5}\n" +
-		"  - {name: x64, labels: [self-hosted, linux, x64], max_runners: 5}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	hung := hungDeletes{reconciletest.NewBackend(w.Now)}
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Now: w.Now, BackendTimeout: 200 * time.Millisecond,
-		Backends: map[string]reconcile.Backend{"arm64": hung, "x64": w.backend}}
+	w.twoPools(t, hung)
+	w.rc.BackendTimeout = 200 * time.Millisecond
 	hung.Put(reconcile.Runner{Name: "gha-arm64-1", Pool: "arm64", Scope: app, Repo: app, JobID: 1, CreatedAt: w.Now().Add(-time.Hour), Phase: reconcile.PhaseFinished})
 	job := w.queue(time.Minute, "self-hosted", "linux", "x64")
 	start := time.Now()

@@ -40,7 +40,7 @@ func TestStatus_ShowsRunnersAndQueueAndChangesNothing(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	states := map[string]string{}
+	states := map[string]reconcile.State{}
 	for _, r := range st.Runners {
 		states[r.Name] = r.State
 		if r.Name == name && r.RunsJob != served {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reconcile-dev/reconcile/reconcile/plan"
 	"github.com/rs/zerolog"
 )
 
@@ -146,7 +147,7 @@ func (p *pass) firstAlone(creates []Create) (first, later, now []Create) {
 // countPools lists the backends of the creates' pools, once each, and returns their
 // room: runners this pass deleted no longer count; its creates under way do. listed
 // holds the pools that could be counted.
-func (p *pass) countPools(ctx context.Context, creates []Create) (*room, map[string]bool) {
+func (p *pass) countPools(ctx context.Context, creates []Create) (*plan.Room, map[string]bool) {
 	var runners []Runner
 	listed := map[string]bool{}
 	seen := map[Backend]error{}
@@ -169,21 +170,21 @@ func (p *pass) countPools(ctx context.Context, creates []Create) (*room, map[str
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	room := newRoom(*p.rc.Config, runners, p.wasDeleted)
+	room := plan.NewRoom(*p.rc.Config, runners, p.wasDeleted)
 	for name, pool := range p.creating {
-		room.hold(pool, name)
+		room.Hold(pool, name)
 	}
 	return room, listed
 }
 
 // claim returns the creates the pools have room for, and holds their slots.
-func (p *pass) claim(room *room, listed map[string]bool, creates []Create) []Create {
+func (p *pass) claim(room *plan.Room, listed map[string]bool, creates []Create) []Create {
 	var out []Create
 	for _, c := range creates {
 		if !listed[c.Pool] {
 			continue // its pool could not be counted: said already
 		}
-		if !room.claim(c.Pool, c.Name) {
+		if !room.Claim(c.Pool, c.Name) {
 			p.createEvent(zerolog.WarnLevel, c).Msg("not created: the pool is at max_runners (a deletion failed, or another pass made runners)")
 			continue
 		}
@@ -198,14 +199,14 @@ func (p *pass) claim(room *room, listed map[string]bool, creates []Create) []Cre
 // fit returns the registered creates that still fit the pools as counted after their
 // registration, and removes the registrations of the others: another pass filled the
 // pool meanwhile.
-func (p *pass) fit(ctx context.Context, room *room, listed map[string]bool, regs []jitted) []jitted {
+func (p *pass) fit(ctx context.Context, room *plan.Room, listed map[string]bool, regs []jitted) []jitted {
 	var out []jitted
 	// This batch's own slots are claimed afresh, in plan order.
 	for _, r := range regs {
-		room.release(r.Pool, r.Name)
+		room.Release(r.Pool, r.Name)
 	}
 	for _, r := range regs {
-		if listed[r.Pool] && room.claim(r.Pool, r.Name) {
+		if listed[r.Pool] && room.Claim(r.Pool, r.Name) {
 			out = append(out, r)
 			continue
 		}

@@ -127,17 +127,6 @@ type Ranked interface {
 	Options(pool string) []string
 }
 
-// Hold is a pool every option of which is in backoff: its jobs wait for capacity.
-type Hold struct {
-	Class   FailureClass
-	Since   time.Time
-	Message string
-	// Probe: a probe is due this pass; the planner keeps the oldest create for it.
-	Probe bool
-	// Next is when the next probe is due (zero when Probe).
-	Next time.Time
-}
-
 // PoolHealth is a pool's standing with its platform, for status and metrics.
 type PoolHealth struct {
 	Pool string

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/reconcile-dev/reconcile/reconcile/internal/seam"
+	"github.com/reconcile-dev/reconcile/reconcile/plan"
 )
 
 // GitHub is what a pass needs of GitHub's REST API. ghpoll implements it.
@@ -732,7 +733,7 @@ func (p *pass) registrationScopes(obs Observed, swept []Scope) []Scope {
 // there, and is a ghost once the job is taken.
 func knownBusy(r Runner, running map[string]Job) bool {
 	_, ok := running[r.Name]
-	return ok && r.Phase != PhaseFinished && !retryName.MatchString(r.Name)
+	return ok && r.Phase != PhaseFinished && !plan.IsRetryName(r.Name)
 }
 
 // busyRegistrations stands for the registrations of the runners known busy in scopes

@@ -12,31 +12,6 @@ import (
 // backends say which with a typed error (karpenter's pkg/cloudprovider does the same
 // with InsufficientCapacityError); the pass decides by the type, never by the text.
 
-// FailureClass is what kind of platform failure a backend met.
-type FailureClass string
-
-// The classes of platform failure the pass acts on.
-const (
-	// FailNoCapacity: the platform has no room now (a stockout in every zone tried).
-	// Weather: it passes by itself.
-	FailNoCapacity FailureClass = "no_capacity"
-	// FailQuota: a quota is reached (Compute's QUOTA_EXCEEDED, a namespace's
-	// ResourceQuota). It passes when runners finish, or when someone raises it.
-	FailQuota FailureClass = "quota"
-	// FailInvalid: what the pool asks for does not exist (a template, an image, a
-	// machine type offered in no zone tried). Someone must fix the configuration.
-	FailInvalid FailureClass = "invalid"
-	// FailPermission: the credentials lack a permission. Someone must grant it.
-	FailPermission FailureClass = "permission"
-)
-
-// FailureClasses lists every class, for metrics that show each from the start.
-var FailureClasses = []FailureClass{FailNoCapacity, FailQuota, FailInvalid, FailPermission}
-
-// Weather reports whether the class passes by itself (no capacity, quota): the pass
-// waits it out with a warning rather than failing.
-func (c FailureClass) Weather() bool { return c == FailNoCapacity || c == FailQuota }
-
 // PlatformError is a backend's error of a known class.
 type PlatformError struct {
 	Class FailureClass

@@ -7,18 +7,6 @@ import (
 	"time"
 )
 
-// The states `reconcile status` shows a runner in.
-const (
-	StateBooting    = "booting"     // registered or being registered, not online yet
-	StateIdle       = "idle"        // online, waiting for a job
-	StateBusy       = "busy"        // running a job
-	StateFinished   = "finished"    // its machine stopped, or GitHub removed its registration after its job
-	StateBootFailed = "boot-failed" // offline past boot_timeout
-	StateExpired    = "expired"     // older than max_lifetime
-	StateGhost      = "ghost"       // a registration of ours with no runner and no job waiting for it
-	StateUnknown    = "unknown"     // its registrations could not be listed
-)
-
 // Status is what `reconcile status` shows: the runners this installation owns, by
 // pool, and the queued jobs, with the pool that serves each or why none will.
 type Status struct {
@@ -47,7 +35,7 @@ type RunnerStatus struct {
 	Name   string        `json:"name"`
 	Pool   string        `json:"pool"`
 	Scope  string        `json:"scope"` // where it is registered
-	State  string        `json:"state"`
+	State  State         `json:"state"` // the planner's verdict (Plan.States)
 	Age    time.Duration `json:"-"`
 	AgeSec int64         `json:"age_seconds"`
 	Warm   bool          `json:"warm,omitempty"`
@@ -94,21 +82,16 @@ var NotServedText = map[Reason]string{
 // BuildStatus turns a pass's observation and plan into a status, as of now.
 func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
 	st := Status{At: now, Runners: []RunnerStatus{}, Queue: []QueuedStatus{}}
-	regs := map[regKey]Registration{}
-	for _, r := range obs.Regs {
-		regs[regKey{r.Scope, r.Name}] = r
-	}
 	next := map[string]string{}
 	for _, d := range plan.Delete {
 		next[d.Runner.Name] = "delete: " + string(d.Reason)
 	}
 	madeFor := map[int64]string{}
 	for _, r := range obs.Runners {
-		reg, hasReg := regs[regKey{r.Scope, r.Name}]
 		runs := obs.Running[r.Name]
 		st.Runners = append(st.Runners, RunnerStatus{
 			RunsJob: runs.ID, RunsRepo: scopeText(runs.Repo),
-			Name: r.Name, Pool: r.Pool, Scope: r.Scope.String(), State: runnerState(cfg, obs, r, reg, hasReg, now),
+			Name: r.Name, Pool: r.Pool, Scope: r.Scope.String(), State: plan.States[r.Name],
 			Age: now.Sub(r.CreatedAt), Warm: IsWarmName(cfg.NamePrefix, r.Name), JobID: r.JobID, Repo: scopeText(r.Repo),
 			Location: r.Location, Next: next[r.Name], AgeSec: int64(now.Sub(r.CreatedAt).Seconds()),
 		})
@@ -135,10 +118,10 @@ func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
 	for _, j := range obs.Jobs {
 		queued[j.ID] = true
 	}
-	spare := map[poolScope]int{}
+	spare := map[poolIn]int{}
 	for _, r := range st.Runners {
 		if (r.State == StateIdle || r.State == StateBooting) && r.Next == "" && !queued[r.JobID] {
-			spare[poolScope{r.Pool, ParseScope(r.Scope)}]++
+			spare[poolIn{r.Pool, ParseScope(r.Scope)}]++
 		}
 	}
 	st.Queue = queueStatus(cfg, obs, madeFor, spare, now)
@@ -162,36 +145,8 @@ func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
 	return st
 }
 
-// runnerState is what a runner is, by the same evidence as the planner's lifecycle rules.
-func runnerState(cfg Config, obs Observed, r Runner, reg Registration, hasReg bool, now time.Time) string {
-	boot, life := DefaultBootTimeout, DefaultMaxLifetime
-	if p := cfg.Pool(r.Pool); p != nil {
-		boot, life = time.Duration(p.BootTimeout), time.Duration(p.MaxLifetime)
-	}
-	age := now.Sub(r.CreatedAt)
-	switch {
-	case r.Phase == PhaseFinished:
-		return StateFinished
-	case obs.Blind.Regs[r.Scope]:
-		return StateUnknown
-	case age >= life:
-		return StateExpired // deleted even if busy
-	case reg.Busy:
-		return StateBusy
-	case !hasReg && age < GoneGrace:
-		return StateBooting
-	case !hasReg:
-		return StateFinished // GitHub removed the registration: it ran its job
-	case reg.Online:
-		return StateIdle
-	case age < boot:
-		return StateBooting
-	}
-	return StateBootFailed
-}
-
 // queueStatus lists the queued jobs that ask for a self-hosted runner, oldest first.
-func queueStatus(cfg Config, obs Observed, madeFor map[int64]string, spare map[poolScope]int, now time.Time) []QueuedStatus {
+func queueStatus(cfg Config, obs Observed, madeFor map[int64]string, spare map[poolIn]int, now time.Time) []QueuedStatus {
 	out := []QueuedStatus{}
 	seen := map[int64]bool{}
 	jobs := slices.Clone(obs.Jobs)
@@ -215,8 +170,8 @@ func queueStatus(cfg Config, obs Observed, madeFor map[int64]string, spare map[p
 				q.NotServed = why
 			} else if obs.Unservable[j.ID] {
 				q.NotServed = ReasonUnservable
-			} else if q.Runner = madeFor[j.ID]; q.Runner == "" && spare[poolScope{p.Name, cfg.RunnerScopeOf(j.Repo)}] > 0 {
-				spare[poolScope{p.Name, cfg.RunnerScopeOf(j.Repo)}]--
+			} else if q.Runner = madeFor[j.ID]; q.Runner == "" && spare[poolIn{p.Name, cfg.RunnerScopeOf(j.Repo)}] > 0 {
+				spare[poolIn{p.Name, cfg.RunnerScopeOf(j.Repo)}]--
 				q.Runner = "an idle or booting runner of the pool"
 			}
 		}
@@ -224,6 +179,12 @@ func queueStatus(cfg Config, obs Observed, madeFor map[int64]string, spare map[p
 	}
 	slices.SortStableFunc(out, func(a, b QueuedStatus) int { return cmp.Or(cmp.Compare(b.Age, a.Age), cmp.Compare(a.JobID, b.JobID)) })
 	return out
+}
+
+// poolIn is a pool in one runner scope.
+type poolIn struct {
+	pool  string
+	scope Scope
 }
 
 func poolIndex(cfg Config, name string) int {

@@ -75,11 +75,11 @@ func TestStatus_GoldenTableWideAndJSON(t *testing.T) {
 func TestStatus_EveryStateAndEveryReason(t *testing.T) {
 	cfg, obs := statusWorld()
 	st := BuildStatus(cfg, obs, Compute(obs, cfg, t0), t0)
-	states := map[string]string{}
+	states := map[string]State{}
 	for _, r := range st.Runners {
 		states[r.Name] = r.State
 	}
-	want := map[string]string{
+	want := map[string]State{
 		"gha-arm64-101": StateBooting, "gha-arm64-102": StateBooting, "gha-arm64-103": StateIdle, "gha-arm64-104": StateBusy,
 		"gha-arm64-105": StateBootFailed, "gha-x64-106": StateFinished, "gha-x64-107": StateFinished, "gha-x64-108": StateExpired,
 		WarmRunnerName("gha", "x64", repoB, 0, 0): StateIdle, "gha-arm64-99": StateGhost,
@@ -106,6 +106,39 @@ func TestStatus_EveryStateAndEveryReason(t *testing.T) {
 	for _, r := range BuildStatus(cfg, obs, Compute(obs, cfg, t0), t0).Runners {
 		if r.Scope == repoA.String() && r.State != StateUnknown && r.State != StateGhost {
 			t.Errorf("%s: %s, want unknown", r.Name, r.State)
+		}
+	}
+}
+
+// TestStatus_ShowsThePlannersVerdict: status shows each runner in the state the
+// planner gave it, one verdict, and every state the planner can give appears.
+func TestStatus_ShowsThePlannersVerdict(t *testing.T) {
+	cfg, obs := statusWorld()
+	// The states the world lacks: a preempted runner kept as evidence, a warm runner
+	// idle past max_idle_age, and one whose registrations could not be listed.
+	cfg.Pools[1].MaxIdleAge = Duration(time.Hour)
+	held := finished(runner("x64", repoB, 109, 10*time.Minute))
+	held.PreemptedAt = t0.Add(-5 * time.Minute)
+	stale := Runner{Name: WarmRunnerName("gha", "x64", repoB, 2, 0), Pool: "x64", Scope: repoB, CreatedAt: t0.Add(-2 * time.Hour)}
+	repoC := Scope{Owner: "octo-org", Repo: "docs"}
+	obs.Runners = append(obs.Runners, held, stale, runner("x64", repoC, 110, time.Minute))
+	obs.Blind.Regs = map[Scope]bool{repoC: true}
+	obs.Regs = append(obs.Regs, reg(11, stale, true, false))
+	obs.Holding = map[string]bool{held.Name: true}
+	p := Compute(obs, cfg, t0)
+	seen := map[State]bool{}
+	for _, r := range BuildStatus(cfg, obs, p, t0).Runners {
+		seen[r.State] = true
+		if r.State == StateGhost {
+			continue
+		}
+		if verdict := p.States[r.Name]; r.State != verdict {
+			t.Errorf("%s: status shows %q, the planner decided %q", r.Name, r.State, verdict)
+		}
+	}
+	for _, s := range States {
+		if !seen[s] {
+			t.Errorf("state %q, which the planner can give, is not shown by status in this world", s)
 		}
 	}
 }

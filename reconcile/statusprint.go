@@ -161,13 +161,13 @@ func dash(s string) string {
 
 // stateColour is the ANSI colour of each state: what works green, what waits
 // yellow, what is wrong red.
-var stateColour = map[string]string{
-	StateIdle: "32", StateBusy: "36", StateBooting: "33", StateFinished: "90",
+var stateColour = map[State]string{
+	StateIdle: "32", StateBusy: "36", StateBooting: "33", StateFinished: "90", StateHolding: "90", StateRecycled: "90",
 	StateBootFailed: "31", StateExpired: "31", StateGhost: "31", StateUnknown: "35",
 }
 
-func paint(state string, colour bool) string {
-	return paintAs(state, stateColour[state], colour)
+func paint(state State, colour bool) string {
+	return paintAs(string(state), stateColour[state], colour)
 }
 
 // paintAs wraps s in a two-digit SGR code and a reset.

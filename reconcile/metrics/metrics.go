@@ -123,7 +123,7 @@ func New() *Metrics {
 var QueueWaitBuckets = []float64{1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200}
 
 // runnerStates are reconcile_runners' states.
-var runnerStates = []string{reconcile.StateBooting, reconcile.StateIdle, "warm", reconcile.StateBusy}
+var runnerStates = []string{string(reconcile.StateBooting), string(reconcile.StateIdle), "warm", string(reconcile.StateBusy)}
 
 func b2f(b bool) float64 {
 	if b {

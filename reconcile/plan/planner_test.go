@@ -1,4 +1,4 @@
-package reconcile
+package plan
 
 import (
 	"math/rand/v2"
@@ -64,9 +64,10 @@ func create(pool string, repo Scope, jobID int64, name string) Create {
 		MaxLifetime: 24 * time.Hour}, Reason: ReasonDemand}
 }
 
-// ignorePools leaves out of a plan's comparison the pools' status and the creates'
-// QueuedAt, which TestComputePoolStatus and TestComputeQueueFacts check.
-var ignorePools = cmp.Options{cmpopts.IgnoreFields(Plan{}, "Pools"), cmpopts.IgnoreFields(Create{}, "QueuedAt")}
+// ignorePools leaves out of a plan's comparison the pools' status, the runners' states
+// and the creates' QueuedAt, which TestComputePoolStatus, TestComputeQueueFacts and
+// reconcile's TestStatus_ShowsThePlannersVerdict check.
+var ignorePools = cmp.Options{cmpopts.IgnoreFields(Plan{}, "Pools", "States"), cmpopts.IgnoreFields(Create{}, "QueuedAt")}
 
 func TestCompute(t *testing.T) {
 	t.Parallel()
@@ -446,7 +447,7 @@ func TestComputePoolStatus(t *testing.T) {
 	want := []PoolStatus{
 		// max_runners 3 with 3 active runners: the third job waits for room.
 		{Pool: "arm64", Queued: 3, Booting: 1, Idle: 1, Busy: 1, Create: 0, Delete: 1, OldestQueued: time.Minute,
-			ByOption: map[string]map[string]int{"gha-spot": {StateBusy: 1}, "gha-standard": {StateBooting: 1, StateIdle: 1}}},
+			ByOption: map[string]map[string]int{"gha-spot": {string(StateBusy): 1}, "gha-standard": {string(StateBooting): 1, string(StateIdle): 1}}},
 		{Pool: "x64"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

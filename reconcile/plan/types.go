@@ -1,14 +1,13 @@
-// Package reconcile holds the configuration, the domain types, the pure planner and the
-// pass that observes GitHub and the backends, plans, and applies.
+// Package plan is the pure middle of a pass: the domain types, the configuration, and
+// the planner that turns what a pass observed into the actions that apply it
+// (Compute), with the rules it uses (warm pools, room, the repositories a pass polls,
+// what a preempted runner's job deserves).
 //
-// It declares the small interfaces it consumes (GitHub, Backend); the adapters in ghpoll,
-// gce and k8s implement them. It must not import ghpoll, gce or k8s, and no go-github,
-// compute or client-go type crosses into it.
-package reconcile
+// It does no I/O and reads no clock: every input, the time included, is an argument,
+// so that equal worlds give equal plans. A test holds its imports to that.
+package plan
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -207,33 +206,3 @@ func (s Secret) GoString() string { return redacted }
 
 // MarshalText implements encoding.TextMarshaler, so JSON and loggers redact too.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
-
-// Errors the adapters return and the pass branches on.
-var (
-	// ErrNameTaken: GitHub already has a runner registration of that name.
-	ErrNameTaken = errors.New("a runner of that name is already registered")
-	// ErrRunnerBusy: GitHub refused to remove a registration because its runner is running a job.
-	ErrRunnerBusy = errors.New("runner is running a job")
-	// ErrRateLimited: GitHub's primary or secondary rate limit was hit; no more calls
-	// are made until it resets.
-	ErrRateLimited = errors.New("github rate limit exceeded")
-	// ErrWriteBudget: the GitHub client's own budget of registrations for the hour is
-	// spent (GitHub documents at most 500 content-creating requests an hour); GitHub
-	// was not called.
-	ErrWriteBudget = errors.New("the hour's budget of runner registrations is spent")
-	// ErrUnreachable: GitHub answers 404 or 403 (not a rate limit) for a repository:
-	// it was deleted, renamed, or is not visible to these credentials.
-	ErrUnreachable = errors.New("repository not found or not accessible with these credentials")
-)
-
-// UndoCreate is how a backend's Create ends when it fails part-way: it removes what
-// the create made (remove, given up to 30 s of its own, since the pass's context may
-// be what failed) and returns the cause, with the removal's error if that failed too.
-func UndoCreate(ctx context.Context, cause error, remove func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := remove(ctx); err != nil {
-		return errors.Join(cause, fmt.Errorf("removing the half-made runner: %w", err))
-	}
-	return cause
-}

@@ -1,4 +1,4 @@
-package reconcile
+package plan
 
 import (
 	"testing"
@@ -12,20 +12,20 @@ func TestRoom(t *testing.T) {
 	cfg := testConfig() // arm64: max_runners 3
 	active := runner("arm64", repoA, 1, time.Minute)
 	deleted := runner("arm64", repoA, 2, time.Hour)
-	r := newRoom(cfg, []Runner{active, deleted, finished(runner("arm64", repoA, 3, time.Hour)), runner("x64", repoA, 4, time.Minute)},
+	r := NewRoom(cfg, []Runner{active, deleted, finished(runner("arm64", repoA, 3, time.Hour)), runner("x64", repoA, 4, time.Minute)},
 		func(r Runner) bool { return r.Name == deleted.Name })
-	if got := r.free("arm64"); got != 2 {
+	if got := r.Free("arm64"); got != 2 {
 		t.Fatalf("free(arm64) = %d, want 2: one active runner of 3", got)
 	}
-	if !r.claim("arm64", active.Name) || r.free("arm64") != 2 {
-		t.Errorf("claiming a counted runner's slot took another: free %d, want 2", r.free("arm64"))
+	if !r.Claim("arm64", active.Name) || r.Free("arm64") != 2 {
+		t.Errorf("claiming a counted runner's slot took another: free %d, want 2", r.Free("arm64"))
 	}
 	for i, want := range []bool{true, true, false} {
-		if got := r.claim("arm64", RunnerName("gha", "arm64", int64(10+i), 0)); got != want {
+		if got := r.Claim("arm64", RunnerName("gha", "arm64", int64(10+i), 0)); got != want {
 			t.Errorf("claim %d = %v, want %v", i, got, want)
 		}
 	}
-	if r.free("gpu") != 0 || r.claim("gpu", "gha-gpu-1") {
+	if r.Free("gpu") != 0 || r.Claim("gpu", "gha-gpu-1") {
 		t.Error("a pool no longer configured has room")
 	}
 }

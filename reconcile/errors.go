@@ -1,0 +1,38 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors the adapters return and the pass branches on.
+var (
+	// ErrNameTaken: GitHub already has a runner registration of that name.
+	ErrNameTaken = errors.New("a runner of that name is already registered")
+	// ErrRunnerBusy: GitHub refused to remove a registration because its runner is running a job.
+	ErrRunnerBusy = errors.New("runner is running a job")
+	// ErrRateLimited: GitHub's primary or secondary rate limit was hit; no more calls
+	// are made until it resets.
+	ErrRateLimited = errors.New("github rate limit exceeded")
+	// ErrWriteBudget: the GitHub client's own budget of registrations for the hour is
+	// spent (GitHub documents at most 500 content-creating requests an hour); GitHub
+	// was not called.
+	ErrWriteBudget = errors.New("the hour's budget of runner registrations is spent")
+	// ErrUnreachable: GitHub answers 404 or 403 (not a rate limit) for a repository:
+	// it was deleted, renamed, or is not visible to these credentials.
+	ErrUnreachable = errors.New("repository not found or not accessible with these credentials")
+)
+
+// UndoCreate is how a backend's Create ends when it fails part-way: it removes what
+// the create made (remove, given up to 30 s of its own, since the pass's context may
+// be what failed) and returns the cause, with the removal's error if that failed too.
+func UndoCreate(ctx context.Context, cause error, remove func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := remove(ctx); err != nil {
+		return errors.Join(cause, fmt.Errorf("removing the half-made runner: %w", err))
+	}
+	return cause
+}

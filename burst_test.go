@@ -156,13 +156,9 @@ pools:
 	if err != nil {
 		b.Fatal(err)
 	}
-	specs, err := parseBackends(conf, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	backends, err := buildBackends(context.Background(), conf, specs, platforms{kube: func() (kubernetes.Interface, error) {
+	backends, err := backendsFor(conf, k8s.Kind(func() (kubernetes.Interface, error) {
 		return k8s.NewClientsetFor(cfg, zerolog.Nop()) // the command's client: 50 requests a second
-	}})
+	}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	dockerclient "github.com/moby/moby/client"
+	"github.com/rs/zerolog"
 
 	"github.com/reconcile-dev/reconcile/docker"
 	"github.com/reconcile-dev/reconcile/docker/dockertest"
@@ -221,11 +222,11 @@ func TestDocker_QuickStartConfigurationLoads(t *testing.T) {
 	if err := conf.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := parseBackends(conf, false)
+	sections, err := reconcile.ParseSections(conf, platforms(zerolog.Nop()), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(specs) != 1 || specs[0].docker == nil || specs[0].docker.DockerInDocker != docker.DindSidecar {
-		t.Fatalf("parsed %+v, want one pool with a docker section and a sidecar", specs)
+	if ps := sections["docker"]; len(ps) != 1 || ps[0].Config.(docker.Config).DockerInDocker != docker.DindSidecar {
+		t.Fatalf("parsed %+v, want one pool with a docker section and a sidecar", sections)
 	}
 }

@@ -98,11 +98,7 @@ pools:
 	if err := conf.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := parseBackends(conf, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	backends, err := buildBackends(context.Background(), conf, specs, platforms{kube: func() (kubernetes.Interface, error) { return cs, nil }})
+	backends, err := backendsFor(conf, k8s.Kind(func() (kubernetes.Interface, error) { return cs, nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,12 +397,8 @@ func TestKubernetes_EveryManifestIsAccepted(t *testing.T) {
 		if err == nil {
 			err = cfg.Validate()
 		}
-		var specs []backendSpec
 		if err == nil {
-			specs, err = parseBackends(cfg, false)
-		}
-		if err == nil {
-			_, err = buildBackends(context.Background(), cfg, specs, platforms{kube: func() (kubernetes.Interface, error) { return nil, errors.New("unused") }})
+			_, err = backendsFor(cfg, k8s.Kind(func() (kubernetes.Interface, error) { return nil, errors.New("unused") }))
 		}
 		if err != nil && !strings.Contains(err.Error(), "unused") {
 			t.Errorf("the example configuration is refused: %v", err)
@@ -479,6 +471,17 @@ type memStore struct{ data []byte }
 func (m *memStore) Load(context.Context) ([]byte, error)      { return m.data, nil }
 func (m *memStore) Save(_ context.Context, data []byte) error { m.data = data; return nil }
 
+// moved loads the notes from one store and saves them to another: a cache moved into
+// a ConfigMap.
+type moved struct {
+	from *memStore
+	to   k8s.ConfigMapStore
+}
+
+func (m moved) Load(ctx context.Context) ([]byte, error)    { return m.from.Load(ctx) }
+func (m moved) Save(ctx context.Context, data []byte) error { return m.to.Save(ctx, data) }
+func (m moved) Limit() int                                  { return m.to.Limit() }
+
 // storedCache is what the cache of an organisation of n repositories looks like once
 // stored: each repository's probe page and registrations page with api.github.com's
 // weak 64-hex-digit ETags (hashes: they do not compress), and its polling state.
@@ -495,7 +498,7 @@ func storedCache(t *testing.T, n int, now time.Time) []byte {
 		}
 		repos[repo] = map[string]any{"polled": used, "swept": used}
 	}
-	raw, err := json.Marshal(map[string]any{"version": 3, "cache": map[string]any{"pages": pages, "repos": repos}})
+	raw, err := json.Marshal(map[string]any{"version": 4, "parts": map[string]any{"github": map[string]any{"pages": pages, "repos": repos}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,15 +518,17 @@ func readStoredCache(t *testing.T, data []byte) (c struct{ Pages, Repos map[stri
 	}
 	var env struct {
 		Version int `json:"version"`
-		Cache   struct {
-			Pages map[string]json.RawMessage `json:"pages"`
-			Repos map[string]json.RawMessage `json:"repos"`
-		} `json:"cache"`
+		Parts   struct {
+			GitHub struct {
+				Pages map[string]json.RawMessage `json:"pages"`
+				Repos map[string]json.RawMessage `json:"repos"`
+			} `json:"github"`
+		} `json:"parts"`
 	}
-	if err := json.NewDecoder(zr).Decode(&env); err != nil || env.Version != 3 {
-		t.Fatalf("stored cache: version %d, %v; want version 3", env.Version, err)
+	if err := json.NewDecoder(zr).Decode(&env); err != nil || env.Version != 4 {
+		t.Fatalf("stored cache: version %d, %v; want version 4", env.Version, err)
 	}
-	c.Pages, c.Repos = env.Cache.Pages, env.Cache.Repos
+	c.Pages, c.Repos = env.Parts.GitHub.Pages, env.Parts.GitHub.Repos
 	return c
 }
 
@@ -547,19 +552,23 @@ func TestKubernetes_CacheConfigMapStaysWithinTheObjectLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := gh.LoadCache(ctx, src); err != nil {
+		store := k8s.ConfigMapStore{Client: cs, Namespace: ns, Name: fmt.Sprintf("cache-%d", tt.repos)}
+		notes, err := reconcile.OpenNotes(ctx, moved{src, store})
+		if err != nil {
 			t.Fatal(err)
 		}
-		store := k8s.ConfigMapStore{Client: cs, Namespace: ns, Name: fmt.Sprintf("cache-%d", tt.repos)}
+		if err := gh.KeepIn(notes); err != nil {
+			t.Fatal(err)
+		}
 		if tt.trimmed {
 			// Stored whole, it is more than the apiserver takes.
 			if err := store.Save(ctx, src.data); err == nil || !strings.Contains(err.Error(), "1048576") {
 				t.Fatalf("Save of %d bytes = %v, want the apiserver's size limit", len(src.data), err)
 			}
 		}
-		dropped, err := gh.SaveCache(ctx, store)
+		dropped, err := notes.Save(ctx)
 		if err != nil {
-			t.Fatalf("%d repositories: SaveCache() = %v", tt.repos, err)
+			t.Fatalf("%d repositories: Save() = %v", tt.repos, err)
 		}
 		if (dropped > 0) != tt.trimmed {
 			t.Errorf("%d repositories (%d bytes whole): %d pages dropped, want trimmed %v", tt.repos, len(src.data), dropped, tt.trimmed)

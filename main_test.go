@@ -16,6 +16,8 @@ import (
 	"github.com/reconcile-dev/reconcile/gce/gcetest"
 	"github.com/reconcile-dev/reconcile/ghpoll/ghpolltest"
 	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/command"
+	"github.com/rs/zerolog"
 )
 
 const goodPool = `
@@ -303,12 +305,12 @@ func TestReadme_ConfigurationExampleLoads(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := parseBackends(cfg, false)
+	sections, err := reconcile.ParseSections(cfg, platforms(zerolog.Nop()), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(specs) != 3 || specs[0].gce == nil || specs[1].kube == nil || specs[2].docker == nil {
-		t.Errorf("backends %+v, want gce, kubernetes and docker", specs)
+	if len(sections["gce"]) != 1 || len(sections["kubernetes"]) != 1 || len(sections["docker"]) != 1 {
+		t.Errorf("backends %+v, want gce, kubernetes and docker", sections)
 	}
 }
 
@@ -339,7 +341,7 @@ func TestReadme_FlagsTableHasEveryFlag(t *testing.T) {
 	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
 	table, _, _ = strings.Cut(table, "\n## ")
 	readme = []byte(table)
-	for _, f := range passFlags() {
+	for _, f := range command.Flags() {
 		name := f.Names()[0]
 		var env []string
 		switch f := f.(type) {

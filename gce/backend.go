@@ -83,7 +83,6 @@ type Backend struct {
 
 var (
 	_ reconcile.Backend   = (*Backend)(nil)
-	_ reconcile.MemoUser  = (*Backend)(nil)
 	_ reconcile.Ranked    = (*Backend)(nil)
 	_ reconcile.Describer = (*Backend)(nil)
 )
@@ -322,7 +321,7 @@ func runnerOf(in *computepb.Instance) reconcile.Runner {
 	return r
 }
 
-// UseMemo implements reconcile.MemoUser: the zones that lack a template's machine type
+// UseMemo keeps in m (the Notes of --cache) the zones that lack a template's machine type
 // are kept there too, so that the next --once process does not try them first.
 func (b *Backend) UseMemo(m reconcile.Memo) {
 	b.mu.Lock()
@@ -335,7 +334,7 @@ func (b *Backend) UseMemo(m reconcile.Memo) {
 		}
 	}
 	for _, c := range cfgs {
-		v, _ := m.Recall(memoKey(c))
+		v, _ := m.Recall(memoLackingZones, c.templatePath())
 		for _, item := range strings.Split(v, ",") {
 			zone, at, ok := strings.Cut(item, "=")
 			sec, err := strconv.ParseInt(at, 10, 64)
@@ -353,8 +352,9 @@ func (b *Backend) clock() time.Time {
 	return time.Now()
 }
 
-// memoKey names what the memo keeps for a template.
-func memoKey(c Config) string { return "gce-lacking-zones:" + c.templatePath() }
+// memoLackingZones is the memo of the zones that lack a template's machine type, by
+// template.
+const memoLackingZones reconcile.MemoKind = "gce-lacking-zones"
 
 // lackingLocked returns the zones known to lack what c's template asks for; the caller
 // holds b.mu.
@@ -382,7 +382,7 @@ func (b *Backend) markLacking(c Config, zone string) {
 	for _, z := range slices.Sorted(maps.Keys(lacking)) {
 		items = append(items, z+"="+strconv.FormatInt(lacking[z].Unix(), 10))
 	}
-	b.memo.Remember(memoKey(c), strings.Join(items, ","))
+	b.memo.Remember(memoLackingZones, c.templatePath(), strings.Join(items, ","))
 }
 
 // zoneOrder returns a pool's zones in ZoneSpread's order, leaving out the zones known

@@ -121,11 +121,6 @@ func TestBackend_CapacityErrorsMoveToTheNextZone(t *testing.T) {
 	}
 }
 
-// memo is a reconcile.Memo in memory.
-type memo map[string]string
-
-func (m memo) Recall(k string) (string, bool) { v, ok := m[k]; return v, ok }
-func (m memo) Remember(k, v string)           { m[k] = v }
 
 // A zone that does not offer the template's machine type answers 400 "does not exist in
 // zone" (see gcetest.FailNoMachineType): the create moves on, and the zone is left out
@@ -134,7 +129,7 @@ func TestBackend_ZoneWithoutTheMachineTypeIsSkippedAndRemembered(t *testing.T) {
 	t.Parallel()
 	const section = `{"project": "my-project", "region": "us-central1", "instance_template": "t"}`
 	b, fake := newBackend(t, section)
-	m := memo{}
+	m, _ := reconcile.OpenNotes(context.Background(), nil) // the --cache, in memory
 	b.UseMemo(m)
 	sp := spec("gha-arm64-7")
 	lacking := b.zoneOrder(b.cfg, sp.Name)[0]

@@ -35,6 +35,12 @@ func (c *Client) PollFacts(repos []reconcile.Scope) reconcile.PollFacts {
 	c.mu.Lock()
 	f.Overhead += c.listed
 	c.listed = 0
+	f.Busy = map[string]bool{}
+	for _, r := range repos {
+		for _, name := range c.cache.repo(r.String()).Busy {
+			f.Busy[name] = true
+		}
+	}
 	c.mu.Unlock()
 	return f
 }

@@ -1,20 +1,15 @@
 package ghpoll
 
 import (
-	"bytes"
 	"cmp"
-	"compress/gzip"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
 // pollCache holds what conditional requests need from one pass to the next: each page's
@@ -24,11 +19,6 @@ type pollCache struct {
 	mu    sync.Mutex
 	Pages map[string]*cachedPage `json:"pages"`
 	Repos map[string]*repoState  `json:"repos"`
-	// Unservable holds the jobs a pass found GitHub would not give to our runners
-	// (reconcile.Notebook).
-	Unservable map[int64]time.Time `json:"unservable,omitempty"`
-	// Memo holds the backends' facts (reconcile.Memo).
-	Memo map[string]string `json:"memo,omitempty"`
 	// Writes are when this client's runner registrations (content-creating requests)
 	// of the last hour were sent, for the hourly write budget.
 	Writes []time.Time `json:"writes,omitempty"`
@@ -88,10 +78,8 @@ type repoState struct {
 	Swept    time.Time `json:"swept,omitzero"`      // registrations last listed whole
 	Pushed   time.Time `json:"pushed,omitzero"`     // pushed_at, as the org's listing by push last showed it
 	ViewCost int       `json:"view_cost,omitempty"` // requests its runs view took last time (runsView)
+	Busy     []string  `json:"busy,omitempty"`      // the runners its last poll saw running a job
 }
-
-// cacheVersion changes when the format does; an older cache is dropped.
-const cacheVersion = 3
 
 // pageTTL: a page unused this long is dropped when the cache is saved.
 const pageTTL = 24 * time.Hour
@@ -154,142 +142,64 @@ func (c *pollCache) setRepo(key string, s repoState) {
 	c.Repos[key] = &s
 }
 
-// Store keeps a cache between processes: a file, or a Kubernetes ConfigMap.
-type Store interface {
-	Load(ctx context.Context) ([]byte, error) // nil, nil: nothing stored yet
-	Save(ctx context.Context, data []byte) error
+// The request cache is ghpoll's part of the notes (reconcile.Part): the pages'
+// ETags, the repositories' polling state, the hour's registrations and a rate limit
+// GitHub stated.
+
+// notesPart is the name of ghpoll's part of the notes.
+const notesPart = "github"
+
+// RestoreNotes implements reconcile.Part.
+func (c *Client) RestoreNotes(data json.RawMessage) error {
+	cache := newPollCache()
+	if err := json.Unmarshal(data, cache); err != nil {
+		return fmt.Errorf("not a request cache: %w", err)
+	}
+	if cache.Pages == nil {
+		cache.Pages = map[string]*cachedPage{}
+	}
+	if cache.Repos == nil {
+		cache.Repos = map[string]*repoState{}
+	}
+	c.cache = cache
+	return nil
 }
 
-// Bounded is a Store that holds at most Limit bytes (a ConfigMap: 1 MiB in all).
-type Bounded interface {
-	Limit() int
-}
-
-type envelope struct {
-	Version int        `json:"version"`
-	Cache   *pollCache `json:"cache"`
-}
-
-// marshal encodes the cache, gzipped, dropping pages unused for a day.
-func (c *pollCache) marshal(now time.Time) ([]byte, error) {
-	data, _, err := c.marshalWithin(now, 0)
-	return data, err
-}
-
-// marshalWithin is marshal for a store that holds at most limit bytes (0: no limit).
-// When the cache does not fit, the pages used longest ago are dropped first: a page
-// costs one request to fetch again, and the least recently used belong to the quiet
-// repositories looked at least often. The repositories' polling state, the notebook
-// and the memo are kept. It returns how many pages it dropped.
-func (c *pollCache) marshalWithin(now time.Time, limit int) ([]byte, int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, p := range c.Pages {
+// NotesData implements reconcile.Part: the cache less the pages unused for pageTTL.
+func (c *Client) NotesData() (json.RawMessage, error) {
+	cc := c.cache
+	now := c.now()
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for k, p := range cc.Pages {
 		if now.Sub(p.Used) > pageTTL {
-			delete(c.Pages, k)
+			delete(cc.Pages, k)
 		}
 	}
-	dropped := 0
-	for {
-		data, err := c.encode()
-		if err != nil || limit <= 0 || len(data) <= limit {
-			return data, dropped, err
-		}
-		if len(c.Pages) == 0 {
-			return nil, dropped, fmt.Errorf("cache of %d bytes without any page is over the store's %d", len(data), limit)
-		}
-		// Drop the share of pages the excess is of the whole, and a tenth more, so
-		// that a few rounds suffice.
-		n := min(len(c.Pages), int(float64(len(c.Pages))*(1-float64(limit)/float64(len(data)))*1.1)+1)
-		keys := make([]string, 0, len(c.Pages))
-		for k := range c.Pages {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b string) int {
-			return cmp.Or(c.Pages[a].Used.Compare(c.Pages[b].Used), strings.Compare(a, b))
-		})
-		for _, k := range keys[:n] {
-			delete(c.Pages, k)
-		}
-		dropped += n
-	}
+	return json.Marshal(cc)
 }
 
-// encode gzips the cache's JSON; the caller holds c.mu.
-func (c *pollCache) encode() ([]byte, error) {
-	raw, err := json.Marshal(envelope{Version: cacheVersion, Cache: c})
-	if err != nil {
-		return nil, err
+// Shrink implements reconcile.Part: it drops the share of pages used longest ago. A
+// page costs one request to fetch again, and the least recently used belong to the
+// quiet repositories looked at least often. The repositories' polling state is kept.
+func (c *Client) Shrink(share float64) int {
+	cc := c.cache
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	n := min(len(cc.Pages), int(float64(len(cc.Pages))*share)+1)
+	keys := make([]string, 0, len(cc.Pages))
+	for k := range cc.Pages {
+		keys = append(keys, k)
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(raw); err != nil {
-		return nil, err
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cc.Pages[a].Used.Compare(cc.Pages[b].Used), strings.Compare(a, b))
+	})
+	for _, k := range keys[:n] {
+		delete(cc.Pages, k)
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return n
 }
 
-// maxCacheSize bounds what a stored cache may inflate to.
-const maxCacheSize = 64 << 20
-
-// unmarshalCache decodes what marshal wrote.
-func unmarshalCache(data []byte) (*pollCache, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("not a cache: %w", err)
-	}
-	raw, err := io.ReadAll(io.LimitReader(zr, maxCacheSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("not a cache: %w", err)
-	}
-	if len(raw) > maxCacheSize {
-		return nil, errors.New("cache larger than 64 MiB")
-	}
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, fmt.Errorf("not a cache: %w", err)
-	}
-	if env.Version != cacheVersion || env.Cache == nil {
-		return nil, fmt.Errorf("cache format %d, want %d", env.Version, cacheVersion)
-	}
-	if env.Cache.Pages == nil {
-		env.Cache.Pages = map[string]*cachedPage{}
-	}
-	if env.Cache.Repos == nil {
-		env.Cache.Repos = map[string]*repoState{}
-	}
-	return env.Cache, nil
-}
-
-// FileStore keeps the cache in a file, written atomically.
-type FileStore string
-
-// Load implements Store.
-func (f FileStore) Load(context.Context) ([]byte, error) {
-	b, err := os.ReadFile(string(f))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	return b, err
-}
-
-// Save implements Store: a temporary file beside it, then a rename.
-func (f FileStore) Save(_ context.Context, data []byte) error {
-	dir := filepath.Dir(string(f))
-	tmp, err := os.CreateTemp(dir, ".reconcile-cache-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), string(f))
-}
+// KeepIn attaches the client's request cache to the notes: restored from them, and
+// saved with them.
+func (c *Client) KeepIn(n *reconcile.Notes) error { return n.Attach(notesPart, c) }

@@ -1,6 +1,7 @@
 package ghpoll
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -45,33 +46,93 @@ func realisticCache(n int, now time.Time) *pollCache {
 	return c
 }
 
-// The stored cache grows with the repositories: past a store's limit (a ConfigMap
-// holds 1 MiB), it is trimmed to fit, the pages used longest ago first, and what the
-// rotation needs (every repository's polling state) is kept.
-func TestCache_MarshalWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	for _, n := range []int{1000, 5000} {
-		data, err := realisticCache(n, now).marshal(now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%d repositories: %d bytes stored", n, len(data))
-	}
-	c := realisticCache(5000, now)
-	full, _ := c.marshal(now)
-	limit := len(full) / 3
-	data, dropped, err := c.marshalWithin(now, limit)
-	if err != nil {
-		t.Fatalf("MarshalWithin() = %v", err)
-	}
-	if len(data) > limit || dropped == 0 {
-		t.Fatalf("MarshalWithin(%d) = %d bytes with %d pages dropped, want it within the limit", limit, len(data), dropped)
-	}
-	back, err := unmarshalCache(data)
+// memStore is a reconcile.Store in memory, holding at most limit bytes (0: any).
+type memStore struct {
+	data  []byte
+	limit int
+}
+
+func (m *memStore) Load(context.Context) ([]byte, error)      { return m.data, nil }
+func (m *memStore) Save(_ context.Context, data []byte) error { m.data = data; return nil }
+func (m *memStore) Limit() int                                { return m.limit }
+
+// cacheClient is a client at now whose request cache is c, kept in notes on store.
+func cacheClient(t *testing.T, now time.Time, c *pollCache, store reconcile.Store) (*Client, *reconcile.Notes) {
+	t.Helper()
+	client, err := NewWithOptions(http.DefaultClient, "https://api.github.com/", Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	notes, err := reconcile.OpenNotes(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.KeepIn(notes); err != nil {
+		t.Fatal(err)
+	}
+	if c != nil {
+		client.cache = c
+	}
+	return client, notes
+}
+
+// saveIn stores c's request cache in st, as the end of a pass does.
+func saveIn(t testing.TB, c *Client, st *memStore) {
+	t.Helper()
+	tmp := &memStore{limit: st.limit}
+	notes, err := reconcile.OpenNotes(context.Background(), tmp) // nothing stored: nothing restored
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.KeepIn(notes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notes.Save(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.data = tmp.data
+}
+
+// loadFrom gives c the request cache stored in st, as a new process does.
+func loadFrom(t testing.TB, c *Client, st reconcile.Store) {
+	t.Helper()
+	notes, err := reconcile.OpenNotes(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.KeepIn(notes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The stored cache grows with the repositories: past a store's limit (a ConfigMap
+// holds 1 MiB), it is trimmed to fit, the pages used longest ago first, and what the
+// rotation needs (every repository's polling state) is kept.
+func TestCache_SavedWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	full := map[int]int{}
+	for _, n := range []int{1000, 5000} {
+		store := &memStore{}
+		_, notes := cacheClient(t, now, realisticCache(n, now), store)
+		if _, err := notes.Save(ctx); err != nil {
+			t.Fatal(err)
+		}
+		full[n] = len(store.data)
+		t.Logf("%d repositories: %d bytes stored", n, len(store.data))
+	}
+	store := &memStore{limit: full[5000] / 3}
+	_, notes := cacheClient(t, now, realisticCache(5000, now), store)
+	dropped, err := notes.Save(ctx)
+	if err != nil {
+		t.Fatalf("Save() = %v", err)
+	}
+	if len(store.data) > store.limit || dropped == 0 {
+		t.Fatalf("Save within %d = %d bytes with %d pages dropped, want it within the limit", store.limit, len(store.data), dropped)
+	}
+	next, _ := cacheClient(t, now, nil, store)
+	back := next.cache
 	if len(back.Repos) != 5000 {
 		t.Errorf("%d repositories' states kept, want all 5000", len(back.Repos))
 	}
@@ -91,7 +152,7 @@ func TestCache_MarshalWithinALimitDropsTheLeastRecentlyUsedPages(t *testing.T) {
 	if _, kept := back.Pages["probe:big-org/repo04999#1"]; !kept {
 		t.Error("the most recently used probe was dropped")
 	}
-	t.Logf("limit %d: %d bytes, %d of %d pages dropped", limit, len(data), dropped, len(realisticCache(5000, now).Pages))
+	t.Logf("limit %d: %d bytes, %d of %d pages dropped", store.limit, len(store.data), dropped, len(realisticCache(5000, now).Pages))
 }
 
 // PollFacts gives ChooseRepos what the cache remembers: a repository's runs and when

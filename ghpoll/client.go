@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -35,12 +34,10 @@ type Client struct {
 	RunnerGroupID int64
 	// writesPerHour bounds the runner registrations in any hour.
 	writesPerHour int
-	// mu guards running, per repository the jobs in progress its last listing saw,
-	// and listed, the pages of organisations' whole listings fetched since PollFacts
-	// last counted them (the overhead of the pass under way).
-	mu      sync.Mutex
-	running map[string][]reconcile.Job
-	listed  int
+	// mu guards listed, the pages of organisations' whole listings fetched since
+	// PollFacts last counted them (the overhead of the pass under way).
+	mu     sync.Mutex
+	listed int
 }
 
 var _ reconcile.GitHub = (*Client)(nil)
@@ -121,77 +118,8 @@ const (
 	DefaultWritesPerHour   = 475
 )
 
-// Unservable implements reconcile.Notebook.
-func (c *Client) Unservable() map[int64]time.Time {
-	c.cache.mu.Lock()
-	defer c.cache.mu.Unlock()
-	return maps.Clone(c.cache.Unservable)
-}
-
-// SetUnservable implements reconcile.Notebook.
-func (c *Client) SetUnservable(jobs map[int64]time.Time) {
-	c.cache.mu.Lock()
-	defer c.cache.mu.Unlock()
-	c.cache.Unservable = maps.Clone(jobs)
-}
-
-var _ reconcile.Notebook = (*Client)(nil)
-
-// Recall implements reconcile.Memo.
-func (c *Client) Recall(key string) (string, bool) {
-	c.cache.mu.Lock()
-	defer c.cache.mu.Unlock()
-	v, ok := c.cache.Memo[key]
-	return v, ok
-}
-
-// Remember implements reconcile.Memo.
-func (c *Client) Remember(key, value string) {
-	c.cache.mu.Lock()
-	defer c.cache.mu.Unlock()
-	if value == "" {
-		delete(c.cache.Memo, key)
-		return
-	}
-	if c.cache.Memo == nil {
-		c.cache.Memo = map[string]string{}
-	}
-	c.cache.Memo[key] = value
-}
-
-var _ reconcile.Memo = (*Client)(nil)
-
 // TakeStats returns what GitHub charged since the last call, and starts counting again.
 func (c *Client) TakeStats() reconcile.APIStats { return c.tr.take() }
-
-// LoadCache replaces the cache with the stored one. A missing one leaves the cache
-// empty; a corrupt one is an error the caller reports and goes on from.
-func (c *Client) LoadCache(ctx context.Context, st Store) error {
-	data, err := st.Load(ctx)
-	if err != nil || data == nil {
-		return err
-	}
-	cache, err := unmarshalCache(data)
-	if err != nil {
-		return err
-	}
-	c.cache = cache
-	return nil
-}
-
-// SaveCache stores the cache; for a Bounded store, within its limit, dropping the
-// pages used longest ago. It returns how many pages it dropped to fit.
-func (c *Client) SaveCache(ctx context.Context, st Store) (int, error) {
-	limit := 0
-	if b, ok := st.(Bounded); ok {
-		limit = b.Limit()
-	}
-	data, dropped, err := c.cache.marshalWithin(c.now(), limit)
-	if err != nil {
-		return dropped, err
-	}
-	return dropped, st.Save(ctx, data)
-}
 
 // RateLimitError is returned for every call made, or refused, while GitHub's primary
 // or secondary rate limit is exhausted. errors.Is(err, reconcile.ErrRateLimited) holds.

@@ -146,12 +146,26 @@ func TestClient_QueuedJobs_FindsJobInsideInProgressRun(t *testing.T) {
 		job(t, 21, 2, "in_progress", "self-hosted"),
 		job(t, 22, 2, "queued", "self-hosted", "ARM64"), // the next stage of a running workflow
 	})
-	jobs, err := c.QueuedJobs(context.Background(), repo)
+	jobs, running, err := c.QueuedJobs(context.Background(), repo)
 	if err != nil {
 		t.Fatalf("QueuedJobs() = %v, want nil", err)
 	}
 	if diff := cmp.Diff([]int64{10, 22}, jobIDs(jobs)); diff != "" {
 		t.Errorf("QueuedJobs() ids mismatch (-want +got):\n%s", diff)
+	}
+	// The job in progress comes from the same listing, with its runner: a pass knows
+	// its runner busy from it, in the first pass of a process (every --once one).
+	if len(running) != 1 || running[0].ID != 21 || running[0].RunnerName != "my runner" {
+		t.Errorf("QueuedJobs() running = %+v, want job 21 on GitHub's example runner", running)
+	}
+	// And the next process knows it before it polls, for the estimate of the
+	// registrations it will list (PollFacts.Busy).
+	st := &memStore{}
+	saveIn(t, c, st)
+	next, _ := newClient(t)
+	loadFrom(t, next, st)
+	if busy := next.PollFacts([]reconcile.Scope{repo}).Busy; !busy["my runner"] || len(busy) != 1 {
+		t.Errorf("the next process's PollFacts().Busy = %v, want the runner the last poll saw running", busy)
 	}
 	for _, j := range jobs {
 		if j.ID == 22 {
@@ -177,7 +191,7 @@ func TestClient_QueuedJobs_RunInBothListsCountsOnce(t *testing.T) {
 	c, mt := newClient(t)
 	offThePage(t, mt, map[string][]any{"queued": {run(t, 1, "queued")}, "in_progress": {run(t, 1, "in_progress")}})
 	paged(mt, api+"repos/octo-org/octo-repo/actions/runs/1/jobs", jobsPage, []any{job(t, 10, 1, "queued", "self-hosted")})
-	jobs, err := c.QueuedJobs(context.Background(), repo)
+	jobs, _, err := c.QueuedJobs(context.Background(), repo)
 	if err != nil {
 		t.Fatalf("QueuedJobs() = %v, want nil", err)
 	}
@@ -232,7 +246,7 @@ func TestClient_ListingsFollowEveryPageAndFailWhole(t *testing.T) {
 				paged(mt, fmt.Sprintf("%srepos/octo-org/octo-repo/actions/runs/%d/jobs", api, id), jobsPage, []any{queuedJob(t, id*10)})
 			}
 			return func(c *Client) ([]int64, error) {
-				jobs, err := c.QueuedJobs(context.Background(), repo)
+				jobs, _, err := c.QueuedJobs(context.Background(), repo)
 				ids := jobIDs(jobs)
 				return slices.Compact(ids), err
 			}
@@ -242,7 +256,7 @@ func TestClient_ListingsFollowEveryPageAndFailWhole(t *testing.T) {
 			paged(mt, api+"repos/octo-org/octo-repo/actions/runs/1/jobs", jobsPage,
 				[]any{queuedJob(t, 10)}, mid, []any{queuedJob(t, 30)})
 			return func(c *Client) ([]int64, error) {
-				jobs, err := c.QueuedJobs(context.Background(), repo)
+				jobs, _, err := c.QueuedJobs(context.Background(), repo)
 				return jobIDs(jobs), err
 			}
 		}},
@@ -475,13 +489,9 @@ func TestClient_HourlyWriteBudgetOutlivesTheProcess(t *testing.T) {
 		t.Errorf("%d calls to GitHub, want 2: none past the budget", n)
 	}
 	st := &memStore{}
-	if _, err := c.SaveCache(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	saveIn(t, c, st)
 	next, mt := newPaced()
-	if err := next.LoadCache(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	loadFrom(t, next, st)
 	if _, _, err := next.GenerateJITConfig(context.Background(), repo, "gha-x64-9", []string{"x64"}); !errors.Is(err, reconcile.ErrWriteBudget) || mt.GetTotalCallCount() != 0 {
 		t.Errorf("next process: GenerateJITConfig() = %v after %d calls, want ErrWriteBudget without calling", err, mt.GetTotalCallCount())
 	}
@@ -498,20 +508,10 @@ func TestClient_HourlyWriteBudgetOutlivesTheProcess(t *testing.T) {
 	if _, _, err := next.GenerateJITConfig(context.Background(), repo, "gha-x64-10", []string{"x64"}); !errors.Is(err, reconcile.ErrRateLimited) {
 		t.Fatalf("GenerateJITConfig() = %v, want GitHub's rate limit", err)
 	}
-	if _, err := next.SaveCache(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	saveIn(t, next, st)
 	third, mt := newPaced()
-	if err := third.LoadCache(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	loadFrom(t, third, st)
 	if _, err := third.Registrations(context.Background(), repo); !errors.Is(err, reconcile.ErrRateLimited) || mt.GetTotalCallCount() != 0 {
 		t.Errorf("the process after a rate limit: Registrations() = %v after %d calls, want ErrRateLimited without calling", err, mt.GetTotalCallCount())
 	}
 }
-
-// memStore is a Store in memory.
-type memStore struct{ data []byte }
-
-func (m *memStore) Load(context.Context) ([]byte, error)      { return m.data, nil }
-func (m *memStore) Save(_ context.Context, data []byte) error { m.data = data; return nil }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/jarcoal/httpmock"
+	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
 // FuzzResponses: whatever GitHub answers to the listings a pass depends on (runs, jobs,
@@ -31,24 +33,34 @@ func FuzzResponses(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = c.QueuedJobs(context.Background(), repo)
+		_, _, _ = c.QueuedJobs(context.Background(), repo)
 		_, _ = c.Registrations(context.Background(), repo)
 	})
 }
 
 // FuzzCache: a cache file is input too (a shared ConfigMap); a bad one is an error.
 func FuzzCache(f *testing.F) {
-	good, err := newPollCache().marshal(fixedNow)
-	if err != nil {
-		f.Fatal(err)
+	fresh := func(t testing.TB) *Client {
+		c, err := NewWithOptions(http.DefaultClient, api, Options{Now: func() time.Time { return fixedNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	f.Add(good)
+	good := &memStore{}
+	saveIn(f, fresh(f), good)
+	f.Add(good.data)
 	f.Add([]byte("not a cache"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if c, err := unmarshalCache(data); err == nil {
-			if _, err := c.marshal(fixedNow); err != nil {
-				t.Fatalf("a cache that loads does not save: %v", err)
-			}
+		notes, err := reconcile.OpenNotes(context.Background(), &memStore{data: data})
+		if err != nil {
+			return
+		}
+		if err := fresh(t).KeepIn(notes); err != nil {
+			return
+		}
+		if _, err := notes.Save(context.Background()); err != nil {
+			t.Fatalf("a cache that loads does not save: %v", err)
 		}
 	})
 }

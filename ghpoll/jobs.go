@@ -151,7 +151,7 @@ func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status stri
 // for an environment's approval while its approved jobs are queued (the gap
 // actions-runner-controller issue 2723 reports). A run that is "pending" (held by a
 // concurrency group) or "requested" has no queued job yet: it becomes queued first.
-var runStatuses = []string{"queued", "in_progress", "waiting"}
+var runStatuses = []string{statusQueued, statusInProgress, "waiting"}
 
 // probeSize is how many of the newest runs a look reads: one page, GitHub's largest.
 const probeSize = 100
@@ -204,7 +204,7 @@ func (c *Client) runsView(ctx context.Context, repo reconcile.Scope) ([]runLite,
 	completed := 0
 	for _, r := range newest.Runs {
 		switch {
-		case r.Status == "completed":
+		case r.Status == statusCompleted:
 			completed++
 		case slices.Contains(runStatuses, r.Status):
 			runs = append(runs, r)
@@ -213,7 +213,7 @@ func (c *Client) runsView(ctx context.Context, repo reconcile.Scope) ([]runLite,
 	if newest.Total <= len(newest.Runs) {
 		return runs, 1, nil // every run is on the page
 	}
-	done, err := c.runsPage(ctx, repo, "probe-completed:"+repo.String(), "completed", 1)
+	done, err := c.runsPage(ctx, repo, "probe-completed:"+repo.String(), statusCompleted, 1)
 	if err != nil {
 		return nil, 2, err
 	}
@@ -272,19 +272,19 @@ func (c *Client) notePushes(ctx context.Context, org string) ([]repoLite, error)
 	return repos, nil
 }
 
-// QueuedJobs returns every queued job of the repository: the runs that can hold one
-// (runsView), and every page of each such run's latest jobs. A repository GitHub
+// QueuedJobs returns every queued job of the repository, and every job in progress
+// with the runner running it, from one listing: the runs that can hold one (runsView),
+// and every page of each such run's latest jobs. A repository GitHub
 // answers 404 or 403 for (deleted, renamed, or not visible to these credentials) is
 // reconcile.ErrUnreachable.
-func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
+func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) (queued, running []reconcile.Job, err error) {
 	key := repo.String()
 	st := c.cache.repo(key)
 	now := c.now()
 	runs, cost, err := c.runsView(ctx, repo)
 	if err != nil {
-		return nil, c.unreachable(repo, fmt.Errorf("listing runs: %w", err))
+		return nil, nil, c.unreachable(repo, fmt.Errorf("listing runs: %w", err))
 	}
-	var out, running []reconcile.Job
 	for _, run := range runs {
 		jobs, err := listAll(ctx, c, fmt.Sprintf("jobs:%s:%d", repo, run.ID),
 			func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowJob, *github.Response, error) {
@@ -299,31 +299,34 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) ([]reconc
 				return jobLite{ID: j.GetID(), Status: j.GetStatus(), Name: j.GetName(), Labels: j.Labels, Created: j.GetCreatedAt().Time, Runner: j.GetRunnerName()}
 			})
 		if err != nil {
-			return nil, fmt.Errorf("listing jobs of run %d: %w", run.ID, err)
+			return nil, nil, fmt.Errorf("listing jobs of run %d: %w", run.ID, err)
 		}
 		for _, j := range jobs {
-			if j.Status == "in_progress" && j.Runner != "" {
+			if j.Status == statusInProgress && j.Runner != "" {
 				running = append(running, reconcile.Job{ID: j.ID, RunID: run.ID, Repo: repo, Name: j.Name, Labels: j.Labels,
 					CreatedAt: j.Created, RunnerName: j.Runner})
 			}
-			if j.Status != "queued" {
+			if j.Status != statusQueued {
 				continue
 			}
 			created := j.Created
 			if created.IsZero() {
 				created = run.Created
 			}
-			out = append(out, reconcile.Job{ID: j.ID, RunID: run.ID, Repo: repo, Name: j.Name, Labels: j.Labels, CreatedAt: created,
+			queued = append(queued, reconcile.Job{ID: j.ID, RunID: run.ID, Repo: repo, Name: j.Name, Labels: j.Labels, CreatedAt: created,
 				Public: run.Public, FromFork: run.Fork})
 		}
 	}
-	c.setRunning(key, running)
 	st.Polled, st.Runs, st.ViewCost = now, len(runs), cost
+	st.Busy = nil
+	for _, j := range running {
+		st.Busy = append(st.Busy, j.RunnerName)
+	}
 	if len(runs) > 0 {
 		st.HadRuns = now // where work came, more comes: reconcile.ChooseRepos
 	}
 	c.cache.setRepo(key, st)
-	return out, nil
+	return queued, running, nil
 }
 
 // unreachable marks err as reconcile.ErrUnreachable when GitHub answered that the
@@ -387,21 +390,4 @@ func (c *Client) InstallationRepos(ctx context.Context) ([]reconcile.Scope, erro
 		}
 	}
 	return out, nil
-}
-
-// RunningJobs returns the jobs in progress that the repository's last QueuedJobs in
-// this process saw, with the runner running each. It makes no request.
-func (c *Client) RunningJobs(repo reconcile.Scope) []reconcile.Job {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.running[repo.String()])
-}
-
-func (c *Client) setRunning(repo string, jobs []reconcile.Job) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.running == nil {
-		c.running = map[string][]reconcile.Job{}
-	}
-	c.running[repo] = jobs
 }

@@ -61,23 +61,54 @@ func newOrgWorld(tb testing.TB, n int, latency time.Duration, concurrency int) *
 
 // restart is the next --once process: the cache saved and loaded again by a new client
 // and a new reconciler, nothing else carried over.
-func (w *orgWorld) restart(tb testing.TB, store ghpoll.Store) {
+func (w *orgWorld) restart(tb testing.TB, store reconcile.Store) {
 	tb.Helper()
-	ctx := context.Background()
-	if _, err := w.client.SaveCache(ctx, store); err != nil {
-		tb.Fatal(err)
-	}
+	saveTo(tb, w.client, store)
 	client, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL,
 		ghpoll.Options{Concurrency: w.rc.Concurrency, Now: w.Now, WritesPerMinute: 60000})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := client.LoadCache(ctx, store); err != nil {
+	if err := loadFrom(client, store); err != nil {
 		tb.Fatal(err)
 	}
 	w.client = client
 	rc := w.rc
 	w.rc = &reconcile.Reconciler{Config: rc.Config, GitHub: client, Budget: rc.Budget, Backends: rc.Backends, Now: rc.Now, Concurrency: rc.Concurrency}
+}
+
+// saveTo stores the client's request cache in store, as the end of a --once process
+// does.
+func saveTo(tb testing.TB, client *ghpoll.Client, store reconcile.Store) {
+	tb.Helper()
+	ctx := context.Background()
+	tmp := reconcile.FileStore(filepath.Join(tb.TempDir(), "notes"))
+	notes, err := reconcile.OpenNotes(ctx, tmp) // nothing stored: nothing restored
+	if err == nil {
+		err = client.KeepIn(notes)
+	}
+	if err == nil {
+		_, err = notes.Save(ctx)
+	}
+	var data []byte
+	if err == nil {
+		data, err = tmp.Load(ctx)
+	}
+	if err == nil {
+		err = store.Save(ctx, data)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// loadFrom gives the client the request cache in store, as a new process does.
+func loadFrom(client *ghpoll.Client, store reconcile.Store) error {
+	notes, err := reconcile.OpenNotes(context.Background(), store)
+	if err != nil {
+		return err
+	}
+	return client.KeepIn(notes)
 }
 
 func (w *orgWorld) pass(tb testing.TB) reconcile.Summary {
@@ -206,20 +237,18 @@ func TestBudget_QueuedJobInAQuietRepositoryIsFound(t *testing.T) {
 
 func TestBudget_CorruptCacheIsIgnored(t *testing.T) {
 	path := t.TempDir() + "/cache"
-	if err := ghpoll.FileStore(path).Save(context.Background(), []byte("not a cache")); err != nil {
+	if err := reconcile.FileStore(path).Save(context.Background(), []byte("not a cache")); err != nil {
 		t.Fatal(err)
 	}
 	w := newOrgWorld(t, 3, 0, 4)
-	if err := w.client.LoadCache(context.Background(), ghpoll.FileStore(path)); err == nil {
-		t.Error("LoadCache of garbage = nil, want an error to warn with")
+	if err := loadFrom(w.client, reconcile.FileStore(path)); err == nil {
+		t.Error("loading garbage = nil, want an error to warn with")
 	}
 	w.pass(t) // goes on cold
-	if _, err := w.client.SaveCache(context.Background(), ghpoll.FileStore(path)); err != nil {
-		t.Fatal(err)
-	}
+	saveTo(t, w.client, reconcile.FileStore(path))
 	fresh := newOrgWorld(t, 3, 0, 4)
-	if err := fresh.client.LoadCache(context.Background(), ghpoll.FileStore(path)); err != nil {
-		t.Fatalf("LoadCache of a saved cache = %v", err)
+	if err := loadFrom(fresh.client, reconcile.FileStore(path)); err != nil {
+		t.Fatalf("loading a saved cache = %v", err)
 	}
 }
 
@@ -231,15 +260,13 @@ func TestBudget_CacheCarriesAcrossRuns(t *testing.T) {
 		w.Advance(time.Minute)
 	}
 	path := t.TempDir() + "/cache"
-	if _, err := w.client.SaveCache(context.Background(), ghpoll.FileStore(path)); err != nil {
-		t.Fatal(err)
-	}
+	saveTo(t, w.client, reconcile.FileStore(path))
 	// A new process: a new client, the same GitHub.
 	next, err := ghpoll.NewWithOptions(&http.Client{Transport: authTransport{}}, w.gh.APIURL, ghpoll.Options{Now: w.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := next.LoadCache(context.Background(), ghpoll.FileStore(path)); err != nil {
+	if err := loadFrom(next, reconcile.FileStore(path)); err != nil {
 		t.Fatal(err)
 	}
 	w.rc.GitHub = next
@@ -365,7 +392,7 @@ func simulateOrg(tb testing.TB, o orgShape, minutes int) orgResult {
 	w := newOrgWorld(tb, n, 0, 32)
 	w.rc.Budget.Interval = interval
 	rng := rand.New(rand.NewPCG(1, 2))
-	store := ghpoll.FileStore(filepath.Join(tb.TempDir(), "cache"))
+	store := reconcile.FileStore(filepath.Join(tb.TempDir(), "cache"))
 	busyRepos := w.repos[:o.busy]
 	type pending struct {
 		run     int64

@@ -58,7 +58,12 @@ pools:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Budget: reconcile.DefaultBudget(), Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.Now}
+	notes, _ := reconcile.OpenNotes(context.Background(), nil) // the --cache, in memory: no store, no error
+	if err := client.KeepIn(notes); err != nil {
+		t.Fatal(err)
+	}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: client, Budget: reconcile.DefaultBudget(), Backends: map[string]reconcile.Backend{"arm64": w.backend},
+		Memo: notes, Now: w.Now}
 	return w
 }
 

@@ -116,7 +116,7 @@ func TestSemantics_JobGitHubWillNotAssignStopsHoldingARunner(t *testing.T) {
 	// runner for it; a servable job that comes still gets one.
 	w.Advance(time.Minute)
 	pass(w.rc)
-	fresh := &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.rc.GitHub, Budget: w.rc.Budget, Backends: w.rc.Backends, Now: w.Now}
+	fresh := &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.rc.GitHub, Budget: w.rc.Budget, Backends: w.rc.Backends, Memo: w.rc.Memo, Now: w.Now}
 	pass(fresh)
 	if len(w.backend.Runners()) != 0 {
 		t.Fatalf("runners %v made again for the unservable job", reconciletest.Names(w.backend.Runners()))
@@ -322,7 +322,7 @@ func TestSemantics_JobRunByFindsTheJobTheRunnerTook(t *testing.T) {
 	if err != nil || !found {
 		t.Fatalf("JobRunBy() = %v, found %v; want the job it took", err, found)
 	}
-	if job.ID != taken || job.Status != "completed" || job.Conclusion != "failure" || job.RunAttempt != 1 || job.RunStatus != "completed" || !job.StepFailedAt.IsZero() {
+	if job.ID != taken || job.Status != reconcile.JobCompleted || job.Conclusion != reconcile.ConclusionFailed || job.Concluded != "failure" || job.RunAttempt != 1 || job.RunStatus != reconcile.JobCompleted || !job.StepFailedAt.IsZero() {
 		t.Errorf("JobRunBy() = %+v; want job %d, failed without a failed step, in its completed run's first attempt", job, taken)
 	}
 	if err := client.RerunJob(context.Background(), job.Repo, job.ID); err != nil {

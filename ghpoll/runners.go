@@ -155,7 +155,7 @@ const recentRuns = 10
 // at most 2 + recentRuns.
 func (c *Client) JobRunBy(ctx context.Context, repo reconcile.Scope, runner string, hint int64, since time.Time) (reconcile.JobOutcome, bool, error) {
 	ran := func(j *github.WorkflowJob) bool {
-		return strings.EqualFold(j.GetRunnerName(), runner) && (j.GetStatus() != "completed" || !j.GetCompletedAt().Before(since))
+		return strings.EqualFold(j.GetRunnerName(), runner) && (j.GetStatus() != statusCompleted || !j.GetCompletedAt().Before(since))
 	}
 	if err := c.preflight(); err != nil {
 		return reconcile.JobOutcome{}, false, err
@@ -173,7 +173,7 @@ func (c *Client) JobRunBy(ctx context.Context, repo reconcile.Scope, runner stri
 		}
 	}
 	runs, _, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Repo,
-		&github.ListWorkflowRunsOptions{Status: "completed", ListOptions: github.ListOptions{PerPage: recentRuns}})
+		&github.ListWorkflowRunsOptions{Status: statusCompleted, ListOptions: github.ListOptions{PerPage: recentRuns}})
 	if err != nil {
 		return reconcile.JobOutcome{}, false, c.check(err)
 	}
@@ -201,9 +201,9 @@ func (c *Client) outcome(ctx context.Context, repo reconcile.Scope, j *github.Wo
 			return reconcile.JobOutcome{}, false, c.check(err)
 		}
 	}
-	o := reconcile.JobOutcome{ID: j.GetID(), RunID: j.GetRunID(), Repo: repo, Labels: j.Labels, Status: j.GetStatus(),
-		Conclusion: j.GetConclusion(), RunnerName: j.GetRunnerName(), CompletedAt: j.GetCompletedAt().Time,
-		RunAttempt: int(j.GetRunAttempt()), LatestAttempt: run.GetRunAttempt(), RunStatus: run.GetStatus()}
+	o := reconcile.JobOutcome{ID: j.GetID(), RunID: j.GetRunID(), Repo: repo, Labels: j.Labels, Status: jobStatus(j.GetStatus()),
+		Conclusion: conclusion(j.GetConclusion()), Concluded: j.GetConclusion(), RunnerName: j.GetRunnerName(), CompletedAt: j.GetCompletedAt().Time,
+		RunAttempt: int(j.GetRunAttempt()), LatestAttempt: run.GetRunAttempt(), RunStatus: jobStatus(run.GetStatus())}
 	if o.RunAttempt > 1 { // its earlier attempts: every attempt's jobs of the run
 		all, _, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Repo, j.GetRunID(),
 			&github.ListWorkflowJobsOptions{Filter: "all", ListOptions: github.ListOptions{PerPage: 100}})
@@ -212,13 +212,13 @@ func (c *Client) outcome(ctx context.Context, repo reconcile.Scope, j *github.Wo
 		}
 		for _, e := range all.Jobs {
 			if e.GetName() == j.GetName() && e.GetRunAttempt() < j.GetRunAttempt() &&
-				(e.GetConclusion() == "failure" || e.GetConclusion() == "cancelled") {
+				died(e.GetConclusion()) {
 				o.PriorFailures++
 			}
 		}
 	}
 	for _, st := range j.Steps {
-		if st.GetConclusion() == "failure" {
+		if st.GetConclusion() == conclusionFailure {
 			o.StepFailedAt = st.GetCompletedAt().Time
 			break
 		}

@@ -349,7 +349,7 @@ func (p *pass) start(ctx context.Context, r jitted) bool {
 				ev = ev.Str("option", opt)
 			}
 			ev.Msg("created runner")
-			p.count(Action{"create", r.Pool, r.Reason})
+			p.count(Action{ActionCreate, r.Pool, r.Reason})
 			if !r.QueuedAt.IsZero() {
 				p.mu.Lock()
 				p.waits = append(p.waits, QueueWait{Pool: r.Pool, Wait: max(p.rc.now().Sub(r.QueuedAt), 0)})

@@ -10,6 +10,7 @@ type (
 	Blind        = plan.Blind
 	Budget       = plan.Budget
 	Choice       = plan.Choice
+	Conclusion   = plan.Conclusion
 	Config       = plan.Config
 	Create       = plan.Create
 	Delete       = plan.Delete
@@ -20,6 +21,9 @@ type (
 	Hold         = plan.Hold
 	Job          = plan.Job
 	JobOutcome   = plan.JobOutcome
+	JobStatus    = plan.JobStatus
+	Judged       = plan.Judged
+	Lookup       = plan.Lookup
 	Observed     = plan.Observed
 	Phase        = plan.Phase
 	Plan         = plan.Plan
@@ -45,6 +49,9 @@ type (
 const (
 	ActiveWeight          = plan.ActiveWeight
 	ActiveWindow          = plan.ActiveWindow
+	ConclusionCancelled   = plan.ConclusionCancelled
+	ConclusionFailed      = plan.ConclusionFailed
+	ConclusionOther       = plan.ConclusionOther
 	DefaultAPIURL         = plan.DefaultAPIURL
 	DefaultBootTimeout    = plan.DefaultBootTimeout
 	DefaultIdleTimeout    = plan.DefaultIdleTimeout
@@ -57,6 +64,9 @@ const (
 	FailPermission        = plan.FailPermission
 	FailQuota             = plan.FailQuota
 	GoneGrace             = plan.GoneGrace
+	JobCompleted          = plan.JobCompleted
+	JobInProgress         = plan.JobInProgress
+	JobWaiting            = plan.JobWaiting
 	MaxConfigSize         = plan.MaxConfigSize
 	PhaseActive           = plan.PhaseActive
 	PhaseFinished         = plan.PhaseFinished

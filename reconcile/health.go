@@ -69,9 +69,6 @@ func (b Backoff) wait(fails int) time.Duration {
 // alone.
 const TrustWindow = 30 * time.Minute
 
-// healthMemoKey names what the Memo keeps for a pool.
-func healthMemoKey(pool string) string { return "pool-health:" + pool }
-
 // optionHealth is what the creates of one option of a pool said last.
 type optionHealth struct {
 	Class   FailureClass `json:"class,omitempty"` // in backoff for this; empty: not in backoff
@@ -163,12 +160,6 @@ func (rc *Reconciler) options(pool string) []string {
 	return []string{""}
 }
 
-// memo returns where health is kept between processes, if anywhere.
-func (rc *Reconciler) memo() Memo {
-	m, _ := rc.GitHub.(Memo)
-	return m
-}
-
 // loadHealth reads the pools' health from the Memo, which overlapping --once processes
 // share and which is newer than this process's copy; without one, the process's own
 // copy stands.
@@ -176,13 +167,9 @@ func (rc *Reconciler) loadHealth() {
 	if rc.health == nil {
 		rc.health = map[string]*poolHealth{}
 	}
-	m := rc.memo()
-	if m == nil {
-		return
-	}
 	for _, p := range rc.Config.Pools {
 		ph := &poolHealth{}
-		if v, ok := m.Recall(healthMemoKey(p.Name)); ok && v != "" {
+		if v, ok := rc.memo.Recall(MemoPoolHealth, p.Name); ok && v != "" {
 			if json.Unmarshal([]byte(v), ph) != nil {
 				ph = &poolHealth{} // unreadable: start afresh, which costs a probe
 			}
@@ -340,9 +327,7 @@ func (p *pass) noteCreate(pool, opt string, err error) {
 	}
 	data, _ := json.Marshal(ph)
 	p.mu.Unlock()
-	if m := p.rc.memo(); m != nil && !p.rc.DryRun {
-		m.Remember(healthMemoKey(pool), string(data))
-	}
+	p.rc.memo.Remember(MemoPoolHealth, pool, string(data))
 }
 
 // healthReport returns each pool's health after the pass, for the summary.

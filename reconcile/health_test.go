@@ -71,7 +71,7 @@ func TestPass_StockoutPutsThePoolInBackoffWithOneProbeWhenDue(t *testing.T) {
 
 	// 30 s later, in a new process on the same cache: the probe is not due.
 	w.Advance(30 * time.Second)
-	w.rc = &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.gh, Backends: w.rc.Backends, Now: w.Now}
+	w.rc = &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.gh, Backends: w.rc.Backends, Memo: w.notes, Now: w.Now}
 	sum = w.mustPass(t)
 	if n := registrations(w.gh); n != 1 || len(sum.Plan.Create) != 0 || len(sum.Plan.Waiting) != 5 {
 		t.Errorf("before the probe is due: %d registrations in all, plan creates %d, waiting %d; want 1, 0, 5", n, len(sum.Plan.Create), len(sum.Plan.Waiting))
@@ -165,7 +165,7 @@ func TestPass_FallbackOptionServesWhileThePreferredIsOutOfCapacity(t *testing.T)
 func TestPass_BackoffHeldInTheProcessWithoutAMemo(t *testing.T) {
 	t.Parallel()
 	w := newPassWorld(t)
-	w.rc.GitHub = noMemo{w.gh}
+	w.rc.Memo = nil // no --cache
 	for range 3 {
 		w.queue(time.Minute, arm64...)
 	}
@@ -180,9 +180,6 @@ func TestPass_BackoffHeldInTheProcessWithoutAMemo(t *testing.T) {
 		t.Errorf("second pass: %v, %d registrations, %d waiting; want nil, 1, 3", err, registrations(w.gh), len(sum.Plan.Waiting))
 	}
 }
-
-// noMemo hides the fake's Memo: a GitHub client without a cache.
-type noMemo struct{ reconcile.GitHub }
 
 // A pool that made no runner lately sends its first create alone: the others are
 // registered once it has started. One the backend lists a runner of, made minutes ago,
@@ -240,7 +237,7 @@ func (w *passWorld) twoPools(t *testing.T, arm reconcile.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Now: w.Now, Backends: map[string]reconcile.Backend{"arm64": arm, "x64": w.backend}}
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Memo: w.notes, Now: w.Now, Backends: map[string]reconcile.Backend{"arm64": arm, "x64": w.backend}}
 }
 
 // gated holds every create until its gate opens (a slow insert operation).
@@ -308,7 +305,7 @@ func TestPass_StockoutPassesAMinuteApartWithTheDefaultSchedule(t *testing.T) {
 	}
 	w.backend.Refuse("", stockout)
 	process := func() reconcile.Summary {
-		w.rc = &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.gh, Backends: w.rc.Backends, Now: w.Now}
+		w.rc = &reconcile.Reconciler{Config: w.rc.Config, GitHub: w.gh, Backends: w.rc.Backends, Memo: w.notes, Now: w.Now}
 		return w.mustPass(t)
 	}
 	for pass := range 3 {

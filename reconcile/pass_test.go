@@ -33,6 +33,7 @@ type passWorld struct {
 	gh      *reconciletest.GitHub
 	backend *reconciletest.Backend
 	rc      *reconcile.Reconciler
+	notes   *reconcile.Notes // what --cache keeps: a new Reconciler with them is the next --once process
 	logs    bytes.Buffer
 	nextJob int64
 }
@@ -45,7 +46,8 @@ func newPassWorld(t *testing.T) *passWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Now: w.Now}
+	w.notes, _ = reconcile.OpenNotes(context.Background(), nil) // the --cache, in memory: no store, no error
+	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Memo: w.notes, Now: w.Now}
 	return w
 }
 
@@ -501,8 +503,8 @@ func (w *passWorld) preemptedRunner(at time.Time) reconcile.JobOutcome {
 	r := reconcile.Runner{Name: reconcile.RunnerName("gha", "arm64", 501, 0), Pool: "arm64", Scope: app, Repo: app, JobID: 501,
 		CreatedAt: at.Add(-10 * time.Minute), Phase: reconcile.PhaseFinished, PreemptedAt: at}
 	w.backend.Put(r)
-	return reconcile.JobOutcome{ID: 501, RunID: 5010, Repo: app, Labels: arm64, Status: "completed", Conclusion: "failure",
-		RunnerName: r.Name, CompletedAt: at.Add(30 * time.Second), RunAttempt: 1, RunStatus: "completed"}
+	return reconcile.JobOutcome{ID: 501, RunID: 5010, Repo: app, Labels: arm64, Status: reconcile.JobCompleted, Conclusion: reconcile.ConclusionFailed,
+		RunnerName: r.Name, CompletedAt: at.Add(30 * time.Second), RunAttempt: 1, RunStatus: reconcile.JobCompleted}
 }
 
 // The job a preemption killed is re-run once its run has completed (GitHub re-runs
@@ -513,13 +515,13 @@ func TestPass_PreemptedJobIsRerun(t *testing.T) {
 	t.Parallel()
 	w := newPassWorld(t)
 	lost := w.preemptedRunner(w.Now().Add(-time.Minute))
-	lost.RunStatus = "in_progress" // the run's other jobs go on
+	lost.RunStatus = reconcile.JobInProgress // the run's other jobs go on
 	w.gh.Ran(lost)
 	sum := w.mustPass(t)
 	if len(w.backend.Runners()) != 1 || sum.Deleted != 0 {
 		t.Fatalf("runners %v after a pass whose run is still going; want the preempted one kept", reconciletest.Names(w.backend.Runners()))
 	}
-	lost.RunStatus = "completed"
+	lost.RunStatus = reconcile.JobCompleted
 	w.gh.Ran(lost)
 	w.Advance(time.Minute)
 	sum = w.mustPass(t)
@@ -543,9 +545,11 @@ func TestPass_JobsNotRerun(t *testing.T) {
 	}{
 		{"a step failed before the preemption", func(j *reconcile.JobOutcome, at time.Time) { j.StepFailedAt = at.Add(-10 * time.Minute) }},
 		{"cancelled before the preemption", func(j *reconcile.JobOutcome, at time.Time) {
-			j.Conclusion, j.CompletedAt = "cancelled", at.Add(-10*time.Minute)
+			j.Conclusion, j.CompletedAt = reconcile.ConclusionCancelled, at.Add(-10*time.Minute)
 		}},
-		{"it succeeded", func(j *reconcile.JobOutcome, _ time.Time) { j.Conclusion = "success" }},
+		{"it succeeded", func(j *reconcile.JobOutcome, _ time.Time) {
+			j.Conclusion, j.Concluded = reconcile.ConclusionOther, "success"
+		}},
 		{"preempted again past rerun_preempted", func(j *reconcile.JobOutcome, _ time.Time) {
 			j.RunAttempt, j.LatestAttempt, j.PriorFailures = 2, 2, 1
 		}},
@@ -638,4 +642,33 @@ func (l *listing) List(ctx context.Context) ([]reconcile.Runner, error) {
 	}
 	l.seen = true
 	return l.Backend.List(ctx)
+}
+
+// TestPass_ABusyRunnerIsKnownFromThisPassesJobListing: a runner running a job is known
+// busy from the job listing of the same pass, in the first pass of a process (every
+// --once process): its scope's registrations need no listing. (The repository was
+// swept a moment ago: only the runner could call for a listing.)
+func TestPass_ABusyRunnerIsKnownFromThisPassesJobListing(t *testing.T) {
+	t.Parallel()
+	w := newPassWorld(t)
+	w.rc.Budget = reconcile.DefaultBudget()
+	w.gh.SetPollFacts(reconcile.PollFacts{Repos: map[reconcile.Scope]reconcile.RepoFacts{
+		app: {Runs: 1, HadRuns: w.Now(), Polled: w.Now().Add(-time.Minute), Swept: w.Now(), PollCost: 2}}})
+	j := w.queue(time.Minute, arm64...)
+	name := reconcile.RunnerName("gha", "arm64", j.ID, 0)
+	w.backend.Put(reconcile.Runner{Name: name, Pool: "arm64", Scope: app, Repo: app, JobID: j.ID, CreatedAt: w.Now().Add(-2 * time.Minute)})
+	w.gh.Register(reconcile.Registration{Name: name, Scope: app, Online: true, Busy: true})
+	w.gh.Ran(reconcile.JobOutcome{ID: j.ID, RunID: j.RunID, Repo: app, Labels: arm64, Status: reconcile.JobInProgress, RunnerName: name, RunAttempt: 1})
+	sum := w.mustPass(t)
+	if got := sum.Observed.Running[name].ID; got != j.ID {
+		t.Errorf("the pass saw %s running job %d, want %d: it must know from its own listing", name, got, j.ID)
+	}
+	for _, c := range w.gh.Calls() {
+		if strings.HasPrefix(c, "Registrations") {
+			t.Errorf("the pass called %q; the runner is known busy from the job listing of the same pass", c)
+		}
+	}
+	if st := sum.Plan.States[name]; st != reconcile.StateBusy || !sum.Plan.Empty() {
+		t.Errorf("state %q, plan %+v: want busy and nothing to do", st, sum.Plan)
+	}
 }

@@ -124,7 +124,7 @@ func TestStatus_ShowsThePlannersVerdict(t *testing.T) {
 	obs.Runners = append(obs.Runners, held, stale, runner("x64", repoC, 110, time.Minute))
 	obs.Blind.Regs = map[Scope]bool{repoC: true}
 	obs.Regs = append(obs.Regs, reg(11, stale, true, false))
-	obs.Holding = map[string]bool{held.Name: true}
+	obs.Preempted = map[string]Lookup{held.Name: {Failed: true}}
 	p := Compute(obs, cfg, t0)
 	seen := map[State]bool{}
 	for _, r := range BuildStatus(cfg, obs, p, t0).Runners {

@@ -205,18 +205,18 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 	}
 	for a, n := range s.Done {
 		switch a.Kind {
-		case "create":
+		case reconcile.ActionCreate:
 			m.created.WithLabelValues(a.Pool).Add(float64(n))
-		case "delete":
+		case reconcile.ActionDelete:
 			m.deleted.WithLabelValues(a.Pool, string(a.Reason)).Add(float64(n))
-		case "deregister":
+		case reconcile.ActionDeregister:
 			m.deregistered.WithLabelValues(string(a.Reason)).Add(float64(n))
-		case "rerun":
+		case reconcile.ActionRerun:
 			m.reruns.WithLabelValues(a.Pool, string(a.Reason)).Add(float64(n))
 		}
 	}
 	for stage, n := range s.ErrorsByStage {
-		m.errs.WithLabelValues(stage).Add(float64(n))
+		m.errs.WithLabelValues(string(stage)).Add(float64(n))
 	}
 	m.deferred.Set(float64(s.Deferred))
 	a := s.API

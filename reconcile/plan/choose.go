@@ -90,6 +90,10 @@ type PollFacts struct {
 	Overhead int
 	// Registered is when the runner registrations of the last hour were sent.
 	Registered []time.Time
+	// Busy names the runners the last polls of their repositories saw running a job
+	// (in this process): their scopes' registrations need no listing, for the
+	// estimate of Overhead.
+	Busy map[string]bool
 }
 
 // RepoFacts is what the GitHub client remembers of a repository. The zero value is a

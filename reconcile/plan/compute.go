@@ -31,7 +31,7 @@ func Compute(obs Observed, cfg Config, now time.Time) Plan {
 		demand:  map[poolScope][]Job{},
 		queued:  map[int64]bool{},
 		status:  map[string]*PoolStatus{},
-		holding: obs.Holding,
+		holding: map[string]bool{},
 		runners: slices.Clone(obs.Runners),
 		plan:    Plan{States: map[string]State{}},
 	}
@@ -87,6 +87,7 @@ func (pl *planner) compute() Plan {
 		}
 	}
 	slices.SortFunc(pl.runners, func(a, b Runner) int { return strings.Compare(a.Name, b.Name) })
+	pl.judgePreempted()
 	for _, r := range pl.runners {
 		pl.taken[r.Name] = true
 		pl.owned[r.Name] = true

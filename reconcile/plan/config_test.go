@@ -46,8 +46,8 @@ func TestLoad_KeepsBackendSectionsForTheirBackend(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load() = %v, want nil", err)
 	}
-	if got := string(cfg.Pools[0].GCE); got != `{"project":"p","zones":["us-central1-a"]}` {
-		t.Errorf("Pools[0].GCE = %s, want the section as JSON", got)
+	if key, got := cfg.Pools[0].Backend(); key != "gce" || string(got) != `{"project":"p","zones":["us-central1-a"]}` {
+		t.Errorf("Pools[0].Backend() = %s, %s, want gce and the section as JSON", key, got)
 	}
 }
 

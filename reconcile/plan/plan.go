@@ -73,9 +73,9 @@ type Observed struct {
 	// Unservable holds the queued jobs an earlier pass found GitHub would not give to
 	// our runners; they do not count as demand.
 	Unservable map[int64]bool
-	// Holding names the finished runners kept as evidence of a preemption until GitHub
-	// ends the job they ran (see JudgePreempted).
-	Holding map[string]bool
+	// Preempted holds, for each preempted runner of a pool that re-runs, what GitHub
+	// said of the job it ran (see JudgePreempted).
+	Preempted map[string]Lookup
 	// Running maps a runner's name to the job in progress it runs, in the repositories
 	// polled this pass. The planner does not read it; reconcile status shows it.
 	Running map[string]Job
@@ -168,6 +168,10 @@ type Plan struct {
 	NoPool []Job
 	// Waiting lists the creates of pools in backoff that wait for capacity.
 	Waiting []Waiting
+	// Preempted is the verdict on each preempted runner's job: the re-runs to make
+	// (before the deletions: a runner whose job's re-run failed is kept as evidence),
+	// the runners kept, the jobs left alone.
+	Preempted []Judged
 }
 
 // Refused is a queued job a pool matches that gets no runner, and why.
@@ -185,4 +189,15 @@ type Unservable struct {
 }
 
 // Empty reports whether the plan changes nothing.
-func (p Plan) Empty() bool { return len(p.Create)+len(p.Delete)+len(p.Deregister) == 0 }
+func (p Plan) Empty() bool { return len(p.Create)+len(p.Delete)+len(p.Deregister)+len(p.Reruns()) == 0 }
+
+// Reruns returns the re-runs the plan makes.
+func (p Plan) Reruns() []Judged {
+	var out []Judged
+	for _, j := range p.Preempted {
+		if j.Verdict == VerdictRerun {
+			out = append(out, j)
+		}
+	}
+	return out
+}

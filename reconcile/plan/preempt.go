@@ -12,13 +12,35 @@ import (
 // and the pass, with what GitHub says of the job the runner ran, re-runs it
 // (POST /repos/{o}/{r}/actions/jobs/{id}/rerun) up to the pool's rerun_preempted times.
 
+// JobStatus is where a job, or a run, is in its life. ghpoll maps GitHub's words to it.
+type JobStatus int
+
+// The statuses the pass tells apart.
+const (
+	JobWaiting    JobStatus = iota // queued, or waiting, pending or requested: not taken yet
+	JobInProgress                  // a runner runs it
+	JobCompleted                   // ended, whatever its conclusion
+)
+
+// Conclusion is how a completed job ended, as far as a re-run cares.
+type Conclusion int
+
+// The conclusions the pass tells apart.
+const (
+	ConclusionOther     Conclusion = iota // succeeded, skipped, neutral, timed out, …
+	ConclusionFailed                      // failed
+	ConclusionCancelled                   // cancelled
+)
+
 // JobOutcome is what GitHub says of a job a runner ran, and of its run.
 type JobOutcome struct {
 	ID, RunID  int64
 	Repo       Scope
 	Labels     []string
-	Status     string // queued, in_progress, completed
-	Conclusion string // success, failure, cancelled, skipped, ...
+	Status     JobStatus
+	Conclusion Conclusion
+	// Concluded is GitHub's own word for the conclusion, for the log.
+	Concluded  string
 	RunnerName string
 	// CompletedAt is when the job ended; StepFailedAt when its first step that
 	// concluded failure ended (zero: none did).
@@ -27,7 +49,7 @@ type JobOutcome struct {
 	// LatestAttempt the run's latest. RunStatus is the run's: GitHub re-runs a job
 	// only once its whole run has completed.
 	RunAttempt, LatestAttempt int
-	RunStatus                 string
+	RunStatus                 JobStatus
 	// PriorFailures counts the run's earlier attempts in which this job (by name)
 	// ended failed or cancelled: how often it has died, and been re-run, already.
 	PriorFailures int
@@ -74,20 +96,20 @@ func JudgePreempted(cfg Config, r Runner, j JobOutcome, found bool, now time.Tim
 		return VerdictSkip, "no job names the runner"
 	case !strings.EqualFold(j.RunnerName, r.Name):
 		return VerdictSkip, "the job ran on another runner"
-	case j.Status != "completed":
+	case j.Status != JobCompleted:
 		if now.Sub(r.PreemptedAt) < PreemptionEvidenceTTL {
 			return VerdictWait, "GitHub has not ended the job yet"
 		}
 		return VerdictSkip, "GitHub did not end the job within " + PreemptionEvidenceTTL.String()
-	case j.Conclusion != "failure" && j.Conclusion != "cancelled":
-		return VerdictSkip, "the job concluded " + j.Conclusion
+	case j.Conclusion != ConclusionFailed && j.Conclusion != ConclusionCancelled:
+		return VerdictSkip, "the job concluded " + j.Concluded
 	case j.CompletedAt.Before(r.PreemptedAt.Add(-preemptionSlack)):
 		return VerdictSkip, "the job ended before the preemption"
 	case !j.StepFailedAt.IsZero() && j.StepFailedAt.Before(r.PreemptedAt.Add(-preemptionSlack)):
 		return VerdictSkip, "a step of the job failed before the preemption"
 	case j.LatestAttempt > j.RunAttempt:
 		return VerdictSkip, "its run was re-run already"
-	case j.RunStatus != "completed":
+	case j.RunStatus != JobCompleted:
 		if now.Sub(r.PreemptedAt) < PreemptionEvidenceTTL {
 			return VerdictWait, "its run's other jobs are still running"
 		}
@@ -101,4 +123,44 @@ func JudgePreempted(cfg Config, r Runner, j JobOutcome, found bool, now time.Tim
 		return VerdictSkip, "no pool serves the job's labels"
 	}
 	return VerdictRerun, ""
+}
+
+// Lookup is what GitHub said of the job a preempted runner ran (GitHub.JobRunBy), as
+// observed for the planner.
+type Lookup struct {
+	Job   JobOutcome
+	Found bool // a job names the runner
+	// Failed: the lookup failed. The runner is kept as evidence, within
+	// PreemptionEvidenceTTL, and looked up again next pass.
+	Failed bool
+}
+
+// Judged is the planner's verdict on the job a preempted runner ran: a re-run to make
+// (VerdictRerun, a write the pass applies), the runner kept as evidence (VerdictWait),
+// or the job left as it is (VerdictSkip, and why).
+type Judged struct {
+	Runner  Runner
+	Job     JobOutcome
+	Verdict Verdict
+	Why     string
+}
+
+// judgePreempted judges the jobs of the preempted runners that were looked up, and holds
+// the runners kept as evidence.
+func (pl *planner) judgePreempted() {
+	for _, r := range pl.runners {
+		l, ok := pl.obs.Preempted[r.Name]
+		switch {
+		case !ok:
+			continue
+		case l.Failed:
+			pl.holding[r.Name] = pl.now.Sub(r.PreemptedAt) < PreemptionEvidenceTTL
+			continue
+		}
+		verdict, why := JudgePreempted(pl.cfg, r, l.Job, l.Found, pl.now)
+		if verdict == VerdictWait {
+			pl.holding[r.Name] = true
+		}
+		pl.plan.Preempted = append(pl.plan.Preempted, Judged{Runner: r, Job: l.Job, Verdict: verdict, Why: why})
+	}
 }

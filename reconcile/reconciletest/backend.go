@@ -4,6 +4,7 @@ package reconciletest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -194,4 +195,24 @@ func Names(rs []reconcile.Runner) []string {
 		out = append(out, r.Name)
 	}
 	return out
+}
+
+// Kind is the in-memory backend as a platform of the command's table: a pool's
+// "memory" section (empty: {}) runs its runners on b. Tests add it to the table to run
+// the whole command without a platform.
+func Kind(b *Backend) reconcile.BackendKind {
+	return reconcile.BackendKind{
+		Key: "memory",
+		Parse: func(raw json.RawMessage, path string) (any, error) {
+			var none struct{}
+			return none, reconcile.DecodeStrict(raw, &none, path)
+		},
+		Build: func(_ context.Context, _ reconcile.BackendEnv, pools []reconcile.PoolSection) (map[string]reconcile.Backend, error) {
+			out := map[string]reconcile.Backend{}
+			for _, p := range pools {
+				out[p.Pool] = b
+			}
+			return out, nil
+		},
+	}
 }

@@ -2,6 +2,7 @@ package reconciletest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,37 +34,11 @@ type GitHub struct {
 	onRegister func(reconcile.Registration)
 	// ran holds the jobs runners took, as GitHub reports them once taken.
 	ran map[int64]*reconcile.JobOutcome
-	// memo is what ghpoll's client keeps in its cache for the pass (reconcile.Memo):
-	// a new Reconciler on the same GitHub is a new --once process on the same cache.
-	memo map[string]string
+	// facts is what PollFacts answers.
+	facts reconcile.PollFacts
 }
 
-var (
-	_ reconcile.GitHub = (*GitHub)(nil)
-	_ reconcile.Memo   = (*GitHub)(nil)
-)
-
-// Recall implements reconcile.Memo.
-func (g *GitHub) Recall(key string) (string, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	v, ok := g.memo[key]
-	return v, ok
-}
-
-// Remember implements reconcile.Memo.
-func (g *GitHub) Remember(key, value string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.memo == nil {
-		g.memo = map[string]string{}
-	}
-	if value == "" {
-		delete(g.memo, key)
-		return
-	}
-	g.memo[key] = value
-}
+var _ reconcile.GitHub = (*GitHub)(nil)
 
 // NewGitHub returns a GitHub with nothing queued and nothing registered.
 func NewGitHub() *GitHub {
@@ -84,13 +59,11 @@ func (g *GitHub) Ran(j reconcile.JobOutcome) {
 	g.jobs[j.Repo] = slices.DeleteFunc(g.jobs[j.Repo], func(q reconcile.Job) bool { return q.ID == j.ID })
 }
 
-// RunningJobs implements reconcile.GitHub: the jobs Ran recorded in progress.
-func (g *GitHub) RunningJobs(repo reconcile.Scope) []reconcile.Job {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+// running returns the jobs Ran recorded in progress in repo; the caller holds g.mu.
+func (g *GitHub) running(repo reconcile.Scope) []reconcile.Job {
 	var out []reconcile.Job
 	for _, id := range slices.Sorted(maps.Keys(g.ran)) {
-		if j := g.ran[id]; j.Repo == repo && j.Status == "in_progress" && j.RunnerName != "" {
+		if j := g.ran[id]; j.Repo == repo && j.Status == reconcile.JobInProgress && j.RunnerName != "" {
 			out = append(out, reconcile.Job{ID: j.ID, RunID: j.RunID, Repo: j.Repo, Labels: slices.Clone(j.Labels), RunnerName: j.RunnerName})
 		}
 	}
@@ -105,7 +78,7 @@ func (g *GitHub) JobRunBy(_ context.Context, repo reconcile.Scope, runner string
 		return reconcile.JobOutcome{}, false, err
 	}
 	ran := func(j *reconcile.JobOutcome) bool {
-		return j.Repo == repo && j.RunnerName == runner && (j.Status != "completed" || !j.CompletedAt.Before(since))
+		return j.Repo == repo && j.RunnerName == runner && (j.Status != reconcile.JobCompleted || !j.CompletedAt.Before(since))
 	}
 	if j, ok := g.ran[hint]; ok && ran(j) {
 		return *j, true, nil
@@ -129,7 +102,7 @@ func (g *GitHub) RerunJob(_ context.Context, repo reconcile.Scope, id int64) err
 		return err
 	}
 	j, ok := g.ran[id]
-	if !ok || j.Repo != repo || j.Status != "completed" {
+	if !ok || j.Repo != repo || j.Status != reconcile.JobCompleted {
 		return fmt.Errorf("re-running job %d of %s: GitHub answered 403 (not a completed job)", id, repo)
 	}
 	for _, o := range g.ran {
@@ -250,22 +223,47 @@ func (g *GitHub) OrgRepos(_ context.Context, org string) ([]reconcile.Scope, err
 	return nil, fmt.Errorf("org %s: %w", org, reconcile.ErrUnreachable)
 }
 
-// QueuedJobs implements reconcile.GitHub.
-func (g *GitHub) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
+// QueuedJobs implements reconcile.GitHub: the queued jobs, and those in progress that
+// Ran recorded, as one listing sees them.
+func (g *GitHub) QueuedJobs(_ context.Context, repo reconcile.Scope) (queued, running []reconcile.Job, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.call("QueuedJobs", repo); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if g.gone[repo] {
-		return nil, fmt.Errorf("%w: %s (GitHub answered 404)", reconcile.ErrUnreachable, repo)
+		return nil, nil, fmt.Errorf("%w: %s (GitHub answered 404)", reconcile.ErrUnreachable, repo)
 	}
-	return slices.Clone(g.jobs[repo]), nil
+	return slices.Clone(g.jobs[repo]), g.running(repo), nil
 }
 
-// PollFacts implements reconcile.GitHub: the fake remembers nothing of earlier passes,
-// so under a Budget every repository is one never looked at.
-func (g *GitHub) PollFacts([]reconcile.Scope) reconcile.PollFacts { return reconcile.PollFacts{} }
+// InstallationRepos implements reconcile.GitHub: the fake is no App installation.
+func (g *GitHub) InstallationRepos(context.Context) ([]reconcile.Scope, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.call("InstallationRepos"); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("not authenticated as a GitHub App installation")
+}
+
+// TakeStats implements reconcile.GitHub: the fake charges nothing.
+func (g *GitHub) TakeStats() reconcile.APIStats { return reconcile.APIStats{} }
+
+// PollFacts implements reconcile.GitHub: what SetPollFacts gave; by default nothing of
+// earlier passes, so that under a Budget every repository is one never looked at.
+func (g *GitHub) PollFacts([]reconcile.Scope) reconcile.PollFacts {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.facts
+}
+
+// SetPollFacts sets what PollFacts answers.
+func (g *GitHub) SetPollFacts(f reconcile.PollFacts) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.facts = f
+}
 
 // Registrations implements reconcile.GitHub.
 func (g *GitHub) Registrations(_ context.Context, scope reconcile.Scope) ([]reconcile.Registration, error) {

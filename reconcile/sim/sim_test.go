@@ -160,7 +160,7 @@ func TestInvariantsBite(t *testing.T) {
 			name: "lets unservable jobs hold runners", invariant: "invariant 7",
 			planner: func(obs reconcile.Observed, cfg reconcile.Config, now time.Time) reconcile.Plan {
 				p := reconcile.Compute(obs, cfg, now)
-				if len(p.Unservable) > 0 {
+				if len(p.Unservable)+len(obs.Unservable) > 0 {
 					p.Delete = slices.DeleteFunc(p.Delete, func(d reconcile.Delete) bool { return d.Reason == reconcile.ReasonSurplus })
 				}
 				return p
@@ -196,8 +196,13 @@ func TestInvariantsBite(t *testing.T) {
 			// with it: the job is never re-run.
 			name: "deletes preempted runners at once", invariant: "invariant 8",
 			planner: func(obs reconcile.Observed, cfg reconcile.Config, now time.Time) reconcile.Plan {
-				obs.Holding = nil
-				return reconcile.Compute(obs, cfg, now)
+				p := reconcile.Compute(obs, cfg, now)
+				for _, r := range obs.Runners {
+					if p.States[r.Name] == reconcile.StateHolding {
+						p.Delete = append(p.Delete, reconcile.Delete{Runner: r, Reason: reconcile.ReasonFinished})
+					}
+				}
+				return p
 			},
 		},
 	}

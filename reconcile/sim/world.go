@@ -164,8 +164,8 @@ type World struct {
 	// made none since: in backoff, as the reconciler should see it (invariant 9).
 	outage  map[string]outage
 	backoff map[string]bool
-	// memo is the reconciler's --cache between its processes (reconcile.Memo).
-	memo map[string]string
+	// notes are the reconciler's --cache between its processes (reconcile.Memo).
+	notes *reconcile.Notes
 
 	trace      []string
 	Violations []string
@@ -177,7 +177,8 @@ func New(seed uint64, p Params) *World {
 	w := &World{P: p, Cfg: Config(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), nextID: 1000,
 		jobs: map[int64]*job{}, regs: map[int64]*registration{}, mach: map[string]*machine{}, arrive: true, trouble: true,
-		killed: map[int64]int{}, served: map[int64]bool{}, outage: map[string]outage{}, backoff: map[string]bool{}, memo: map[string]string{}}
+		killed: map[int64]int{}, served: map[int64]bool{}, outage: map[string]outage{}, backoff: map[string]bool{}}
+	w.notes, _ = reconcile.OpenNotes(context.Background(), nil) // no store: cannot fail
 	for i := range p.Repos {
 		w.repos = append(w.repos, reconcile.Scope{Owner: "octo-org", Repo: fmt.Sprintf("repo%d", i)})
 		w.Cfg.GitHub.Repos = append(w.Cfg.GitHub.Repos, w.repos[i].String())
@@ -539,6 +540,7 @@ func (w *World) runPass(ctx context.Context, depth int) {
 	rc := &reconcile.Reconciler{
 		Config:             w.Cfg,
 		GitHub:             ghView{p},
+		Memo:               w.notes,
 		Backends:           map[string]reconcile.Backend{},
 		Now:                w.Now,
 		Concurrency:        1, // deterministic order of calls
@@ -558,50 +560,35 @@ func (w *World) runPass(ctx context.Context, depth int) {
 // ghView is the world as GitHub, for one pass.
 type ghView struct{ p *pass }
 
-// Recall implements reconcile.Memo: the --cache the reconciler's processes share.
-func (g ghView) Recall(key string) (string, bool) {
-	v, ok := g.p.w.memo[key]
-	return v, ok
-}
-
-// Remember implements reconcile.Memo.
-func (g ghView) Remember(key, value string) {
-	if value == "" {
-		delete(g.p.w.memo, key)
-		return
-	}
-	g.p.w.memo[key] = value
-}
-
 func (g ghView) OrgRepos(context.Context, string) ([]reconcile.Scope, error) {
 	return nil, errors.New("no orgs in the simulation")
 }
 
-func (g ghView) QueuedJobs(_ context.Context, repo reconcile.Scope) ([]reconcile.Job, error) {
-	w := g.p.w
-	if err := g.p.call("listing jobs of " + repo.String()); err != nil {
-		return nil, err
-	}
-	var out []reconcile.Job
-	for _, id := range sortedKeys(w.jobs) {
-		if j := w.jobs[id]; j.status == "queued" && j.repo == repo {
-			out = append(out, reconcile.Job{ID: j.id, RunID: j.runID, Repo: j.repo, Name: "build", Labels: slices.Clone(j.labels), CreatedAt: j.created})
-		}
-	}
-	return out, nil
+func (g ghView) InstallationRepos(context.Context) ([]reconcile.Scope, error) {
+	return nil, errors.New("no App installation in the simulation")
 }
 
-// RunningJobs lists the repository's jobs in progress, with their runners.
-func (g ghView) RunningJobs(repo reconcile.Scope) []reconcile.Job {
+func (g ghView) TakeStats() reconcile.APIStats { return reconcile.APIStats{} }
+
+// QueuedJobs lists the repository's queued jobs, and those in progress with their
+// runners, at one moment.
+func (g ghView) QueuedJobs(_ context.Context, repo reconcile.Scope) (queued, running []reconcile.Job, err error) {
 	w := g.p.w
-	var out []reconcile.Job
+	if err := g.p.call("listing jobs of " + repo.String()); err != nil {
+		return nil, nil, err
+	}
 	for _, id := range sortedKeys(w.jobs) {
-		if j := w.jobs[id]; j.status == "in_progress" && j.repo == repo && j.runner != "" {
-			out = append(out, reconcile.Job{ID: j.id, RunID: j.runID, Repo: j.repo, Name: "build", Labels: slices.Clone(j.labels),
+		j := w.jobs[id]
+		switch {
+		case j.repo != repo:
+		case j.status == "queued":
+			queued = append(queued, reconcile.Job{ID: j.id, RunID: j.runID, Repo: j.repo, Name: "build", Labels: slices.Clone(j.labels), CreatedAt: j.created})
+		case j.status == "in_progress" && j.runner != "":
+			running = append(running, reconcile.Job{ID: j.id, RunID: j.runID, Repo: j.repo, Name: "build", Labels: slices.Clone(j.labels),
 				CreatedAt: j.created, RunnerName: j.runner})
 		}
 	}
-	return out
+	return queued, running, nil
 }
 
 // JobRunBy finds the job the runner took, as GitHub shows it.
@@ -618,18 +605,18 @@ func (g ghView) JobRunBy(_ context.Context, repo reconcile.Scope, runner string,
 			continue
 		}
 		latest, active := w.runState(j.runID)
-		o := reconcile.JobOutcome{ID: j.id, RunID: j.runID, Repo: j.repo, Labels: slices.Clone(j.labels), Status: j.status,
-			RunnerName: j.runner, RunAttempt: j.attempt, LatestAttempt: latest, RunStatus: "completed"}
+		o := reconcile.JobOutcome{ID: j.id, RunID: j.runID, Repo: j.repo, Labels: slices.Clone(j.labels), Status: statusOf(j.status),
+			RunnerName: j.runner, RunAttempt: j.attempt, LatestAttempt: latest, RunStatus: reconcile.JobCompleted}
 		for _, e := range w.jobs { // the same job in earlier attempts
 			if e.lineage == w.lineageOf(j) && e.attempt < j.attempt && (e.conclusion == "failure" || e.conclusion == "cancelled") {
 				o.PriorFailures++
 			}
 		}
 		if j.status == "completed" {
-			o.Conclusion, o.CompletedAt = j.conclusion, j.completedAt
+			o.Conclusion, o.Concluded, o.CompletedAt = conclusionOf(j.conclusion), j.conclusion, j.completedAt
 		}
 		if active {
-			o.RunStatus = "in_progress"
+			o.RunStatus = reconcile.JobInProgress
 		}
 		return o, true, nil
 	}
@@ -1122,4 +1109,26 @@ func poolOf(cfg *reconcile.Config, name string) string {
 		}
 	}
 	return ""
+}
+
+// statusOf is what ghpoll makes of the world's (GitHub's) word for a job's status.
+func statusOf(s string) reconcile.JobStatus {
+	switch s {
+	case "in_progress":
+		return reconcile.JobInProgress
+	case "completed":
+		return reconcile.JobCompleted
+	}
+	return reconcile.JobWaiting
+}
+
+// conclusionOf is what ghpoll makes of the world's word for a job's conclusion.
+func conclusionOf(s string) reconcile.Conclusion {
+	switch s {
+	case "failure":
+		return reconcile.ConclusionFailed
+	case "cancelled":
+		return reconcile.ConclusionCancelled
+	}
+	return reconcile.ConclusionOther
 }

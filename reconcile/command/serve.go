@@ -1,0 +1,259 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/reconcile-dev/reconcile/ghpoll"
+	"github.com/reconcile-dev/reconcile/k8s"
+	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/metrics"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+)
+
+// setup is what a pass and status share: the notes opened from --cache, the backends
+// built, the GitHub client made with its part of the notes, and the reconciler.
+type setup struct {
+	notes *reconcile.Notes
+	gh    *ghpoll.Client
+	rc    *reconcile.Reconciler
+}
+
+// build makes the clients the settings describe. A cache that cannot be read is
+// warned about, and the pass starts cold.
+func build(ctx context.Context, s settings) (*setup, error) {
+	store, err := cacheStore(s.cache, s.log)
+	if err != nil {
+		return nil, err
+	}
+	notes, err := reconcile.OpenNotes(ctx, store)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("ignoring the cache; starting cold")
+	}
+	backends, err := reconcile.BuildBackends(ctx, s.kinds, s.sections, reconcile.BackendEnv{Owner: s.cfg.NamePrefix, Memo: notes})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	gh, err := githubClient(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := gh.KeepIn(notes); err != nil {
+		s.log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
+	}
+	rc := &reconcile.Reconciler{
+		Config:             s.cfg,
+		GitHub:             gh,
+		Backends:           backends,
+		Memo:               notes,
+		DryRun:             s.dryRun,
+		Concurrency:        s.concurrency,
+		BackendConcurrency: s.backendConc,
+		ConflictWait:       5 * time.Second,
+		Budget:             s.budget,
+		BackendTimeout:     s.backendTime,
+		Backoff:            s.backoff,
+	}
+	return &setup{notes: notes, gh: gh, rc: rc}, nil
+}
+
+// serve parses and checks everything it was given (exit 2 on any mistake, nothing
+// called), then builds the clients, then runs one pass or the loop.
+func serve(c *cli.Context, stdout, stderr io.Writer, platforms Platforms) error {
+	s, err := parseSettings(c, stderr, platforms)
+	if err != nil {
+		return err
+	}
+	var ln net.Listener
+	if s.metricsAddr != "" {
+		if ln, err = net.Listen("tcp", s.metricsAddr); err != nil {
+			return usagef("--metrics-addr: %v", err)
+		}
+	}
+	st, err := build(c.Context, s)
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	// SIGTERM or SIGINT: no new action starts; the one under way finishes or undoes
+	// itself (within 90 s), and the pass ends saying what was left.
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx = s.log.WithContext(ctx)
+	if ln != nil {
+		s.log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
+		go func() {
+			if err := m.Serve(ctx, ln, 3*s.interval+5*time.Minute); err != nil {
+				s.log.Error().Err(err).Msg("metrics server stopped")
+			}
+		}()
+	}
+	after := reporter{s: s, metrics: m, notes: st.notes, stdout: stdout, ctx: context.WithoutCancel(ctx)}.after
+	if s.once {
+		sum, err := st.rc.RunWithin(ctx, s.timeout)
+		after(sum, err)
+		if err != nil {
+			return errPassFailed
+		}
+		return nil
+	}
+	s.log.Info().Dur("interval", s.interval).Bool("dry_run", s.dryRun).Msg("starting")
+	err = st.rc.Run(ctx, s.interval, s.timeout, after)
+	s.log.Info().Msg("stopping")
+	if err != nil {
+		return errPassFailed // a pass cut short by the signal exits 1
+	}
+	return nil
+}
+
+// githubClient makes the GitHub client the settings describe.
+func githubClient(s settings) (*ghpoll.Client, error) {
+	// The client's timeout bounds a call with its retries; each attempt is bounded by
+	// the base transport's header timeout, so that a hung answer is retried.
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: s.auth}
+	gh, err := ghpoll.NewWithOptions(hc, s.cfg.GitHub.APIURL, ghpoll.Options{Concurrency: s.concurrency,
+		WritesPerMinute: s.writes[0], WritesPerHour: s.writes[1], PointsPerMinute: s.budget.PointsPerMinute})
+	if err != nil {
+		return nil, usagef("github.api_url: %v", err)
+	}
+	gh.RunnerGroupID = s.cfg.GitHub.RunnerGroupID
+	return gh, nil
+}
+
+// reporter says what a pass did, after it: metrics (recorded, written, pushed), the
+// notes saved, the table on a console, the error logged.
+type reporter struct {
+	s       settings
+	metrics *metrics.Metrics
+	notes   *reconcile.Notes
+	stdout  io.Writer
+	ctx     context.Context // not cancelled by the signal: the pass's results are kept
+}
+
+func (r reporter) after(sum reconcile.Summary, err error) {
+	r.metrics.Record(sum, err != nil)
+	if r.s.metricsFile != "" {
+		if werr := r.metrics.WriteTextfile(r.s.metricsFile); werr != nil {
+			r.s.log.Warn().Err(werr).Msg("could not write the metrics file")
+		}
+	}
+	if r.s.pushURL != "" {
+		if perr := r.metrics.Push(r.ctx, r.s.pushURL); perr != nil {
+			r.s.log.Warn().Err(perr).Msg("could not push metrics")
+		}
+	}
+	r.save()
+	// What failed comes first, one line each, with what GitHub or the network said and
+	// what to check; then what was seen.
+	failures := explainFailures(err, r.s.cfg.GitHub.APIURL)
+	if r.s.console {
+		if len(failures) > 0 {
+			fmt.Fprintf(r.stdout, "PASS FAILED: %d %s\n", len(failures), plural(len(failures), "problem", "problems"))
+			for _, f := range failures {
+				fmt.Fprintf(r.stdout, "  - %s\n", f)
+			}
+			fmt.Fprintln(r.stdout)
+		}
+		reconcile.WriteTable(r.stdout, sum)
+		return
+	}
+	for _, f := range failures {
+		r.s.log.Error().Str("problem", f).Msg("pass failed")
+	}
+}
+
+// save stores the notes (--cache), within the store's bound.
+func (r reporter) save() {
+	dropped, err := r.notes.Save(r.ctx)
+	if err != nil {
+		r.s.log.Warn().Err(err).Msg("could not save the cache")
+	}
+	if dropped > 0 {
+		r.s.log.Warn().Int("pages_dropped", dropped).
+			Msg("the GitHub request cache was trimmed to fit its store: the pages used longest ago will cost a request each again")
+	}
+}
+
+// explainFailures returns a line for each error a pass joined (ghpoll.Explain).
+func explainFailures(err error, apiURL string) []string {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, ghpoll.Explain(e, apiURL))
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// cacheStore makes the store --cache names; nil for none.
+func cacheStore(spec string, log zerolog.Logger) (reconcile.Store, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	ns, name, err := parseCacheSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if ns == "" {
+		return reconcile.FileStore(spec), nil
+	}
+	kube, err := k8s.NewClientset(log)
+	if err != nil {
+		return nil, usagef("--cache: %v", err)
+	}
+	return k8s.ConfigMapStore{Client: kube, Namespace: ns, Name: name}, nil
+}
+
+// status runs a read-only pass (a dry run that saves no cache) and shows what it saw.
+func status(c *cli.Context, stdout, stderr io.Writer, platforms Platforms) error {
+	format := c.String("output")
+	if format != reconcile.FormatTable && format != reconcile.FormatWide && format != reconcile.FormatJSON {
+		return usagef("--output: %q is not table, wide or json", format)
+	}
+	s, err := parseSettings(c, stderr, platforms)
+	if err != nil {
+		return err
+	}
+	st, err := build(c.Context, s) // the cache read for its ETags, never saved
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	sum, perr := st.rc.RunWithin(s.log.WithContext(ctx), s.timeout)
+	view := reconcile.BuildStatus(*s.cfg, sum.Observed, sum.Plan, sum.Started)
+	if perr != nil {
+		view.Errors = strings.Split(perr.Error(), "\n")
+	}
+	f, ok := stdout.(*os.File)
+	colour := ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""
+	if err := reconcile.WriteStatus(stdout, view, *s.cfg, format, colour); err != nil {
+		return err
+	}
+	if perr != nil {
+		return errPassFailed
+	}
+	return nil
+}

@@ -40,8 +40,8 @@ checks: fmt-check vet scripts-check image-check units-check
 # runs out mid-input (go.dev/issue/75804, fixed in Go 1.27).
 FUZZSCALE ?= 1
 fuzz-check:
-	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$$((60000 * $(FUZZSCALE)))x ./reconcile
-	$(GO) test -run='^$$' -fuzz='^FuzzRunnerName$$' -fuzztime=$$((200000 * $(FUZZSCALE)))x ./reconcile
+	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$$((60000 * $(FUZZSCALE)))x ./reconcile/plan
+	$(GO) test -run='^$$' -fuzz='^FuzzRunnerName$$' -fuzztime=$$((200000 * $(FUZZSCALE)))x ./reconcile/plan
 	$(GO) test -run='^$$' -fuzz='^FuzzResponses$$' -fuzztime=$$((40000 * $(FUZZSCALE)))x ./ghpoll
 	$(GO) test -run='^$$' -fuzz='^FuzzCache$$' -fuzztime=$$((40000 * $(FUZZSCALE)))x ./ghpoll
 

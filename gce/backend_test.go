@@ -121,7 +121,6 @@ func TestBackend_CapacityErrorsMoveToTheNextZone(t *testing.T) {
 	}
 }
 
-
 // A zone that does not offer the template's machine type answers 400 "does not exist in
 // zone" (see gcetest.FailNoMachineType): the create moves on, and the zone is left out
 // of every later create, of this backend and of one that shares its memo.

@@ -101,6 +101,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx = context.WithoutCancel(ctx)
 		req = req.WithContext(ctx)
 	}
+	return t.send(ctx, req)
+}
+
+// send sends req, and again after a server error or a broken connection (an
+// idempotent request only) and after a rate limit GitHub asks to wait out briefly
+// (once).
+func (t *transport) send(ctx context.Context, req *http.Request) (*http.Response, error) {
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodDelete
 	rateRetried := false
 	for attempt := 1; ; attempt++ {

@@ -51,50 +51,12 @@ type jitted struct {
 // The creates of a pool in backoff wait (waiting); when its probe, among the first,
 // works, they are made in this pass too, after it.
 func (p *pass) createAll(ctx context.Context, creates []Create, waiting []Waiting) (created, begun, total int) {
-	var n, b atomic.Int64
-	slots := make(chan struct{}, p.rc.backendConcurrency())
-	var batches sync.WaitGroup
-	room, listed := p.countPools(ctx, creates)
+	bt := &batches{p: p, ctx: ctx, creates: creates, slots: make(chan struct{}, p.rc.backendConcurrency())}
+	bt.room, bt.listed = p.countPools(ctx, creates)
 	size := min(createBatch, p.rc.backendConcurrency())
-	// run registers a batch and starts its runners in the background while the next
-	// batch registers; it returns what waits for those starts.
-	run := func(batch []Create) (wait func()) {
-		claimed := p.claim(room, listed, batch)
-		b.Add(int64(len(batch) - len(claimed))) // refused (no room, no count of the pool): said, and done with
-		regs := p.registerAll(ctx, claimed, &b)
-		if len(regs) == 0 {
-			return func() {}
-		}
-		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.rc.inFlight())
-		room, listed = p.countPools(work, creates)
-		fits := p.fit(work, room, listed, regs)
-		start := func(r jitted) {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			if p.start(work, r) {
-				n.Add(1)
-			}
-		}
-		if p.rc.inOrder {
-			for _, r := range fits {
-				start(r)
-			}
-			cancel()
-			return func() {}
-		}
-		var starts sync.WaitGroup
-		for _, r := range fits {
-			starts.Go(func() { start(r) })
-		}
-		batches.Go(func() {
-			defer cancel()
-			starts.Wait()
-		})
-		return starts.Wait
-	}
 	runAll := func(creates []Create) {
 		for i := 0; i < len(creates) && ctx.Err() == nil && !p.writesHeld(); i += size {
-			run(creates[i:min(i+size, len(creates))])
+			bt.run(creates[i:min(i+size, len(creates))])
 		}
 	}
 	// The pools that made runners lately go at full speed; a quiet pool's first create
@@ -103,7 +65,7 @@ func (p *pass) createAll(ctx context.Context, creates []Create, waiting []Waitin
 	total = len(creates)
 	probed := func() {}
 	if len(first) > 0 && ctx.Err() == nil && !p.writesHeld() {
-		probed = run(first)
+		probed = bt.run(first)
 	}
 	runAll(now)
 	probed()
@@ -117,8 +79,58 @@ func (p *pass) createAll(ctx context.Context, creates []Create, waiting []Waitin
 		}
 	}
 	runAll(later)
-	batches.Wait()
-	return int(n.Load()), int(b.Load()), total
+	bt.wg.Wait()
+	return int(bt.created.Load()), int(bt.begun.Load()), total
+}
+
+// batches carries out a pass's creates batch by batch.
+type batches struct {
+	p              *pass
+	ctx            context.Context
+	creates        []Create // all of the pass's, for the recounts
+	slots          chan struct{}
+	room           *plan.Room
+	listed         map[string]bool
+	wg             sync.WaitGroup // the batches' starts under way
+	created, begun atomic.Int64
+}
+
+// run registers a batch and starts its runners in the background while the next batch
+// registers; it returns what waits for those starts.
+func (bt *batches) run(batch []Create) (wait func()) {
+	p := bt.p
+	claimed := p.claim(bt.room, bt.listed, batch)
+	bt.begun.Add(int64(len(batch) - len(claimed))) // refused (no room, no count of the pool): said, and done with
+	regs := p.registerAll(bt.ctx, claimed, &bt.begun)
+	if len(regs) == 0 {
+		return func() {}
+	}
+	work, cancel := context.WithTimeout(context.WithoutCancel(bt.ctx), p.rc.inFlight())
+	bt.room, bt.listed = p.countPools(work, bt.creates)
+	fits := p.fit(work, bt.room, bt.listed, regs)
+	start := func(r jitted) {
+		bt.slots <- struct{}{}
+		defer func() { <-bt.slots }()
+		if p.start(work, r) {
+			bt.created.Add(1)
+		}
+	}
+	if p.rc.inOrder {
+		for _, r := range fits {
+			start(r)
+		}
+		cancel()
+		return func() {}
+	}
+	var starts sync.WaitGroup
+	for _, r := range fits {
+		starts.Go(func() { start(r) })
+	}
+	bt.wg.Go(func() {
+		defer cancel()
+		starts.Wait()
+	})
+	return starts.Wait
 }
 
 // firstAlone splits the creates by pool: a pool that has made no runner lately, or that
@@ -363,7 +375,7 @@ func (p *pass) start(ctx context.Context, r jitted) bool {
 		}
 		// One warning a pass says the pool is in backoff (warnHeld); each create's own
 		// line is an action's.
-		ev := p.createEvent(zerolog.InfoLevel, r.Create).Err(err).Str("failure", string(ClassOf(err)))
+		ev := p.createEvent(zerolog.InfoLevel, r.Create).Err(err).Str("failure_class", string(ClassOf(err)))
 		if opt != "" {
 			ev = ev.Str("option", opt)
 		}
@@ -378,7 +390,7 @@ func (p *pass) start(ctx context.Context, r jitted) bool {
 		p.waiting[r.Pool]++
 		p.mu.Unlock()
 	case class.Weather() && !slices.ContainsFunc(errs, func(e error) bool { return !ClassOf(e).Weather() }):
-		p.createEvent(zerolog.InfoLevel, r.Create).Str("failure", string(class)).Msg("not created: no capacity or quota; removing its registration, the job waits for the pool's probe")
+		p.createEvent(zerolog.InfoLevel, r.Create).Str("failure_class", string(class)).Msg("not created: no capacity or quota; removing its registration, the job waits for the pool's probe")
 		p.mu.Lock()
 		p.waiting[r.Pool]++
 		p.mu.Unlock()

@@ -81,37 +81,9 @@ var NotServedText = map[Reason]string{
 
 // BuildStatus turns a pass's observation and plan into a status, as of now.
 func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
-	st := Status{At: now, Runners: []RunnerStatus{}, Queue: []QueuedStatus{}}
-	next := map[string]string{}
-	for _, d := range plan.Delete {
-		next[d.Runner.Name] = "delete: " + string(d.Reason)
-	}
-	madeFor := map[int64]string{}
-	for _, r := range obs.Runners {
-		runs := obs.Running[r.Name]
-		st.Runners = append(st.Runners, RunnerStatus{
-			RunsJob: runs.ID, RunsRepo: scopeText(runs.Repo),
-			Name: r.Name, Pool: r.Pool, Scope: r.Scope.String(), State: plan.States[r.Name],
-			Age: now.Sub(r.CreatedAt), Warm: IsWarmName(cfg.NamePrefix, r.Name), JobID: r.JobID, Repo: scopeText(r.Repo),
-			Location: r.Location, Next: next[r.Name], AgeSec: int64(now.Sub(r.CreatedAt).Seconds()),
-		})
-		if r.JobID != 0 {
-			madeFor[r.JobID] = r.Name
-		}
-	}
-	for _, d := range plan.Deregister {
-		if d.Reason != ReasonGhost {
-			continue
-		}
-		jobID, _ := ParseRunnerName(cfg.NamePrefix, d.Reg.Name)
-		st.Runners = append(st.Runners, RunnerStatus{Name: d.Reg.Name, Scope: d.Reg.Scope.String(), State: StateGhost,
-			JobID: jobID, Next: "deregister: ghost"})
-	}
-	for _, c := range plan.Create {
-		if c.JobID != 0 && madeFor[c.JobID] == "" {
-			madeFor[c.JobID] = c.Name + " (to create)"
-		}
-	}
+	st := Status{At: now, Queue: []QueuedStatus{}}
+	var madeFor map[int64]string
+	st.Runners, madeFor = runnerRows(cfg, obs, plan, now)
 	// Runners that are up or coming up and not named for a queued job serve the
 	// queue's jobs that have none of their own, oldest first, as GitHub assigns them.
 	queued := map[int64]bool{}
@@ -139,10 +111,48 @@ func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
 			st.Backoff = append(st.Backoff, BackoffStatus{Pool: p.Name, Reason: h.Class, Since: h.Since, Message: h.Message, NextProbe: h.Next})
 		}
 	}
-	slices.SortStableFunc(st.Runners, func(a, b RunnerStatus) int {
+	return st
+}
+
+// runnerRows returns a row for each runner, in the planner's verdict, and for each
+// ghost registration, by pool, the oldest first; and, by job, the runner made or to be
+// made for it.
+func runnerRows(cfg Config, obs Observed, plan Plan, now time.Time) ([]RunnerStatus, map[int64]string) {
+	rows := []RunnerStatus{}
+	next := map[string]string{}
+	for _, d := range plan.Delete {
+		next[d.Runner.Name] = "delete: " + string(d.Reason)
+	}
+	madeFor := map[int64]string{}
+	for _, r := range obs.Runners {
+		runs := obs.Running[r.Name]
+		rows = append(rows, RunnerStatus{
+			RunsJob: runs.ID, RunsRepo: scopeText(runs.Repo),
+			Name: r.Name, Pool: r.Pool, Scope: r.Scope.String(), State: plan.States[r.Name],
+			Age: now.Sub(r.CreatedAt), Warm: IsWarmName(cfg.NamePrefix, r.Name), JobID: r.JobID, Repo: scopeText(r.Repo),
+			Location: r.Location, Next: next[r.Name], AgeSec: int64(now.Sub(r.CreatedAt).Seconds()),
+		})
+		if r.JobID != 0 {
+			madeFor[r.JobID] = r.Name
+		}
+	}
+	for _, d := range plan.Deregister {
+		if d.Reason != ReasonGhost {
+			continue
+		}
+		jobID, _ := ParseRunnerName(cfg.NamePrefix, d.Reg.Name)
+		rows = append(rows, RunnerStatus{Name: d.Reg.Name, Scope: d.Reg.Scope.String(), State: StateGhost,
+			JobID: jobID, Next: "deregister: ghost"})
+	}
+	for _, c := range plan.Create {
+		if c.JobID != 0 && madeFor[c.JobID] == "" {
+			madeFor[c.JobID] = c.Name + " (to create)"
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b RunnerStatus) int {
 		return cmp.Or(cmp.Compare(poolIndex(cfg, a.Pool), poolIndex(cfg, b.Pool)), cmp.Compare(b.Age, a.Age), strings.Compare(a.Name, b.Name))
 	})
-	return st
+	return rows, madeFor
 }
 
 // queueStatus lists the queued jobs that ask for a self-hosted runner, oldest first.

@@ -76,33 +76,42 @@ func parseSettings(c *cli.Context, stderr io.Writer, platforms Platforms) (setti
 			return s, usagef("--pushgateway-url: %q is not an http(s) URL", s.pushURL)
 		}
 	}
-	if s.budget, s.concurrency, err = budgetFlags(c, s.interval); err != nil {
+	if err := s.paceFlags(c); err != nil {
 		return s, err
-	}
-	if s.writes, s.backendConc, err = writeFlags(c); err != nil {
-		return s, err
-	}
-	s.backendTime = c.Duration("backend-timeout")
-	s.backoff = reconcile.Backoff{Initial: c.Duration("capacity-backoff"), Max: c.Duration("capacity-backoff-max")}
-	switch {
-	case s.backendTime <= 0:
-		return s, usagef("--backend-timeout must be positive")
-	case s.backendTime >= s.timeout && !c.IsSet("backend-timeout"):
-		s.backendTime = s.timeout / 2 // a short --timeout: half of it for a listing
-	case s.backendTime >= s.timeout:
-		return s, usagef("--backend-timeout %v must be shorter than --timeout %v, so that a hung backend leaves time to serve the others", s.backendTime, s.timeout)
-	case s.backoff.Initial <= 0:
-		return s, usagef("--capacity-backoff must be positive")
-	case s.backoff.Max < s.backoff.Initial:
-		return s, usagef("--capacity-backoff-max %v is shorter than --capacity-backoff %v", s.backoff.Max, s.backoff.Initial)
-	}
-	if cost := s.writes[0] * reconcile.PointsPerWrite; cost > s.budget.PointsPerMinute {
-		return s, usagef("--writes-per-minute %d costs %d points a minute (%d a write), more than --points-per-minute %d", s.writes[0], cost, reconcile.PointsPerWrite, s.budget.PointsPerMinute)
 	}
 	if _, _, err := parseCacheSpec(s.cache); err != nil {
 		return s, err
 	}
 	return s, nil
+}
+
+// paceFlags reads the budget, the write pace, and the bounds on the backends' calls.
+func (s *settings) paceFlags(c *cli.Context) error {
+	var err error
+	if s.budget, s.concurrency, err = budgetFlags(c, s.interval); err != nil {
+		return err
+	}
+	if s.writes, s.backendConc, err = writeFlags(c); err != nil {
+		return err
+	}
+	s.backendTime = c.Duration("backend-timeout")
+	s.backoff = reconcile.Backoff{Initial: c.Duration("capacity-backoff"), Max: c.Duration("capacity-backoff-max")}
+	switch {
+	case s.backendTime <= 0:
+		return usagef("--backend-timeout must be positive")
+	case s.backendTime >= s.timeout && !c.IsSet("backend-timeout"):
+		s.backendTime = s.timeout / 2 // a short --timeout: half of it for a listing
+	case s.backendTime >= s.timeout:
+		return usagef("--backend-timeout %v must be shorter than --timeout %v, so that a hung backend leaves time to serve the others", s.backendTime, s.timeout)
+	case s.backoff.Initial <= 0:
+		return usagef("--capacity-backoff must be positive")
+	case s.backoff.Max < s.backoff.Initial:
+		return usagef("--capacity-backoff-max %v is shorter than --capacity-backoff %v", s.backoff.Max, s.backoff.Initial)
+	}
+	if cost := s.writes[0] * reconcile.PointsPerWrite; cost > s.budget.PointsPerMinute {
+		return usagef("--writes-per-minute %d costs %d points a minute (%d a write), more than --points-per-minute %d", s.writes[0], cost, reconcile.PointsPerWrite, s.budget.PointsPerMinute)
+	}
+	return nil
 }
 
 // budgetFlags reads the request budget. In --once mode, --interval says how often the

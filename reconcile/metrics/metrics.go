@@ -51,6 +51,21 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
+	m.declarePools()
+	m.declarePasses()
+	for _, st := range reconcile.Stages { // every stage has its series from the start, at 0
+		m.errs.WithLabelValues(string(st))
+	}
+	m.deregistered.WithLabelValues(string(reconcile.ReasonGhost))
+	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
+		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
+		f(c)
+	}
+	return m
+}
+
+// declarePools declares the metrics of the pools: jobs, runners, backoff, actions.
+func (m *Metrics) declarePools() {
 	m.queued = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_queued",
 		Help: "Queued jobs a pool can serve, at the last pass."}, []string{"pool"})
 	m.unservable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_unservable",
@@ -77,6 +92,10 @@ func New() *Metrics {
 		Help: "Jobs re-run because the platform took their runner's machine away mid-job (reason preempted)."}, []string{"pool", "reason"})
 	m.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_errors_total",
 		Help: "Errors, by the stage of the pass that met them."}, []string{"stage"})
+}
+
+// declarePasses declares the metrics of the passes: GitHub's cost, timings, waits.
+func (m *Metrics) declarePasses() {
 	m.requests = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_requests_total",
 		Help: "Requests sent to GitHub."})
 	m.counted = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_requests_counted_total",
@@ -106,15 +125,6 @@ func New() *Metrics {
 		Help: "How long the oldest queued job a pool serves has waited, at the last pass (0: none waits)."}, []string{"pool"})
 	m.notServed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_not_served",
 		Help: "Queued self-hosted jobs that get no runner, by reason (no_pool, public_repo, fork_pull_request, unservable), at the last pass."}, []string{"reason"})
-	for _, st := range reconcile.Stages { // every stage has its series from the start, at 0
-		m.errs.WithLabelValues(string(st))
-	}
-	m.deregistered.WithLabelValues(string(reconcile.ReasonGhost))
-	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
-		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
-		f(c)
-	}
-	return m
 }
 
 // QueueWaitBuckets are the queue-wait histogram's buckets, in seconds: a runner in
@@ -141,35 +151,64 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 	for _, w := range s.QueueWaits {
 		m.queueWait.WithLabelValues(w.Pool).Observe(w.Wait.Seconds())
 	}
-	notServed := map[reconcile.Reason]int{reconcile.ReasonNoPool: len(s.Plan.NoPool),
+	m.recordQueue(s.Plan)
+	m.recordRunners(s)
+	m.recordHealth(s.Health)
+	m.unreachable.Reset() // a repository that answers again leaves the gauge
+	for _, r := range s.Unreachable {
+		m.unreachable.WithLabelValues(r).Set(1)
+	}
+	m.recordDone(s)
+	m.recordAPI(s.API)
+	m.duration.Observe(s.Duration.Seconds())
+	end := s.Started.Add(s.Duration)
+	m.lastPass.Set(float64(end.Unix()))
+	m.mu.Lock()
+	m.lastFailed = failed
+	if !failed {
+		m.lastOK = time.Now()
+		m.lastSuccess.Set(float64(end.Unix()))
+	}
+	m.mu.Unlock()
+}
+
+// recordQueue records the queued jobs: those not served and why, the oldest's wait,
+// and every pool's series from its first pass, whether anything happened or not, so
+// that rates and alerts see a zero rather than nothing.
+func (m *Metrics) recordQueue(plan reconcile.Plan) {
+	notServed := map[reconcile.Reason]int{reconcile.ReasonNoPool: len(plan.NoPool),
 		reconcile.ReasonPublicRepo: 0, reconcile.ReasonForkPullRequest: 0, reconcile.ReasonUnservable: 0}
-	for _, r := range s.Plan.Refused {
+	for _, r := range plan.Refused {
 		notServed[r.Reason]++
 	}
-	for _, p := range s.Plan.Pools {
+	for _, p := range plan.Pools {
 		notServed[reconcile.ReasonUnservable] += p.Unservable
 		m.oldest.WithLabelValues(p.Pool).Set(p.OldestQueued.Seconds())
-		// Every pool has its series from its first pass, whether anything happened or
-		// not, so that rates and alerts see a zero rather than nothing.
 		m.queueWait.WithLabelValues(p.Pool)
 		for _, r := range deleteReasons {
 			m.deleted.WithLabelValues(p.Pool, string(r))
 		}
 		m.reruns.WithLabelValues(p.Pool, string(reconcile.ReasonPreempted))
+		m.queued.WithLabelValues(p.Pool).Set(float64(p.Queued))
+		m.unservable.WithLabelValues(p.Pool).Set(float64(p.Unservable))
+		m.warmTarget.WithLabelValues(p.Pool).Set(float64(p.WarmTarget))
+		m.created.WithLabelValues(p.Pool)
 	}
 	for reason, n := range notServed {
 		m.notServed.WithLabelValues(string(reason)).Set(float64(n))
 	}
+}
+
+// recordRunners records the runners by pool, state and template: every template has
+// its series, at 0 without runners.
+func (m *Metrics) recordRunners(s reconcile.Summary) {
 	options := map[string][]string{}
 	for _, h := range s.Health {
 		options[h.Pool] = h.Options
 	}
 	m.runners.Reset() // a template no longer configured, and without runners, leaves
 	for _, p := range s.Plan.Pools {
-		m.queued.WithLabelValues(p.Pool).Set(float64(p.Queued))
-		m.unservable.WithLabelValues(p.Pool).Set(float64(p.Unservable))
-		m.warmTarget.WithLabelValues(p.Pool).Set(float64(p.WarmTarget))
-		for _, t := range options[p.Pool] { // every template has its series, at 0 without runners
+		for _, t := range options[p.Pool] {
 			for _, st := range runnerStates {
 				m.runners.WithLabelValues(p.Pool, st, t)
 			}
@@ -184,9 +223,12 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 				m.runners.WithLabelValues(p.Pool, st, t).Set(float64(byState[st]))
 			}
 		}
-		m.created.WithLabelValues(p.Pool)
 	}
-	for _, h := range s.Health {
+}
+
+// recordHealth records the pools' and templates' backoff, and the probes.
+func (m *Metrics) recordHealth(health []reconcile.PoolHealth) {
+	for _, h := range health {
 		for _, c := range reconcile.FailureClasses {
 			m.backoff.WithLabelValues(h.Pool, string(c)).Set(b2f(h.Held && h.Class == c))
 			for _, t := range h.Options {
@@ -199,10 +241,10 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 		m.probes.WithLabelValues(h.Pool, "ok").Add(float64(h.ProbesOK))
 		m.probes.WithLabelValues(h.Pool, "failed").Add(float64(h.ProbesFailed))
 	}
-	m.unreachable.Reset() // a repository that answers again leaves the gauge
-	for _, r := range s.Unreachable {
-		m.unreachable.WithLabelValues(r).Set(1)
-	}
+}
+
+// recordDone counts the actions carried out and the errors, by stage.
+func (m *Metrics) recordDone(s reconcile.Summary) {
 	for a, n := range s.Done {
 		switch a.Kind {
 		case reconcile.ActionCreate:
@@ -219,7 +261,10 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 		m.errs.WithLabelValues(string(stage)).Add(float64(n))
 	}
 	m.deferred.Set(float64(s.Deferred))
-	a := s.API
+}
+
+// recordAPI records what the pass cost at GitHub.
+func (m *Metrics) recordAPI(a reconcile.APIStats) {
 	m.requests.Add(float64(a.Requests))
 	m.counted.Add(float64(a.Primary))
 	m.notModified.Add(float64(a.NotModified))
@@ -230,16 +275,6 @@ func (m *Metrics) Record(s reconcile.Summary, failed bool) {
 	}
 	m.repos.WithLabelValues("polled").Set(float64(a.Polled))
 	m.repos.WithLabelValues("skipped").Set(float64(a.Skipped))
-	m.duration.Observe(s.Duration.Seconds())
-	end := s.Started.Add(s.Duration)
-	m.lastPass.Set(float64(end.Unix()))
-	m.mu.Lock()
-	m.lastFailed = failed
-	if !failed {
-		m.lastOK = time.Now()
-		m.lastSuccess.Set(float64(end.Unix()))
-	}
-	m.mu.Unlock()
 }
 
 // WriteTextfile writes the metrics for node_exporter's textfile collector, atomically.

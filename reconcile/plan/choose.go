@@ -205,10 +205,15 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 		ch.Skipped += len(quiet) // the rest wait for the reset
 		return ch
 	}
-	spend += owed
-	// Active ones are swept every idle interval: ghosts are left where jobs were. The
-	// others' sweeps take half the points at most (a cold start finds every one
-	// overdue): finding jobs comes first.
+	ch.spendOnQuiet(b, now, quiet, f, spend+owed, due)
+	return ch
+}
+
+// spendOnQuiet gives what is left of the points to the quiet repositories. Active ones
+// are swept every idle interval: ghosts are left where jobs were. The others' sweeps
+// take half the points at most (a cold start finds every one overdue): finding jobs
+// comes first. Then looks, in quietOrder, as far as the points go.
+func (ch *Choice) spendOnQuiet(b Budget, now time.Time, quiet []Scope, f PollFacts, spend float64, due time.Time) {
 	for _, r := range quiet {
 		if st := f.Repos[r]; active(st, now) && !st.Swept.After(due) && spend >= 1 {
 			ch.Sweep = append(ch.Sweep, r)
@@ -228,7 +233,6 @@ func ChooseRepos(b Budget, now time.Time, repos []Scope, hot map[Scope]bool, f P
 		ch.Poll = append(ch.Poll, r)
 		spend -= cost
 	}
-	return ch
 }
 
 func active(st RepoFacts, now time.Time) bool {

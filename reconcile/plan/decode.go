@@ -88,21 +88,36 @@ func checkShape(t reflect.Type, v any, path string) error {
 			}
 		}
 	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 {
-			if _, ok := v.(string); !ok {
-				return fmt.Errorf("%s: want a base64 string", path)
-			}
-			return nil
+		return checkList(t, v, path)
+	default:
+		return checkScalar(t, v, path)
+	}
+	return nil
+}
+
+// checkList checks a list, or a base64 string for bytes.
+func checkList(t reflect.Type, v any, path string) error {
+	if t.Elem().Kind() == reflect.Uint8 {
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("%s: want a base64 string", path)
 		}
-		a, ok := v.([]any)
-		if !ok {
-			return fmt.Errorf("%s: want a list", path)
+		return nil
+	}
+	a, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("%s: want a list", path)
+	}
+	for i, e := range a {
+		if err := checkShape(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			return err
 		}
-		for i, e := range a {
-			if err := checkShape(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
+	}
+	return nil
+}
+
+// checkScalar checks a string, a number or a boolean.
+func checkScalar(t reflect.Type, v any, path string) error {
+	switch t.Kind() {
 	case reflect.String:
 		if _, ok := v.(string); !ok {
 			return fmt.Errorf("%s: want a string", path)

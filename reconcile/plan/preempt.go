@@ -22,6 +22,16 @@ const (
 	JobCompleted                   // ended, whatever its conclusion
 )
 
+func (s JobStatus) String() string {
+	switch s {
+	case JobInProgress:
+		return "running"
+	case JobCompleted:
+		return "ended"
+	}
+	return "waiting"
+}
+
 // Conclusion is how a completed job ended, as far as a re-run cares.
 type Conclusion int
 

@@ -21,27 +21,30 @@ func TestSecrets_NeverPrinted(t *testing.T) {
 	const token = "ghp_RECOGNIZABLEtoken0123456789abcdef"
 	key := appKey(t)
 	keyLine := strings.Split(key, "\n")[2]
+	// Each scenario names what its output must say: the path it is about ran, and was
+	// printed, so that an empty output cannot pass.
 	scenarios := []struct {
 		name  string
 		setup func(gh *ghpolltest.Server, compute *gcetest.Server)
 		args  []string
+		says  string
 	}{
-		{"success", func(*ghpolltest.Server, *gcetest.Server) {}, nil},
-		{"dry run", func(*ghpolltest.Server, *gcetest.Server) {}, []string{"--dry-run"}},
+		{"success", func(*ghpolltest.Server, *gcetest.Server) {}, nil, "created runner"},
+		{"dry run", func(*ghpolltest.Server, *gcetest.Server) {}, []string{"--dry-run"}, "would create runner"},
 		{"no capacity anywhere", func(_ *ghpolltest.Server, c *gcetest.Server) {
 			c.FailZone("us-central1-a", gcetest.FailHTTP)
 			c.FailZone("us-central1-b", gcetest.FailOperation)
-		}, nil},
+		}, nil, "not created: no capacity or quota"},
 		{"GitHub errors", func(gh *ghpolltest.Server, _ *gcetest.Server) {
 			gh.Fail(http.MethodGet, "actions/runners", http.StatusInternalServerError, 100)
-		}, nil},
+		}, nil, "runner registrations of octo-org/app"},
 		{"registration refused", func(gh *ghpolltest.Server, _ *gcetest.Server) {
 			gh.Fail(http.MethodPost, "generate-jitconfig", http.StatusUnprocessableEntity, 100)
-		}, nil},
+		}, nil, "registering runner failed"},
 		{"rate limited", func(gh *ghpolltest.Server, _ *gcetest.Server) {
 			gh.FailWith(http.MethodGet, "actions/runs", http.StatusForbidden, 100, http.Header{"Retry-After": {"600"}})
-		}, nil},
-		{"bad flag", func(*ghpolltest.Server, *gcetest.Server) {}, []string{"--points-per-minute", "5000"}},
+		}, nil, "rate limit"},
+		{"bad flag", func(*ghpolltest.Server, *gcetest.Server) {}, []string{"--points-per-minute", "5000"}, "--points-per-minute: 5000 is not between 10"},
 	}
 	for _, auth := range []string{"token", "app"} {
 		for _, format := range []string{"json", "console"} {
@@ -86,8 +89,8 @@ func TestSecrets_NeverPrinted(t *testing.T) {
 							t.Errorf("output carries %q:\n%s", s, out)
 						}
 					}
-					if sc.name == "success" && !strings.Contains(out, "created runner") {
-						t.Errorf("the success scenario created nothing:\n%s", out)
+					if !strings.Contains(out, sc.says) {
+						t.Errorf("the output does not say %q: the scenario's path did not run, or was not printed:\n%s", sc.says, out)
 					}
 				})
 			}

@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/reconcile-dev/reconcile/reconcile"
 )
@@ -20,21 +19,14 @@ func Kind() reconcile.BackendKind {
 }
 
 func build(_ context.Context, env reconcile.BackendEnv, pools []reconcile.PoolSection) (map[string]reconcile.Backend, error) {
-	out := map[string]reconcile.Backend{}
-	engines := map[string]*Backend{}
-	for _, p := range pools {
-		cfg := p.Config.(Config)
-		if b, ok := engines[cfg.Account()]; ok {
-			b.AddPool(p.Pool, cfg)
-			out[p.Pool] = b
-			continue
-		}
-		cli, err := NewClient(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Path, err)
-		}
-		b := New(cli, env.Owner, p.Pool, cfg)
-		engines[cfg.Account()], out[p.Pool] = b, b
-	}
-	return out, nil
+	return reconcile.PerAccount(pools,
+		func(p reconcile.PoolSection) string { return p.Config.(Config).Account() },
+		func(p reconcile.PoolSection) (*Backend, error) {
+			cli, err := NewClient(p.Config.(Config))
+			if err != nil {
+				return nil, err
+			}
+			return New(cli, env.Owner, p.Pool, p.Config.(Config)), nil
+		},
+		func(b *Backend, p reconcile.PoolSection) error { b.AddPool(p.Pool, p.Config.(Config)); return nil })
 }

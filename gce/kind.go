@@ -3,7 +3,6 @@ package gce
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 
 	"golang.org/x/oauth2"
@@ -29,26 +28,14 @@ func build(ctx context.Context, env reconcile.BackendEnv, pools []reconcile.Pool
 	if tok := os.Getenv("GOOGLE_OAUTH_ACCESS_TOKEN"); tok != "" {
 		opts = append(opts, option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})))
 	}
-	out := map[string]reconcile.Backend{}
-	projects := map[string]*Backend{} // project and endpoint → its backend
-	for _, p := range pools {
-		cfg := p.Config.(Config)
-		account := cfg.Project + "|" + cfg.Endpoint
-		if b, ok := projects[account]; ok {
-			if err := b.AddPool(ctx, p.Pool, cfg); err != nil {
-				return nil, fmt.Errorf("%s: %w", p.Path, err)
+	return reconcile.PerAccount(pools,
+		func(p reconcile.PoolSection) string { c := p.Config.(Config); return c.Project + "|" + c.Endpoint },
+		func(p reconcile.PoolSection) (*Backend, error) {
+			b, err := New(ctx, p.Config.(Config), env.Owner, opts...) // serves this first pool of the project as it is
+			if err == nil && env.Memo != nil {
+				b.UseMemo(env.Memo)
 			}
-			out[p.Pool] = b
-			continue
-		}
-		b, err := New(ctx, cfg, env.Owner, opts...) // serves this first pool of the project as it is
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Path, err)
-		}
-		if env.Memo != nil {
-			b.UseMemo(env.Memo)
-		}
-		projects[account], out[p.Pool] = b, b
-	}
-	return out, nil
+			return b, err
+		},
+		func(b *Backend, p reconcile.PoolSection) error { return b.AddPool(ctx, p.Pool, p.Config.(Config)) })
 }

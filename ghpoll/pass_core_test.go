@@ -58,6 +58,11 @@ pools:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if u := w.backend.Unserved(); len(u) > 0 { // the fake GitHub checks its own
+			t.Errorf("faults injected and never served: %v", u)
+		}
+	})
 	notes, _ := reconcile.OpenNotes(context.Background(), nil) // the --cache, in memory: no store, no error
 	if err := client.KeepIn(notes); err != nil {
 		t.Fatal(err)

@@ -58,6 +58,9 @@ func TestFaults_ServerErrorsOnReadsAreRetried(t *testing.T) {
 			if _, ok := w.backend.Spec(reconcile.RunnerName("gha", "arm64", j, 0)); !ok {
 				t.Error("the job got no runner after two failed reads")
 			}
+			if n := count(w, http.MethodGet, "repos/octo-org/app/actions/runs"); n < 3 {
+				t.Errorf("%d reads of the runs, want at least 3: both injected failures, then the answer", n)
+			}
 		})
 	}
 }

@@ -46,6 +46,12 @@ func newPassWorld(t *testing.T) *passWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		// A fault injected and never served leaves its test testing nothing.
+		if u := append(w.gh.Unserved(), w.backend.Unserved()...); len(u) > 0 {
+			t.Errorf("faults injected and never served: %v", u)
+		}
+	})
 	w.notes, _ = reconcile.OpenNotes(context.Background(), nil) // the --cache, in memory: no store, no error
 	w.rc = &reconcile.Reconciler{Config: cfg, GitHub: w.gh, Backends: map[string]reconcile.Backend{"arm64": w.backend}, Memo: w.notes, Now: w.Now}
 	return w
@@ -121,36 +127,6 @@ func TestPass_FinishedRunnerAndItsRegistrationAreRemoved(t *testing.T) {
 	w.mustPass(t)
 	if len(w.backend.Runners()) != 0 || len(w.gh.Regs()) != 0 {
 		t.Errorf("runners %v, registrations %v left; want none", reconciletest.Names(w.backend.Runners()), regNames(w.gh.Regs()))
-	}
-}
-
-func TestPass_DryRunChangesNothing(t *testing.T) {
-	t.Parallel()
-	w := newPassWorld(t)
-	w.rc.DryRun = true
-	w.queue(time.Minute, arm64...)
-	sum := w.mustPass(t)
-	if len(sum.Plan.Create) != 1 || len(w.backend.Mutations()) != 0 || len(w.gh.Regs()) != 0 {
-		t.Errorf("plan %+v, backend calls %v, registrations %v: want one planned create and nothing done", sum.Plan.Create, w.backend.Mutations(), w.gh.Regs())
-	}
-	for _, c := range w.gh.Calls() {
-		if strings.HasPrefix(c, "GenerateJITConfig") || strings.HasPrefix(c, "RemoveRegistration") {
-			t.Errorf("dry run called %s", c)
-		}
-	}
-}
-
-func TestPass_FailedCreateRemovesItsRegistration(t *testing.T) {
-	t.Parallel()
-	w := newPassWorld(t)
-	w.queue(time.Minute, arm64...)
-	w.backend.FailNext("create", errors.New("quota exceeded"))
-	sum, err := w.pass(t)
-	if err == nil || sum.ErrorsByStage["create"] != 1 {
-		t.Fatalf("RunOnce() = %v, errors %v; want the create's", err, sum.ErrorsByStage)
-	}
-	if regs := w.gh.Regs(); len(regs) != 0 {
-		t.Errorf("registrations %v left by a failed create", regNames(regs))
 	}
 }
 

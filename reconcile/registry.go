@@ -96,3 +96,26 @@ func kindList(kinds []BackendKind) string {
 	}
 	return strings.Join(keys[:len(keys)-1], ", ") + " or " + keys[len(keys)-1]
 }
+
+// PerAccount builds a platform's backends one per account (a GCE project, a Docker
+// engine): the first pool of an account makes its backend (first), and the account's
+// other pools join it (join). account names the account of a pool's section.
+func PerAccount[B Backend](pools []PoolSection, account func(PoolSection) string,
+	first func(PoolSection) (B, error), join func(B, PoolSection) error) (map[string]Backend, error) {
+	out := map[string]Backend{}
+	made := map[string]B{}
+	for _, p := range pools {
+		b, ok := made[account(p)]
+		var err error
+		if ok {
+			err = join(b, p)
+		} else if b, err = first(p); err == nil {
+			made[account(p)] = b
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Path, err)
+		}
+		out[p.Pool] = b
+	}
+	return out, nil
+}

@@ -108,18 +108,51 @@ type Server struct {
 	requests []string
 	methods  map[string]int  // Compute method → calls
 	denied   map[string]bool // IAM permissions the caller's role lacks
+	// served counts the answers each injected fault gave ("zone:Z", "template:T",
+	// "deny:P"); a fault injected and never served fails the test.
+	served map[string]int
 }
 
 // NewServer starts a fake for one project and region with these zones; it is closed
-// when the test ends.
-func NewServer(t interface{ Cleanup(func()) }, project, region string, zones ...string) *Server {
+// when the test ends, and the test fails if a fault it was told to inject (FailZone,
+// FailTemplate, Deny) was never served: a test whose fault did not happen tests
+// nothing.
+func NewServer(t interface {
+	Cleanup(func())
+	Errorf(format string, args ...any)
+}, project, region string, zones ...string) *Server {
 	s := &Server{project: project, region: region, zones: zones, now: time.Now,
 		insts: map[string]*Instance{}, ops: map[string]*operation{}, fail: map[string]Failure{}, down: map[string]bool{},
-		methods: map[string]int{}, denied: map[string]bool{}, failTmpl: map[string]Failure{}}
+		methods: map[string]int{}, denied: map[string]bool{}, failTmpl: map[string]Failure{}, served: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.Endpoint = s.Server.URL
 	t.Cleanup(s.Server.Close)
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, k := range slices.Sorted(maps.Keys(s.served)) {
+			if s.served[k] == 0 {
+				t.Errorf("gcetest: the fault injected for %s was never served", k)
+			}
+		}
+	})
 	return s
+}
+
+// inject tracks a fault from now on (on) or forgets it (off).
+func (s *Server) inject(key string, on bool) {
+	if !on {
+		delete(s.served, key)
+	} else if _, ok := s.served[key]; !ok {
+		s.served[key] = 0
+	}
+}
+
+// hit counts an answer of the fault, if it is tracked.
+func (s *Server) hit(key string) {
+	if _, ok := s.served[key]; ok {
+		s.served[key]++
+	}
 }
 
 // SetClock makes new instances carry now() as their creation time.
@@ -134,6 +167,7 @@ func (s *Server) FailZone(zone string, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail[zone] = f
+	s.inject("zone:"+zone, f != 0)
 }
 
 // FailTemplate makes every insert from the template (its full path) fail as f says,
@@ -143,6 +177,7 @@ func (s *Server) FailTemplate(template string, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failTmpl[template] = f
+	s.inject("template:"+template, f != 0)
 }
 
 // SlowInserts makes every insert wait d before it is handled, as a busy zone does.
@@ -247,6 +282,7 @@ func (s *Server) Deny(permission string, denied bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.denied[permission] = denied
+	s.inject("deny:"+permission, denied)
 }
 
 // Methods returns how often each Compute method was called (Permissions' keys).
@@ -262,6 +298,7 @@ func (s *Server) allowed(w http.ResponseWriter, method string) bool {
 	s.methods[method]++
 	for _, p := range Permissions[method] {
 		if s.denied[p] {
+			s.hit("deny:" + p)
 			apiError(w, http.StatusForbidden, "forbidden", "Required '"+p+"' permission for 'projects/"+s.project+"'")
 			return false
 		}
@@ -446,8 +483,12 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
 		}
 	}
 	fail := s.fail[zone]
+	if fail != 0 {
+		s.hit("zone:" + zone)
+	}
 	if f := s.failTmpl[tmpl]; f != 0 {
 		fail = f
+		s.hit("template:" + tmpl)
 	}
 	switch fail {
 	case FailNoTemplate:

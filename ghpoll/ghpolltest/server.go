@@ -126,6 +126,7 @@ type failure struct {
 	method, contains string
 	status           int
 	times            int
+	served           int // answers it gave
 	header           http.Header
 	delay            time.Duration
 }
@@ -168,15 +169,27 @@ type pointAt struct {
 	points int
 }
 
-// NewServer starts a fake GitHub; it is closed when the test ends.
+// NewServer starts a fake GitHub; it is closed when the test ends, and the test fails
+// if a fault it was told to inject (Fail, FailWith, Delay) was never served: a test
+// whose fault did not happen tests nothing.
 func NewServer(t interface {
 	Cleanup(func())
+	Errorf(format string, args ...any)
 }) *Server {
 	s := &Server{now: time.Now, nextID: 1000, runs: map[int64]*Run{}, jobs: map[int64]*Job{}, runners: map[int64]*Runner{},
 		forks: map[string]bool{}, gone: map[string]bool{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.APIURL = s.Server.URL + APIPrefix
 	t.Cleanup(s.Server.Close)
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, f := range s.failures {
+			if f.served == 0 {
+				t.Errorf("ghpolltest: the fault injected for %s …%s… was never served", f.method, f.contains)
+			}
+		}
+	})
 	return s
 }
 
@@ -705,6 +718,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		f := &s.failures[i]
 		if f.times > 0 && f.method == r.Method && strings.Contains(full, f.contains) {
 			f.times--
+			f.served++
 			if f.delay > 0 {
 				s.mu.Unlock()
 				time.Sleep(f.delay)

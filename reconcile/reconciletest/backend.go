@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,8 @@ type Backend struct {
 	// stockout that lasts); options holds each pool's options (reconcile.Ranked).
 	refuse  map[string]error
 	options map[string][]string
+	// served counts the answers of each injected fault ("next list", "refuse spot").
+	served map[string]int
 }
 
 var (
@@ -43,6 +46,40 @@ func (b *Backend) Refuse(option string, err error) {
 		b.refuse = map[string]error{}
 	}
 	b.refuse[option] = err
+	b.inject("refuse "+option, err != nil)
+}
+
+// inject tracks a fault from now on (on), or forgets it; the caller holds b.mu.
+func (b *Backend) inject(key string, on bool) {
+	if b.served == nil {
+		b.served = map[string]int{}
+	}
+	if !on {
+		delete(b.served, key)
+	} else if _, ok := b.served[key]; !ok {
+		b.served[key] = 0
+	}
+}
+
+// hit counts an answer of a tracked fault; the caller holds b.mu.
+func (b *Backend) hit(key string) {
+	if _, ok := b.served[key]; ok {
+		b.served[key]++
+	}
+}
+
+// Unserved returns the faults injected (FailNext, Refuse) that never answered a call:
+// their tests test nothing.
+func (b *Backend) Unserved() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(b.served)) {
+		if b.served[k] == 0 {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // SetOptions gives the pool ways of making a runner, the preferred first (a GCE
@@ -73,12 +110,14 @@ func (b *Backend) FailNext(op string, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failNext[op] = err
+	b.inject("next "+op, true)
 }
 
 func (b *Backend) record(op, name string) error {
 	b.calls = append(b.calls, strings.TrimSpace(op+" "+name))
 	if err, ok := b.failNext[op]; ok {
 		delete(b.failNext, op)
+		b.hit("next " + op)
 		return err
 	}
 	return nil
@@ -102,6 +141,7 @@ func (b *Backend) Create(_ context.Context, spec reconcile.RunnerSpec) error {
 		return err
 	}
 	if err := b.refuse[spec.Option]; err != nil {
+		b.hit("refuse " + spec.Option)
 		return err
 	}
 	if spec.JITConfig == "" {

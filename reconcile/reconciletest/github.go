@@ -36,6 +36,8 @@ type GitHub struct {
 	ran map[int64]*reconcile.JobOutcome
 	// facts is what PollFacts answers.
 	facts reconcile.PollFacts
+	// injected counts the failures each FailNext call has served.
+	injected map[string]int
 }
 
 var _ reconcile.GitHub = (*GitHub)(nil)
@@ -182,6 +184,26 @@ func (g *GitHub) FailNext(call string, n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.fail[call] += n
+	if g.injected == nil {
+		g.injected = map[string]int{}
+	}
+	if _, ok := g.injected[call]; !ok {
+		g.injected[call] = 0
+	}
+}
+
+// Unserved returns the calls FailNext was given that never failed: a fault injected
+// and never served, which leaves its test testing nothing.
+func (g *GitHub) Unserved() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for _, c := range slices.Sorted(maps.Keys(g.injected)) {
+		if g.injected[c] == 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Regs returns the registrations, sorted by name.
@@ -208,6 +230,7 @@ func (g *GitHub) call(name string, args ...any) error {
 	g.calls = append(g.calls, strings.TrimSpace(name+" "+fmt.Sprint(args...)))
 	if g.fail[name] > 0 {
 		g.fail[name]--
+		g.injected[name]++
 		return fmt.Errorf("%s: injected failure", name)
 	}
 	return nil

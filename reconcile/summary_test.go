@@ -14,8 +14,8 @@ import (
 func TestSummary_TableForAPerson(t *testing.T) {
 	t.Parallel()
 	sum := reconcile.Summary{DryRun: true,
-		Plan: reconcile.Plan{Pools: []reconcile.PoolStatus{{Pool: "arm64", Queued: 3, Booting: 1, Idle: 2, Warm: 1, WarmTarget: 2, Busy: 4, Create: 2, Delete: 1}}},
-		Observed: reconcile.Observed{Blind: reconcile.Blind{Jobs: map[reconcile.Scope]bool{app: true}, Pools: map[string]bool{"x64": true}}},
+		Plan:        reconcile.Plan{Pools: []reconcile.PoolStatus{{Pool: "arm64", Queued: 3, Booting: 1, Idle: 2, Warm: 1, WarmTarget: 2, Busy: 4, Create: 2, Delete: 1}}},
+		Observed:    reconcile.Observed{Blind: reconcile.Blind{Jobs: map[reconcile.Scope]bool{app: true}, Pools: map[string]bool{"x64": true}}},
 		Unreachable: []string{"octo-org/gone"},
 		Warnings:    []string{"pool arm64: no capacity (stockout)"},
 		API:         reconcile.APIStats{Requests: 12, Points: 17, Primary: 3, NotModified: 9, Polled: 1, Skipped: 0, Remaining: 4990, Reset: time.Date(2026, 12, 7, 15, 4, 0, 0, time.Local)},

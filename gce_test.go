@@ -278,7 +278,7 @@ func TestGCE_StartupScriptGivesTheJITConfigToTheRunnerAlone(t *testing.T) {
 	scripts := map[string]string{
 		"curl": record + `case "$*" in
 *reconcile-jit-config*) printf %s '` + jit + `' ;;
-*reconcile-job-id*) printf 42 ;;
+*instance/name*) printf gha-arm64-42 ;;
 *reconcile-repo*) printf octo-org/app ;;
 *) exit 22 ;;
 esac`,

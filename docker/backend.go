@@ -35,6 +35,10 @@ const (
 	LabelRepo   = "reconcile.dev/repo"  // the repository of the job it was made for
 )
 
+// ownership keeps a runner's Ownership in the labels of its containers and volumes:
+// Docker's label values take the scope's "/" too.
+var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, Runner: LabelRunner, JobID: LabelJobID, Scope: LabelScope, Repo: LabelRepo}
+
 // The roles of a runner's containers.
 const (
 	RoleRunner = "runner"
@@ -176,16 +180,8 @@ func (b *Backend) listVolumes(ctx context.Context, add func(string, map[string]s
 // Until its runner container is seen, it is finished: what is left of a runner
 // without one is removed.
 func runnerOf(name string, labels map[string]string, created time.Time) reconcile.Runner {
-	r := reconcile.Runner{
-		Name:      name,
-		Pool:      labels[LabelPool],
-		Scope:     reconcile.ParseScope(labels[LabelScope]),
-		Repo:      reconcile.ParseScope(labels[LabelRepo]),
-		CreatedAt: created,
-		Phase:     reconcile.PhaseFinished,
-	}
-	r.JobID, _ = strconv.ParseInt(labels[LabelJobID], 10, 64)
-	return r
+	o := ownership.Decode(labels, labels)
+	return reconcile.Runner{Name: name, Pool: o.Pool, Scope: o.Scope, Repo: o.Repo, JobID: o.JobID, CreatedAt: created, Phase: reconcile.PhaseFinished}
 }
 
 // phase says whether a container in state s, created at created, may still run a job.
@@ -252,14 +248,9 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 var errExists = errors.New("exists")
 
 func (b *Backend) labels(spec reconcile.RunnerSpec) map[string]string {
-	return map[string]string{
-		LabelOwner:  b.owner,
-		LabelPool:   spec.Pool,
-		LabelRunner: spec.Name,
-		LabelJobID:  strconv.FormatInt(spec.JobID, 10),
-		LabelScope:  spec.Scope.String(),
-		LabelRepo:   spec.Repo.String(),
-	}
+	labels, notes := ownership.Encode(reconcile.OwnershipOf(b.owner, spec))
+	maps.Copy(labels, notes)
+	return labels
 }
 
 // with returns labels with role set.

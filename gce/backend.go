@@ -37,9 +37,12 @@ const (
 	MetadataJIT      = "reconcile-jit-config" // read by the startup script; a credential
 	MetadataScope    = "reconcile-scope"      // where the runner is registered
 	MetadataRepo     = "reconcile-repo"       // the repository of the job it was made for
-	MetadataJobID    = "reconcile-job-id"
 	operationTimeout = 5 * time.Minute
 )
+
+// ownership keeps a runner's Ownership in its instance's labels and metadata (the
+// instance's name is the runner's).
+var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, JobID: LabelJobID, Scope: MetadataScope, Repo: MetadataRepo}
 
 // capacityReasons are the error codes that say "not here, try another zone".
 var capacityReasons = []string{
@@ -296,23 +299,24 @@ func (b *Backend) markPreempted(ctx context.Context, runners []reconcile.Runner)
 
 // runnerOf reads a runner's state back from its instance.
 func runnerOf(in *computepb.Instance) reconcile.Runner {
-	r := reconcile.Runner{
-		Name:     in.GetName(),
-		Pool:     in.GetLabels()[LabelPool],
-		Location: path.Base(in.GetZone()),
-		Phase:    reconcile.PhaseActive,
-	}
-	r.JobID, _ = strconv.ParseInt(in.GetLabels()[LabelJobID], 10, 64)
-	r.Option = in.GetLabels()[LabelTemplate]
-	r.CreatedAt, _ = time.Parse(time.RFC3339, in.GetCreationTimestamp())
+	meta := map[string]string{}
 	for _, it := range in.GetMetadata().GetItems() {
-		switch it.GetKey() {
-		case MetadataScope:
-			r.Scope = reconcile.ParseScope(it.GetValue())
-		case MetadataRepo:
-			r.Repo = reconcile.ParseScope(it.GetValue())
+		if it.GetKey() != MetadataJIT { // a credential: not read back
+			meta[it.GetKey()] = it.GetValue()
 		}
 	}
+	o := ownership.Decode(in.GetLabels(), meta)
+	r := reconcile.Runner{
+		Name:     in.GetName(),
+		Pool:     o.Pool,
+		Scope:    o.Scope,
+		Repo:     o.Repo,
+		JobID:    o.JobID,
+		Location: path.Base(in.GetZone()),
+		Phase:    reconcile.PhaseActive,
+		Option:   in.GetLabels()[LabelTemplate],
+	}
+	r.CreatedAt, _ = time.Parse(time.RFC3339, in.GetCreationTimestamp())
 	switch in.GetStatus() {
 	case "STOPPING", "STOPPED", "SUSPENDING", "SUSPENDED", "TERMINATED":
 		// Preempted, or powered off by the startup script after its job.
@@ -461,21 +465,13 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 func (b *Backend) insert(ctx context.Context, c Config, zone string, spec reconcile.RunnerSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, operationTimeout)
 	defer cancel()
-	in := &computepb.Instance{
-		Name: proto.String(spec.Name),
-		Labels: map[string]string{
-			LabelOwner:    b.owner,
-			LabelPool:     spec.Pool,
-			LabelJobID:    strconv.FormatInt(spec.JobID, 10),
-			LabelTemplate: templateName(c.InstanceTemplate),
-		},
-		Metadata: &computepb.Metadata{Items: []*computepb.Items{
-			{Key: proto.String(MetadataJIT), Value: proto.String(spec.JITConfig.Reveal())},
-			{Key: proto.String(MetadataScope), Value: proto.String(spec.Scope.String())},
-			{Key: proto.String(MetadataRepo), Value: proto.String(spec.Repo.String())},
-			{Key: proto.String(MetadataJobID), Value: proto.String(strconv.FormatInt(spec.JobID, 10))},
-		}},
+	labels, notes := ownership.Encode(reconcile.OwnershipOf(b.owner, spec))
+	labels[LabelTemplate] = templateName(c.InstanceTemplate)
+	items := []*computepb.Items{{Key: proto.String(MetadataJIT), Value: proto.String(spec.JITConfig.Reveal())}}
+	for _, k := range slices.Sorted(maps.Keys(notes)) {
+		items = append(items, &computepb.Items{Key: proto.String(k), Value: proto.String(notes[k])})
 	}
+	in := &computepb.Instance{Name: proto.String(spec.Name), Labels: labels, Metadata: &computepb.Metadata{Items: items}}
 	release, err := b.enter(ctx, c, zone)
 	if err != nil {
 		return err

@@ -62,7 +62,7 @@ func TestBackend_CreateInsertsFromTheTemplateInTheNamedZone(t *testing.T) {
 		Zone:     b.zoneOrder(b.cfg, sp.Name)[0],
 		Status:   "RUNNING",
 		Labels:   map[string]string{LabelOwner: "gha", LabelPool: "arm64", LabelJobID: "42", LabelTemplate: "gha-arm64"},
-		Metadata: map[string]string{MetadataJIT: sp.JITConfig.Reveal(), MetadataScope: "octo-org/app", MetadataRepo: "octo-org/app", MetadataJobID: "42"},
+		Metadata: map[string]string{MetadataJIT: sp.JITConfig.Reveal(), MetadataScope: "octo-org/app", MetadataRepo: "octo-org/app"},
 		Template: "projects/my-project/regions/us-central1/instanceTemplates/gha-arm64",
 	}
 	in.Created = time.Time{}

@@ -3,7 +3,6 @@ package k8s
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -90,15 +89,16 @@ func (b *Backend) List(ctx context.Context) ([]reconcile.Runner, error) {
 
 // runnerOf reads a runner's state back from its Job.
 func runnerOf(j *batchv1.Job) reconcile.Runner {
+	o := ownership.Decode(j.Labels, j.Annotations)
 	r := reconcile.Runner{
 		Name:      j.Name,
-		Pool:      j.Labels[LabelPool],
+		Pool:      o.Pool,
+		Scope:     o.Scope,
+		Repo:      o.Repo,
+		JobID:     o.JobID,
 		CreatedAt: j.CreationTimestamp.Time,
 		Phase:     reconcile.PhaseActive,
 	}
-	r.JobID, _ = strconv.ParseInt(j.Labels[LabelJobID], 10, 64)
-	r.Scope = reconcile.ParseScope(j.Annotations[AnnotationScope])
-	r.Repo = reconcile.ParseScope(j.Annotations[AnnotationRepo])
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue

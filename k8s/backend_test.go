@@ -71,7 +71,7 @@ func TestBackend_CreateMakesASuspendedFreeJobAndItsSecret(t *testing.T) {
 	if diff := cmp.Diff(wantLabels, job.Labels); diff != "" {
 		t.Errorf("job labels mismatch (-want +got):\n%s", diff)
 	}
-	wantAnn := map[string]string{AnnotationScope: "octo-org/app", AnnotationRepo: "octo-org/app", AnnotationJob: "42"}
+	wantAnn := map[string]string{AnnotationScope: "octo-org/app", AnnotationRepo: "octo-org/app"} // the job id once, in its label
 	if diff := cmp.Diff(wantAnn, job.Annotations); diff != "" {
 		t.Errorf("job annotations mismatch (-want +got):\n%s", diff)
 	}

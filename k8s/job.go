@@ -21,8 +21,11 @@ const (
 	LabelJobID      = "reconcile.dev/job-id"
 	AnnotationScope = "reconcile.dev/scope" // where the runner is registered: owner/repo or org
 	AnnotationRepo  = "reconcile.dev/repo"  // the repository of the job it was made for
-	AnnotationJob   = "reconcile.dev/job"   // that job's id, as in the label
 )
+
+// ownership keeps a runner's Ownership in its Job's labels and annotations (the Job's
+// name is the runner's).
+var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, JobID: LabelJobID, Scope: AnnotationScope, Repo: AnnotationRepo}
 
 // Names inside the pod.
 const (
@@ -46,21 +49,15 @@ const (
 )
 
 func runnerLabels(owner string, spec reconcile.RunnerSpec) map[string]string {
-	return map[string]string{
-		LabelOwner:                     owner,
-		LabelPool:                      spec.Pool,
-		LabelJobID:                     strconv.FormatInt(spec.JobID, 10),
-		"app.kubernetes.io/name":       "github-runner",
-		"app.kubernetes.io/managed-by": "reconcile",
-	}
+	labels, _ := ownership.Encode(reconcile.OwnershipOf(owner, spec))
+	labels["app.kubernetes.io/name"] = "github-runner"
+	labels["app.kubernetes.io/managed-by"] = "reconcile"
+	return labels
 }
 
 func runnerAnnotations(spec reconcile.RunnerSpec) map[string]string {
-	return map[string]string{
-		AnnotationScope: spec.Scope.String(),
-		AnnotationRepo:  spec.Repo.String(),
-		AnnotationJob:   strconv.FormatInt(spec.JobID, 10),
-	}
+	_, notes := ownership.Encode(reconcile.OwnershipOf("", spec))
+	return notes
 }
 
 // buildSecret returns the Secret that holds a runner's JIT configuration. Its owner

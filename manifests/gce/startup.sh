@@ -8,7 +8,7 @@
 # downloaded here.
 set -euo pipefail
 
-readonly METADATA=http://metadata.google.internal/computeMetadata/v1/instance/attributes
+readonly INSTANCE=http://metadata.google.internal/computeMetadata/v1/instance
 readonly RUNNER_USER=${RUNNER_USER:-runner}
 readonly RUNNER_DIR=${RUNNER_DIR:-/opt/actions-runner}
 readonly RUNNER_VERSION=${RUNNER_VERSION:-2.330.0}
@@ -19,10 +19,12 @@ log() { echo "reconcile-startup: $*" | systemd-cat -t reconcile-startup 2>/dev/n
 # keep a machine (and its bill) alive.
 trap 'log "runner exited; powering off"; systemctl poweroff --no-block || shutdown -h now' EXIT
 
-attribute() {
+instance() {
 	curl --silent --show-error --fail --retry 5 --retry-connrefused \
-		--header 'Metadata-Flavor: Google' "${METADATA}/$1"
+		--header 'Metadata-Flavor: Google' "${INSTANCE}/$1"
 }
+
+attribute() { instance "attributes/$1"; }
 
 install_runner() {
 	if [[ -x "${RUNNER_DIR}/run.sh" ]]; then
@@ -61,7 +63,8 @@ main() {
 		log "no reconcile-jit-config in the instance metadata"
 		exit 1
 	fi
-	log "starting the runner for job $(attribute reconcile-job-id || echo '?') of $(attribute reconcile-repo || echo '?')"
+	# The runner's name (the instance's) ends in the id of the job it was made for.
+	log "starting runner $(instance name || echo '?') for a job of $(attribute reconcile-repo || echo '?')"
 	# The configuration goes to the runner alone, through its environment: never on a
 	# command line, where any process on the VM could read it, and never exported from
 	# this script, whose other children (the logger, the power-off) would inherit it. Once

@@ -15,7 +15,7 @@ func (c *Client) PollFacts(repos []reconcile.Scope) reconcile.PollFacts {
 		if !owners[r.Owner] {
 			// An organisation's latest pushes are listed each pass.
 			owners[r.Owner] = true
-			f.Overhead += c.cache.pages("org-pushed:" + r.Owner + "#")
+			f.Overhead += c.cache.pages(cacheKey(kindOrgPushed, r.Owner) + "#")
 		}
 		st := c.cache.repo(r.String())
 		swept := st.Swept

@@ -63,6 +63,30 @@ func (c *pollCache) registered() []time.Time {
 	return slices.Clone(c.Writes)
 }
 
+// keyKind is what a cache key names: a kind of page (its ETag and the part of its
+// answer a pass uses), or, for org-repos, an organisation's polling state.
+type keyKind string
+
+// The kinds of cache key.
+const (
+	kindRuns           keyKind = "runs"            // a repository's runs of one status
+	kindJobs           keyKind = "jobs"            // a run's latest jobs
+	kindProbe          keyKind = "probe"           // a repository's newest page of runs
+	kindProbeCompleted keyKind = "probe-completed" // how many of its runs are completed
+	kindRunners        keyKind = "runners"         // a scope's registrations (or one of them, by name)
+	kindOrgRepos       keyKind = "org-repos"       // an organisation's repositories
+	kindOrgPushed      keyKind = "org-pushed"      // an organisation's repositories by push
+)
+
+// cacheKey is the key of what kind names, of its parts ("runs:octo-org/app:queued").
+func cacheKey(kind keyKind, of ...any) string {
+	key := string(kind)
+	for _, p := range of {
+		key += ":" + fmt.Sprint(p)
+	}
+	return key
+}
+
 type cachedPage struct {
 	ETag  string          `json:"etag"`
 	Next  int             `json:"next,omitempty"`

@@ -53,7 +53,7 @@ const orgListEvery = time.Minute
 // OrgRepos returns the organisation's repositories that can run workflows: every page,
 // archived and disabled ones left out.
 func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, error) {
-	key := "org-repos:" + org
+	key := cacheKey(kindOrgRepos, org)
 	repos, listed := []repoLite(nil), c.orgListed(org)
 	if listed {
 		repos, listed = cachedAll[repoLite](c, key)
@@ -100,7 +100,7 @@ func (c *Client) OrgRepos(ctx context.Context, org string) ([]reconcile.Scope, e
 // orgListed reports whether the organisation's whole listing was fetched less than
 // orgListEvery ago (less a second: passes a minute apart fetch it every pass).
 func (c *Client) orgListed(org string) bool {
-	at := c.cache.repo("org-repos:" + org).Polled
+	at := c.cache.repo(cacheKey(kindOrgRepos, org)).Polled
 	return !at.IsZero() && c.now().Sub(at) < orgListEvery-time.Second
 }
 
@@ -135,7 +135,7 @@ func fromFork(r *github.WorkflowRun) bool {
 }
 
 func (c *Client) listRuns(ctx context.Context, repo reconcile.Scope, status string) ([]runLite, error) {
-	return listAll(ctx, c, fmt.Sprintf("runs:%s:%s", repo, status),
+	return listAll(ctx, c, cacheKey(kindRuns, repo, status),
 		func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowRun, *github.Response, error) {
 			page, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Repo,
 				&github.ListWorkflowRunsOptions{Status: status, ListOptions: lo})
@@ -196,7 +196,7 @@ func (c *Client) runsPage(ctx context.Context, repo reconcile.Scope, key, status
 // seen to return nothing while runs wait (cancel-workflows pull request 36 filters on
 // the client for that reason); the newest page shows them as they are.
 func (c *Client) runsView(ctx context.Context, repo reconcile.Scope) ([]runLite, int, error) {
-	newest, err := c.runsPage(ctx, repo, "probe:"+repo.String(), "", probeSize)
+	newest, err := c.runsPage(ctx, repo, cacheKey(kindProbe, repo), "", probeSize)
 	if err != nil {
 		return nil, 1, err
 	}
@@ -213,7 +213,7 @@ func (c *Client) runsView(ctx context.Context, repo reconcile.Scope) ([]runLite,
 	if newest.Total <= len(newest.Runs) {
 		return runs, 1, nil // every run is on the page
 	}
-	done, err := c.runsPage(ctx, repo, "probe-completed:"+repo.String(), statusCompleted, 1)
+	done, err := c.runsPage(ctx, repo, cacheKey(kindProbeCompleted, repo), statusCompleted, 1)
 	if err != nil {
 		return nil, 2, err
 	}
@@ -227,7 +227,7 @@ func (c *Client) runsView(ctx context.Context, repo reconcile.Scope) ([]runLite,
 	}
 	for _, status := range runStatuses {
 		rs, err := c.listRuns(ctx, repo, status)
-		cost += max(c.cache.pages(fmt.Sprintf("runs:%s:%s#", repo, status)), 1)
+		cost += max(c.cache.pages(cacheKey(kindRuns, repo, status)+"#"), 1)
 		if err != nil {
 			return nil, cost, fmt.Errorf("listing %s runs: %w", status, err)
 		}
@@ -255,7 +255,7 @@ func (c *Client) runsView(ctx context.Context, repo reconcile.Scope) ([]runLite,
 // (the push is to the fork); the rotation finds those. It returns the page: a
 // repository created since the organisation's last whole listing is on it.
 func (c *Client) notePushes(ctx context.Context, org string) ([]repoLite, error) {
-	repos, _, err := fetchPage(ctx, c, "org-pushed:"+org+"#1", github.ListOptions{PerPage: 100, Page: 1},
+	repos, _, err := fetchPage(ctx, c, cacheKey(kindOrgPushed, org)+"#1", github.ListOptions{PerPage: 100, Page: 1},
 		func(ctx context.Context, lo github.ListOptions) ([]*github.Repository, *github.Response, error) {
 			return c.gh.Repositories.ListByOrg(ctx, org, &github.RepositoryListByOrgOptions{Type: "all", Sort: "pushed", Direction: "desc", ListOptions: lo})
 		}, reduceRepo)
@@ -286,7 +286,7 @@ func (c *Client) QueuedJobs(ctx context.Context, repo reconcile.Scope) (queued, 
 		return nil, nil, c.unreachable(repo, fmt.Errorf("listing runs: %w", err))
 	}
 	for _, run := range runs {
-		jobs, err := listAll(ctx, c, fmt.Sprintf("jobs:%s:%d", repo, run.ID),
+		jobs, err := listAll(ctx, c, cacheKey(kindJobs, repo, run.ID),
 			func(ctx context.Context, lo github.ListOptions) ([]*github.WorkflowJob, *github.Response, error) {
 				page, resp, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Repo, run.ID,
 					&github.ListWorkflowJobsOptions{Filter: "latest", ListOptions: lo})

@@ -47,7 +47,7 @@ func (c *Client) FindRegistration(ctx context.Context, scope reconcile.Scope, na
 }
 
 func (c *Client) listRunners(ctx context.Context, scope reconcile.Scope, name *string) ([]reconcile.Registration, error) {
-	key := "runners:" + scope.String()
+	key := cacheKey(kindRunners, scope)
 	if name != nil {
 		key += ":" + *name
 	}

@@ -35,6 +35,7 @@ type (
 	Registration = plan.Registration
 	RepoFacts    = plan.RepoFacts
 	Runner       = plan.Runner
+	RunnerScope  = plan.RunnerScope
 	RunnerSpec   = plan.RunnerSpec
 	Scope        = plan.Scope
 	Secret       = plan.Secret

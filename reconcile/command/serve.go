@@ -122,7 +122,7 @@ func githubClient(s settings) (*ghpoll.Client, error) {
 	// the base transport's header timeout, so that a hung answer is retried.
 	hc := &http.Client{Timeout: 2 * time.Minute, Transport: s.auth}
 	gh, err := ghpoll.NewWithOptions(hc, s.cfg.GitHub.APIURL, ghpoll.Options{Concurrency: s.concurrency,
-		WritesPerMinute: s.writes[0], WritesPerHour: s.writes[1], PointsPerMinute: s.budget.PointsPerMinute})
+		WritesPerMinute: s.writes.perMinute, WritesPerHour: s.writes.perHour, PointsPerMinute: s.budget.PointsPerMinute})
 	if err != nil {
 		return nil, usagef("github.api_url: %v", err)
 	}

@@ -28,7 +28,7 @@ type settings struct {
 	timeout     time.Duration
 	budget      reconcile.Budget
 	concurrency int
-	writes      [2]int // a minute, an hour
+	writes      writePace
 	backendConc int
 	backendTime time.Duration
 	backoff     reconcile.Backoff
@@ -108,8 +108,8 @@ func (s *settings) paceFlags(c *cli.Context) error {
 	case s.backoff.Max < s.backoff.Initial:
 		return usagef("--capacity-backoff-max %v is shorter than --capacity-backoff %v", s.backoff.Max, s.backoff.Initial)
 	}
-	if cost := s.writes[0] * reconcile.PointsPerWrite; cost > s.budget.PointsPerMinute {
-		return usagef("--writes-per-minute %d costs %d points a minute (%d a write), more than --points-per-minute %d", s.writes[0], cost, reconcile.PointsPerWrite, s.budget.PointsPerMinute)
+	if cost := s.writes.perMinute * reconcile.PointsPerWrite; cost > s.budget.PointsPerMinute {
+		return usagef("--writes-per-minute %d costs %d points a minute (%d a write), more than --points-per-minute %d", s.writes.perMinute, cost, reconcile.PointsPerWrite, s.budget.PointsPerMinute)
 	}
 	return nil
 }
@@ -138,14 +138,17 @@ func budgetFlags(c *cli.Context, interval time.Duration) (reconcile.Budget, int,
 	return b, n, nil
 }
 
+// writePace is how many registrations a minute and an hour.
+type writePace struct{ perMinute, perHour int }
+
 // writeFlags reads the pace of GitHub writes and how many runners start at once.
-func writeFlags(c *cli.Context) ([2]int, int, error) {
-	w := [2]int{c.Int("writes-per-minute"), c.Int("writes-per-hour")}
+func writeFlags(c *cli.Context) (writePace, int, error) {
+	w := writePace{c.Int("writes-per-minute"), c.Int("writes-per-hour")}
 	n := c.Int("backend-concurrency")
 	switch {
-	case w[0] < 1 || w[0] > 180:
-		return w, n, usagef("--writes-per-minute: %d is not between 1 and 180 (a write costs 5 of GitHub's 900 points a minute)", w[0])
-	case w[1] < 1:
+	case w.perMinute < 1 || w.perMinute > 180:
+		return w, n, usagef("--writes-per-minute: %d is not between 1 and 180 (a write costs 5 of GitHub's 900 points a minute)", w.perMinute)
+	case w.perHour < 1:
 		return w, n, usagef("--writes-per-hour must be positive")
 	case n < 1 || n > 500:
 		return w, n, usagef("--backend-concurrency: %d is not between 1 and 500", n)

@@ -33,7 +33,7 @@ type GitHubConfig struct {
 	// RunnerScope is where runners register: "repo" (default; a runner serves the
 	// repository of the job it was made for) or "org" (it serves any repository of
 	// the organisation that its runner group allows).
-	RunnerScope string `json:"runner_scope,omitempty"`
+	RunnerScope RunnerScope `json:"runner_scope,omitempty"`
 	// RunnerGroupID is the runner group of org runners (default 1, the default group).
 	RunnerGroupID int64 `json:"runner_group_id,omitempty"`
 	// AllowPublicRepos serves jobs of public repositories: their workflows run code
@@ -43,10 +43,13 @@ type GitHubConfig struct {
 	AllowForkPullRequests bool `json:"allow_fork_pull_requests,omitempty"`
 }
 
+// RunnerScope is where a pool's runners register: a repository's, or an organisation's.
+type RunnerScope string
+
 // Runner scopes.
 const (
-	RunnerScopeRepo = "repo"
-	RunnerScopeOrg  = "org"
+	RunnerScopeRepo RunnerScope = "repo"
+	RunnerScopeOrg  RunnerScope = "org"
 )
 
 // RunnerScopeOf returns where a runner for a job of repo registers.

@@ -64,7 +64,7 @@ func (p Pool) MinIdleAt(now time.Time) int {
 }
 
 // validateWarm checks a pool's warm keys and prepares its schedule; key names the pool.
-func validateWarm(p *Pool, key, scope string) error {
+func validateWarm(p *Pool, key string, scope RunnerScope) error {
 	if p.MinIdle < 0 || p.MinIdle > p.MaxRunners {
 		return fmt.Errorf("%s.min_idle: %d is not between 0 and max_runners (%d)", key, p.MinIdle, p.MaxRunners)
 	}

@@ -132,7 +132,7 @@ func kubeBurst(b *testing.B, jobs int, unlimited bool) time.Duration {
 	gh := ghpolltest.NewServer(b)
 	limits := ghpolltest.GitHubLimits
 	limits.Latency = 20 * time.Millisecond
-	opts := ghpoll.Options{WritesPerMinute: ghpoll.DefaultWritesPerMinute, PointsPerMinute: 600}
+	opts := ghpoll.Options{WritesPerMinute: reconcile.DefaultWritesPerMinute, PointsPerMinute: 600}
 	if unlimited {
 		limits = ghpolltest.Limits{Latency: limits.Latency}
 		opts = ghpoll.Options{WritesPerMinute: 60000, WritesPerHour: 100000}

@@ -25,7 +25,8 @@ func TestPlatforms_AFourthIsOneRegistration(t *testing.T) {
 	job := gh.QueueJob("octo-org/app", "self-hosted", "linux", "x64")
 	t.Setenv("GITHUB_TOKEN", "test-token")
 	backend := reconciletest.NewBackend(time.Now)
-	withMemory := func(log zerolog.Logger) []reconcile.BackendKind {
+	withMemory := wiring()
+	withMemory.Platforms = func(log zerolog.Logger) []reconcile.BackendKind {
 		return append(platforms(log), reconciletest.Kind(backend)) // the one registration
 	}
 	config := func(section string) string {
@@ -38,7 +39,7 @@ func TestPlatforms_AFourthIsOneRegistration(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	args := []string{"reconcile", "--once", "--config", config("memory: {}"), "--github-url", gh.APIURL, "--log-format", "json"}
-	if code := command.Run(context.Background(), args, &stdout, &stderr, command.Build{}, withMemory); code != exitOK {
+	if code := command.Run(context.Background(), args, &stdout, &stderr, withMemory); code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 	name := reconcile.RunnerName("gha", "x64", job, 0)
@@ -47,7 +48,7 @@ func TestPlatforms_AFourthIsOneRegistration(t *testing.T) {
 	}
 	stderr.Reset()
 	args[3] = config("memroy: {}")
-	if code := command.Run(context.Background(), args, &stdout, &stderr, command.Build{}, withMemory); code != exitUsage ||
+	if code := command.Run(context.Background(), args, &stdout, &stderr, withMemory); code != exitUsage ||
 		!bytes.Contains(stderr.Bytes(), []byte("pools[0].memroy: unknown key")) {
 		t.Errorf("a section no platform has: exit %d, %q; want %d naming it", code, stderr.String(), exitUsage)
 	}

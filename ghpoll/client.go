@@ -89,10 +89,10 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 		o.Now = time.Now
 	}
 	if o.WritesPerMinute <= 0 {
-		o.WritesPerMinute = DefaultWritesPerMinute
+		o.WritesPerMinute = reconcile.DefaultWritesPerMinute
 	}
 	if o.WritesPerHour <= 0 {
-		o.WritesPerHour = DefaultWritesPerHour
+		o.WritesPerHour = reconcile.DefaultWritesPerHour
 	}
 	tr := newTransport(hc.Transport, o.Concurrency) // paces in real time, whatever o.Now says
 	tr.pace = time.Minute / time.Duration(o.WritesPerMinute)
@@ -110,13 +110,6 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	gh.UserAgent = "reconcile"
 	return &Client{gh: gh, now: o.Now, tr: tr, cache: newPollCache(), RunnerGroupID: 1, writesPerHour: o.WritesPerHour}, nil
 }
-
-// The write budget's defaults: GitHub's documented 80 content-creating requests a
-// minute and 500 an hour, less 5 and 25 for whatever else writes with the credentials.
-const (
-	DefaultWritesPerMinute = 75
-	DefaultWritesPerHour   = 475
-)
 
 // TakeStats returns what GitHub charged since the last call, and starts counting again.
 func (c *Client) TakeStats() reconcile.APIStats { return c.tr.take() }

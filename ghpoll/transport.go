@@ -62,7 +62,7 @@ func newTransport(base http.RoundTripper, concurrency int) *transport {
 		base = http.DefaultTransport
 	}
 	return &transport{base: base, sem: make(chan struct{}, clampConcurrency(concurrency)),
-		pace: time.Minute / DefaultWritesPerMinute, maxWait: 20 * time.Second, attempts: 3, retryBase: 500 * time.Millisecond, now: time.Now,
+		pace: time.Minute / reconcile.DefaultWritesPerMinute, maxWait: 20 * time.Second, attempts: 3, retryBase: 500 * time.Millisecond, now: time.Now,
 		window: pointsWindow}
 }
 

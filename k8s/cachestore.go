@@ -3,10 +3,12 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -19,6 +21,13 @@ type ConfigMapStore struct {
 	Client    kubernetes.Interface
 	Namespace string
 	Name      string
+}
+
+// ConfigMapRef reads NAMESPACE/NAME, the ConfigMap --cache configmap:NAMESPACE/NAME
+// names; it calls nothing.
+func ConfigMapRef(ref string) (namespace, name string, ok bool) {
+	namespace, name, ok = strings.Cut(ref, "/")
+	return namespace, name, ok && len(validation.IsDNS1123Label(namespace)) == 0 && len(validation.IsDNS1123Subdomain(name)) == 0
 }
 
 // MaxCacheSize is the most the cache may take in its ConfigMap. Kubernetes refuses a

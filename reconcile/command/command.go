@@ -1,7 +1,7 @@
 // Package command is the reconcile command: its flags and environment, the checks made
 // before anything is called (exit 2), the setup a pass and status share, and what is
-// said after a pass. Main gives it the table of platforms (Platforms) and the build's
-// version; everything else is here.
+// said after a pass. Main wires it (Wiring): the table of platforms, the GitHub client,
+// the store of --cache, and the build's version. It imports no adapter.
 package command
 
 import (
@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"strings"
 	"time"
 
-	"github.com/reconcile-dev/reconcile/ghpoll"
 	"github.com/reconcile-dev/reconcile/reconcile"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -34,16 +34,40 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// Platforms returns the platforms pools may run on (reconcile.BackendKind), with the
-// command's logger for their clients.
-type Platforms func(log zerolog.Logger) []reconcile.BackendKind
+// Wiring is what main gives the command: the adapters, and what was built.
+type Wiring struct {
+	// Version and Commit say what was built.
+	Version, Commit string
+	// Platforms returns the platforms pools may run on (reconcile.BackendKind), with
+	// the command's logger for their clients.
+	Platforms func(log zerolog.Logger) []reconcile.BackendKind
+	// GitHub makes the GitHub client.
+	GitHub func(GitHubOptions) (GitHubClient, error)
+	// Store reads --cache and calls nothing (an error is a usage error); it returns
+	// how to open the store (nil, nil: no --cache).
+	Store func(spec string) (func(log zerolog.Logger) (reconcile.Store, error), error)
+	// Explain says what one of a pass's errors means and what to check, in one line.
+	Explain func(err error, apiURL string) string
+}
 
-// Build says what was built: the version and the commit.
-type Build struct{ Version, Commit string }
+// GitHubClient is the GitHub port, with its part of the notes (its request cache).
+type GitHubClient interface {
+	reconcile.GitHub
+	KeepIn(*reconcile.Notes) error
+}
+
+// GitHubOptions are what the GitHub client is made with.
+type GitHubOptions struct {
+	HTTP                                        *http.Client
+	APIURL                                      string
+	Concurrency, WritesPerMinute, WritesPerHour int
+	PointsPerMinute                             int
+	RunnerGroupID                               int64
+}
 
 // Run is the command without the process: it returns the exit code.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer, build Build, platforms Platforms) int {
-	app := newApp(stdout, stderr, build, platforms)
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, w Wiring) int {
+	app := newApp(stdout, stderr, w)
 	err := app.RunContext(ctx, args)
 	var ue usageError
 	switch {
@@ -71,7 +95,7 @@ func init() {
 	}
 }
 
-func newApp(stdout, stderr io.Writer, build Build, platforms Platforms) *cli.App {
+func newApp(stdout, stderr io.Writer, w Wiring) *cli.App {
 	return &cli.App{
 		Name:  "reconcile",
 		Usage: "run ephemeral self-hosted GitHub Actions runners without webhooks",
@@ -83,7 +107,7 @@ func newApp(stdout, stderr io.Writer, build Build, platforms Platforms) *cli.App
 			"GITHUB_APP_PRIVATE_KEY_FILE. GCE pools use Application Default Credentials; Kubernetes\n" +
 			"pools the cluster's service account or KUBECONFIG; Docker pools DOCKER_HOST or the socket.\n\n" +
 			"Start with: reconcile --once --dry-run --repo OWNER/NAME",
-		Version:         build.Version + " (commit " + build.Commit + ", " + runtime.Version() + ")",
+		Version:         w.Version + " (commit " + w.Commit + ", " + runtime.Version() + ")",
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: false, // `reconcile help` and `reconcile help status` work
@@ -92,17 +116,17 @@ func newApp(stdout, stderr io.Writer, build Build, platforms Platforms) *cli.App
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Run maps errors to exit codes
 		Flags:          Flags(),
-		Commands:       []*cli.Command{statusCommand(stdout, stderr, platforms), versionCommand(stdout, build)},
+		Commands:       []*cli.Command{statusCommand(stdout, stderr, w), versionCommand(stdout, w)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unexpected argument %q", c.Args().First())
 			}
-			return serve(c, stdout, stderr, platforms)
+			return serve(c, stdout, stderr, w)
 		},
 	}
 }
 
-func statusCommand(stdout, stderr io.Writer, platforms Platforms) *cli.Command {
+func statusCommand(stdout, stderr io.Writer, w Wiring) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the runners this installation owns and the queued jobs, changing nothing",
@@ -117,17 +141,17 @@ func statusCommand(stdout, stderr io.Writer, platforms Platforms) *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("unexpected argument %q", c.Args().First())
 			}
-			return status(c, stdout, stderr, platforms)
+			return status(c, stdout, stderr, w)
 		},
 	}
 }
 
-func versionCommand(stdout io.Writer, build Build) *cli.Command {
+func versionCommand(stdout io.Writer, w Wiring) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print the version, the commit and the Go version",
 		Action: func(*cli.Context) error {
-			fmt.Fprintf(stdout, "reconcile %s (commit %s, %s)\n", build.Version, build.Commit, runtime.Version())
+			fmt.Fprintf(stdout, "reconcile %s (commit %s, %s)\n", w.Version, w.Commit, runtime.Version())
 			return nil
 		},
 	}
@@ -149,8 +173,8 @@ func Flags() []cli.Flag {
 		&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
 		&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only busy repositories and those whose runs just ended", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
 		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
-		&cli.IntFlag{Name: "writes-per-minute", Value: ghpoll.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
-		&cli.IntFlag{Name: "writes-per-hour", Value: ghpoll.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
+		&cli.IntFlag{Name: "writes-per-minute", Value: reconcile.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
+		&cli.IntFlag{Name: "writes-per-hour", Value: reconcile.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
 		&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs, Docker containers)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
 		&cli.DurationFlag{Name: "backend-timeout", Value: reconcile.DefaultBackendTimeout, Usage: "how long a backend's listing, or deletion of a runner, may take in a pass; one that does not answer in time leaves only its own pools blind", EnvVars: []string{"RECONCILE_BACKEND_TIMEOUT"}},
 		&cli.DurationFlag{Name: "capacity-backoff", Value: reconcile.DefaultBackoff.Initial, Usage: "after a create fails for capacity or quota, wait this long before a probe; each failed probe doubles it", EnvVars: []string{"RECONCILE_CAPACITY_BACKOFF"}},

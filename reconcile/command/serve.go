@@ -13,11 +13,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
-	"github.com/reconcile-dev/reconcile/ghpoll"
-	"github.com/reconcile-dev/reconcile/k8s"
 	"github.com/reconcile-dev/reconcile/reconcile"
 	"github.com/reconcile-dev/reconcile/reconcile/metrics"
-	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,16 +22,18 @@ import (
 // built, the GitHub client made with its part of the notes, and the reconciler.
 type setup struct {
 	notes *reconcile.Notes
-	gh    *ghpoll.Client
 	rc    *reconcile.Reconciler
 }
 
 // build makes the clients the settings describe. A cache that cannot be read is
 // warned about, and the pass starts cold.
-func build(ctx context.Context, s settings) (*setup, error) {
-	store, err := cacheStore(s.cache, s.log)
-	if err != nil {
-		return nil, err
+func build(ctx context.Context, s settings, w Wiring) (*setup, error) {
+	var store reconcile.Store
+	if s.openStore != nil {
+		var err error
+		if store, err = s.openStore(s.log); err != nil {
+			return nil, usagef("--cache: %v", err)
+		}
 	}
 	notes, err := reconcile.OpenNotes(ctx, store)
 	if err != nil {
@@ -44,9 +43,13 @@ func build(ctx context.Context, s settings) (*setup, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	gh, err := githubClient(s)
+	// The client's timeout bounds a call with its retries; each attempt is bounded by
+	// the base transport's header timeout, so that a hung answer is retried.
+	gh, err := w.GitHub(GitHubOptions{HTTP: &http.Client{Timeout: 2 * time.Minute, Transport: s.auth}, APIURL: s.cfg.GitHub.APIURL,
+		Concurrency: s.concurrency, WritesPerMinute: s.writes.perMinute, WritesPerHour: s.writes.perHour,
+		PointsPerMinute: s.budget.PointsPerMinute, RunnerGroupID: s.cfg.GitHub.RunnerGroupID})
 	if err != nil {
-		return nil, err
+		return nil, usagef("github.api_url: %v", err)
 	}
 	if err := gh.KeepIn(notes); err != nil {
 		s.log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
@@ -64,13 +67,13 @@ func build(ctx context.Context, s settings) (*setup, error) {
 		BackendTimeout:     s.backendTime,
 		Backoff:            s.backoff,
 	}
-	return &setup{notes: notes, gh: gh, rc: rc}, nil
+	return &setup{notes: notes, rc: rc}, nil
 }
 
 // serve parses and checks everything it was given (exit 2 on any mistake, nothing
 // called), then builds the clients, then runs one pass or the loop.
-func serve(c *cli.Context, stdout, stderr io.Writer, platforms Platforms) error {
-	s, err := parseSettings(c, stderr, platforms)
+func serve(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
+	s, err := parseSettings(c, stderr, w)
 	if err != nil {
 		return err
 	}
@@ -80,7 +83,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer, platforms Platforms) error 
 			return usagef("--metrics-addr: %v", err)
 		}
 	}
-	st, err := build(c.Context, s)
+	st, err := build(c.Context, s, w)
 	if err != nil {
 		return err
 	}
@@ -98,7 +101,7 @@ func serve(c *cli.Context, stdout, stderr io.Writer, platforms Platforms) error 
 			}
 		}()
 	}
-	after := reporter{s: s, metrics: m, notes: st.notes, stdout: stdout, ctx: context.WithoutCancel(ctx)}.after
+	after := reporter{s: s, metrics: m, notes: st.notes, explain: w.Explain, stdout: stdout, ctx: context.WithoutCancel(ctx)}.after
 	if s.once {
 		sum, err := st.rc.RunWithin(ctx, s.timeout)
 		after(sum, err)
@@ -116,26 +119,13 @@ func serve(c *cli.Context, stdout, stderr io.Writer, platforms Platforms) error 
 	return nil
 }
 
-// githubClient makes the GitHub client the settings describe.
-func githubClient(s settings) (*ghpoll.Client, error) {
-	// The client's timeout bounds a call with its retries; each attempt is bounded by
-	// the base transport's header timeout, so that a hung answer is retried.
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: s.auth}
-	gh, err := ghpoll.NewWithOptions(hc, s.cfg.GitHub.APIURL, ghpoll.Options{Concurrency: s.concurrency,
-		WritesPerMinute: s.writes.perMinute, WritesPerHour: s.writes.perHour, PointsPerMinute: s.budget.PointsPerMinute})
-	if err != nil {
-		return nil, usagef("github.api_url: %v", err)
-	}
-	gh.RunnerGroupID = s.cfg.GitHub.RunnerGroupID
-	return gh, nil
-}
-
 // reporter says what a pass did, after it: metrics (recorded, written, pushed), the
 // notes saved, the table on a console, the error logged.
 type reporter struct {
 	s       settings
 	metrics *metrics.Metrics
 	notes   *reconcile.Notes
+	explain func(err error, apiURL string) string
 	stdout  io.Writer
 	ctx     context.Context // not cancelled by the signal: the pass's results are kept
 }
@@ -155,7 +145,7 @@ func (r reporter) after(sum reconcile.Summary, err error) {
 	r.save()
 	// What failed comes first, one line each, with what GitHub or the network said and
 	// what to check; then what was seen.
-	failures := explainFailures(err, r.s.cfg.GitHub.APIURL)
+	failures := explainFailures(err, r.s.cfg.GitHub.APIURL, r.explain)
 	if r.s.console {
 		if len(failures) > 0 {
 			fmt.Fprintf(r.stdout, "PASS FAILED: %d %s\n", len(failures), plural(len(failures), "problem", "problems"))
@@ -184,8 +174,8 @@ func (r reporter) save() {
 	}
 }
 
-// explainFailures returns a line for each error a pass joined (ghpoll.Explain).
-func explainFailures(err error, apiURL string) []string {
+// explainFailures returns a line for each error a pass joined.
+func explainFailures(err error, apiURL string, explain func(error, string) string) []string {
 	if err == nil {
 		return nil
 	}
@@ -195,7 +185,7 @@ func explainFailures(err error, apiURL string) []string {
 	}
 	out := make([]string, 0, len(errs))
 	for _, e := range errs {
-		out = append(out, ghpoll.Explain(e, apiURL))
+		out = append(out, explain(e, apiURL))
 	}
 	return out
 }
@@ -207,36 +197,17 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// cacheStore makes the store --cache names; nil for none.
-func cacheStore(spec string, log zerolog.Logger) (reconcile.Store, error) {
-	if spec == "" {
-		return nil, nil
-	}
-	ns, name, err := parseCacheSpec(spec)
-	if err != nil {
-		return nil, err
-	}
-	if ns == "" {
-		return reconcile.FileStore(spec), nil
-	}
-	kube, err := k8s.NewClientset(log)
-	if err != nil {
-		return nil, usagef("--cache: %v", err)
-	}
-	return k8s.ConfigMapStore{Client: kube, Namespace: ns, Name: name}, nil
-}
-
 // status runs a read-only pass (a dry run that saves no cache) and shows what it saw.
-func status(c *cli.Context, stdout, stderr io.Writer, platforms Platforms) error {
+func status(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 	format := c.String("output")
 	if format != reconcile.FormatTable && format != reconcile.FormatWide && format != reconcile.FormatJSON {
 		return usagef("--output: %q is not table, wide or json", format)
 	}
-	s, err := parseSettings(c, stderr, platforms)
+	s, err := parseSettings(c, stderr, w)
 	if err != nil {
 		return err
 	}
-	st, err := build(c.Context, s) // the cache read for its ETags, never saved
+	st, err := build(c.Context, s, w) // the cache read for its ETags, never saved
 	if err != nil {
 		return err
 	}

@@ -4,14 +4,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/reconcile-dev/reconcile/reconcile"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // settings is everything the command was given, checked, before anything is called.
@@ -33,6 +31,7 @@ type settings struct {
 	backendTime time.Duration
 	backoff     reconcile.Backoff
 	cache       string
+	openStore   func(zerolog.Logger) (reconcile.Store, error) // nil: no --cache
 	metricsAddr string
 	metricsFile string
 	pushURL     string
@@ -40,7 +39,7 @@ type settings struct {
 
 // parseSettings reads flags, environment and configuration into settings. It calls
 // nothing: it reads the configuration file and an App key file, and that is all.
-func parseSettings(c *cli.Context, stderr io.Writer, platforms Platforms) (settings, error) {
+func parseSettings(c *cli.Context, stderr io.Writer, w Wiring) (settings, error) {
 	s := settings{dryRun: c.Bool("dry-run") || c.Command.Name == "status", once: c.Bool("once"), interval: c.Duration("interval"), timeout: c.Duration("timeout"),
 		cache: c.String("cache"), metricsAddr: c.String("metrics-addr"), metricsFile: c.String("metrics-file"), pushURL: c.String("pushgateway-url")}
 	var err error
@@ -55,7 +54,7 @@ func parseSettings(c *cli.Context, stderr io.Writer, platforms Platforms) (setti
 		return s, err
 	}
 	s.log.Debug().Str("config", s.cfg.String()).Msg("configuration")
-	s.kinds = platforms(s.log)
+	s.kinds = w.Platforms(s.log)
 	if s.sections, err = reconcile.ParseSections(s.cfg, s.kinds, s.dryRun); err != nil {
 		return s, usageError{err}
 	}
@@ -79,8 +78,8 @@ func parseSettings(c *cli.Context, stderr io.Writer, platforms Platforms) (setti
 	if err := s.paceFlags(c); err != nil {
 		return s, err
 	}
-	if _, _, err := parseCacheSpec(s.cache); err != nil {
-		return s, err
+	if s.openStore, err = w.Store(s.cache); err != nil {
+		return s, usagef("--cache: %v", err)
 	}
 	return s, nil
 }
@@ -154,19 +153,6 @@ func writeFlags(c *cli.Context) (writePace, int, error) {
 		return w, n, usagef("--backend-concurrency: %d is not between 1 and 500", n)
 	}
 	return w, n, nil
-}
-
-// parseCacheSpec reads --cache: a file, or configmap:NAMESPACE/NAME (ns and name set).
-func parseCacheSpec(spec string) (ns, name string, err error) {
-	ref, ok := strings.CutPrefix(spec, "configmap:")
-	if !ok {
-		return "", "", nil
-	}
-	ns, name, ok = strings.Cut(ref, "/")
-	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		return "", "", usagef("--cache: %q is not configmap:NAMESPACE/NAME", spec)
-	}
-	return ns, name, nil
 }
 
 func newLogger(format, level string, stderr io.Writer) (zerolog.Logger, bool, error) {

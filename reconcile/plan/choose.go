@@ -49,6 +49,13 @@ const (
 // GitHub client's accounting and the flags' check.
 const PointsPerWrite = 5
 
+// The write pace's defaults: GitHub's documented 80 content-creating requests a
+// minute and 500 an hour, less 5 and 25 for whatever else writes with the credentials.
+const (
+	DefaultWritesPerMinute = 75
+	DefaultWritesPerHour   = 475
+)
+
 // ReadPointsPerMinute is the points a minute the budget leaves for reads when writes
 // take their whole share: the least that polling may spend.
 func (b Budget) ReadPointsPerMinute() float64 {

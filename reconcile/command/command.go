@@ -117,12 +117,17 @@ func newApp(stdout, stderr io.Writer, w Wiring) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {}, // Run maps errors to exit codes
 		Flags:          Flags(),
 		Commands:       []*cli.Command{statusCommand(stdout, stderr, w), versionCommand(stdout, w)},
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("unexpected argument %q", c.Args().First())
-			}
-			return serve(c, stdout, stderr, w)
-		},
+		Action:         noArgs(func(c *cli.Context) error { return serve(c, stdout, stderr, w) }),
+	}
+}
+
+// noArgs refuses arguments (a command takes flags only), then runs action.
+func noArgs(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usagef("unexpected argument %q", c.Args().First())
+		}
+		return action(c)
 	}
 }
 
@@ -137,12 +142,7 @@ func statusCommand(stdout, stderr io.Writer, w Wiring) *cli.Command {
 			"seen; what could be is shown all the same.",
 		Flags: append(Flags(), &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: reconcile.FormatTable,
 			Usage: "table, wide or json", EnvVars: []string{"RECONCILE_OUTPUT"}}),
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("unexpected argument %q", c.Args().First())
-			}
-			return status(c, stdout, stderr, w)
-		},
+		Action: noArgs(func(c *cli.Context) error { return status(c, stdout, stderr, w) }),
 	}
 }
 

@@ -25,23 +25,38 @@ type pollCache struct {
 	// LimitedUntil is when GitHub said calls may resume after a rate limit: a later
 	// --once process waits as well.
 	LimitedUntil time.Time `json:"limited_until,omitzero"`
+	// SlowWritesUntil is until when registrations keep the fallback pace after
+	// GitHub's secondary limit answered one: a later --once process slows down too.
+	SlowWritesUntil time.Time `json:"slow_writes_until,omitzero"`
+}
+
+// until returns one of the times the cache keeps (LimitedUntil, SlowWritesUntil).
+func (c *pollCache) until(field *time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *field
+}
+
+// extend moves one of the times the cache keeps to t, if t is later.
+func (c *pollCache) extend(field *time.Time, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(*field) {
+		*field = t
+	}
 }
 
 // limited returns until when GitHub asked for no calls.
-func (c *pollCache) limited() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.LimitedUntil
-}
+func (c *pollCache) limited() time.Time { return c.until(&c.LimitedUntil) }
 
 // limit records that GitHub asked for no calls until then.
-func (c *pollCache) limit(until time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if until.After(c.LimitedUntil) {
-		c.LimitedUntil = until
-	}
-}
+func (c *pollCache) limit(t time.Time) { c.extend(&c.LimitedUntil, t) }
+
+// slowUntil returns until when writes keep the fallback pace.
+func (c *pollCache) slowUntil() time.Time { return c.until(&c.SlowWritesUntil) }
+
+// slowDown keeps writes at the fallback pace until then.
+func (c *pollCache) slowDown(t time.Time) { c.extend(&c.SlowWritesUntil, t) }
 
 // takeWrite counts a content-creating request sent at now against perHour in any hour,
 // or returns when the oldest of the last hour's leaves the window.

@@ -108,7 +108,10 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	gh := github.NewClient(&wrapped)
 	gh.BaseURL = u
 	gh.UserAgent = "reconcile"
-	return &Client{gh: gh, now: o.Now, tr: tr, cache: newPollCache(), RunnerGroupID: 1, writesPerHour: o.WritesPerHour}, nil
+	c := &Client{gh: gh, now: o.Now, tr: tr, cache: newPollCache(), RunnerGroupID: 1, writesPerHour: o.WritesPerHour}
+	tr.slowUntil = func() time.Time { return c.cache.slowUntil() }
+	tr.slowDown = func(until time.Time) { c.cache.slowDown(until) }
+	return c, nil
 }
 
 // TakeStats returns what GitHub charged since the last call, and starts counting again.
@@ -119,14 +122,20 @@ func (c *Client) TakeStats() reconcile.APIStats { return c.tr.take() }
 type RateLimitError struct {
 	Until time.Time // when calls may resume
 	Msg   string
+	// Secondary: GitHub's secondary limit (points, concurrency, content creation),
+	// not the primary one (requests an hour).
+	Secondary bool
 }
 
 func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("%v until %s: %s", reconcile.ErrRateLimited, e.Until.UTC().Format(time.RFC3339), e.Msg)
 }
 
-// Is makes errors.Is(err, reconcile.ErrRateLimited) hold.
-func (e *RateLimitError) Is(target error) bool { return target == reconcile.ErrRateLimited }
+// Is makes errors.Is(err, reconcile.ErrRateLimited) hold, and ErrSecondaryLimited
+// for a secondary limit.
+func (e *RateLimitError) Is(target error) bool {
+	return target == reconcile.ErrRateLimited || e.Secondary && target == reconcile.ErrSecondaryLimited
+}
 
 // preflight refuses a call while a rate limit is known to be exhausted, so that a pass
 // does not spend requests that only make GitHub's secondary limits worse.
@@ -145,12 +154,16 @@ func (c *Client) check(err error) error {
 	}
 	var until time.Time
 	var msg string
+	secondary := true
 	var rle *github.RateLimitError
 	var abuse *github.AbuseRateLimitError
 	var er *github.ErrorResponse
+	var held *heldError
 	switch {
+	case errors.As(err, &held):
+		until, msg, secondary = held.until, "not sent: GitHub's rate limit answered another request", held.secondary
 	case errors.As(err, &rle):
-		until, msg = rle.Rate.Reset.Time, rle.Message
+		until, msg, secondary = rle.Rate.Reset.Time, rle.Message, false
 	case errors.As(err, &abuse):
 		wait := time.Minute
 		if abuse.RetryAfter != nil {
@@ -160,11 +173,12 @@ func (c *Client) check(err error) error {
 	case errors.As(err, &er) && er.Response != nil && isLimited(er.Response):
 		// A 429, or a secondary limit whose documentation link go-github does not recognise.
 		until, msg = c.now().Add(retryAfter(er.Response, c.now())), er.Message
+		secondary = er.Response.Header.Get("X-RateLimit-Remaining") != "0"
 	default:
 		return err
 	}
 	c.cache.limit(until)
-	return &RateLimitError{Until: until, Msg: msg}
+	return &RateLimitError{Until: until, Msg: msg, Secondary: secondary}
 }
 
 // retryAfter reads how long GitHub asks to wait: retry-after, else the primary

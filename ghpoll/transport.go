@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,10 +47,42 @@ type transport struct {
 	pointsCap int
 	window    time.Duration
 
+	// slowUntil reads, and slowDown sets, until when writes keep the fallback pace
+	// (slowPace) after GitHub's secondary limit answered one: kept in the cache, for
+	// the next processes. Nil: never slowed.
+	slowUntil func() time.Time
+	slowDown  func(until time.Time)
+
 	mu           sync.Mutex
 	stats        reconcile.APIStats
 	nextMutation time.Time
 	spent        []pointsAt
+	// held is until when GitHub asked for no request (wall time): from the moment a
+	// limited answer arrives, no request leaves before it, from any goroutine; holds
+	// counts the limited answers, so that a write queued before one is not sent.
+	held          time.Time
+	holds         int
+	heldSecondary bool // the last limited answer was a secondary limit's
+}
+
+// slowPace is the fallback pace of writes for the hour after GitHub's secondary limit
+// answered one: at most DefaultWritesPerMinute a minute (GitHub documents 80
+// content-creating requests a minute).
+const slowPace = time.Minute / reconcile.DefaultWritesPerMinute
+
+// slowFor is how long writes keep the fallback pace after a secondary limit: until a
+// clean hour has passed.
+const slowFor = time.Hour
+
+// heldError is a request the transport did not send: GitHub asked for no request
+// until then, longer than the transport waits.
+type heldError struct {
+	until     time.Time
+	secondary bool // the limit that answered was a secondary one
+}
+
+func (e *heldError) Error() string {
+	return "not sent: GitHub asked for no request until " + e.until.UTC().Format(time.RFC3339)
 }
 
 type pointsAt struct {
@@ -84,6 +117,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Header.Set("If-None-Match", etag)
 	}
 	mutation := req.Method != http.MethodGet && req.Method != http.MethodHead
+	t.mu.Lock()
+	holds := t.holds // a write queued before a limited answer is not sent
+	t.mu.Unlock()
 	cost := pointsRead
 	if mutation {
 		cost = pointsWrite
@@ -101,18 +137,22 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx = context.WithoutCancel(ctx)
 		req = req.WithContext(ctx)
 	}
-	return t.send(ctx, req)
+	return t.send(ctx, req, holds)
 }
 
 // send sends req, and again after a server error or a broken connection (an
-// idempotent request only) and after a rate limit GitHub asks to wait out briefly
-// (once).
-func (t *transport) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+// idempotent request only) and after a rate limit GitHub asks a read to wait out
+// briefly (once). A write is never sent again while limited: its caller defers it.
+func (t *transport) send(ctx context.Context, req *http.Request, holds int) (*http.Response, error) {
 	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodDelete
+	read := req.Method == http.MethodGet || req.Method == http.MethodHead
 	rateRetried := false
 	for attempt := 1; ; attempt++ {
+		if err := t.gate(ctx, read, holds); err != nil {
+			return nil, err
+		}
 		resp, err := t.base.RoundTrip(req)
-		t.count(req.Method, resp)
+		t.count(req, resp)
 		var wait time.Duration
 		switch {
 		case err != nil:
@@ -128,10 +168,13 @@ func (t *transport) send(ctx context.Context, req *http.Request) (*http.Response
 			wait = t.backoff(attempt)
 		default:
 			w, limited := limitedFor(resp, t.now())
-			if !limited || rateRetried || w > t.maxWait {
+			if limited {
+				t.hold(req, resp, w)
+			}
+			if !limited || !read || rateRetried || w > t.maxWait {
 				return resp, nil
 			}
-			rateRetried, wait = true, w
+			rateRetried = true // the gate waits w out
 			t.mu.Lock()
 			t.stats.Waited += w
 			t.mu.Unlock()
@@ -151,6 +194,64 @@ func (t *transport) send(ctx context.Context, req *http.Request) (*http.Response
 	}
 }
 
+// gate lets a request leave once GitHub's wait is over. A write that was queued before
+// a limited answer (holds is the count it saw) is refused unsent: the pass defers it.
+// A read waits a short wait (within maxWait) out; a longer one refuses it unsent.
+func (t *transport) gate(ctx context.Context, read bool, holds int) error {
+	for {
+		t.mu.Lock()
+		until, since, secondary := t.held, t.holds != holds, t.heldSecondary
+		t.mu.Unlock()
+		d := until.Sub(t.now())
+		switch {
+		case !read && since:
+			return &heldError{until: until, secondary: secondary}
+		case d <= 0:
+			return nil
+		case d > t.maxWait:
+			return &heldError{until: until, secondary: secondary}
+		}
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// hold records a limited answer: no request leaves for w, and a secondary limit on a
+// write slows the writes down for the next hour.
+func (t *transport) hold(req *http.Request, resp *http.Response, w time.Duration) {
+	now := t.now()
+	secondary := resp.Header.Get("X-RateLimit-Remaining") != "0"
+	t.mu.Lock()
+	t.holds++
+	t.heldSecondary = secondary
+	if until := now.Add(w); until.After(t.held) {
+		t.held = until
+	}
+	if secondary {
+		if t.stats.SecondaryLimited == nil {
+			t.stats.SecondaryLimited = map[string]int{}
+		}
+		t.stats.SecondaryLimited[endpoint(req)]++
+	}
+	t.mu.Unlock()
+	if secondary && req.Method != http.MethodGet && req.Method != http.MethodHead && t.slowDown != nil {
+		t.slowDown(now.Add(slowFor))
+	}
+}
+
+// endpoint names a request's endpoint by the last part of its path that is no id
+// (generate-jitconfig, rerun, runners, runs, jobs): a label of few values.
+func endpoint(req *http.Request) string {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	for i := len(parts) - 1; i >= 0; i-- {
+		if _, err := strconv.ParseInt(parts[i], 10, 64); err != nil {
+			return parts[i]
+		}
+	}
+	return ""
+}
+
 // backoff is the wait before attempt n+1: exponential from the base, with full jitter,
 // so that many passes do not retry in step.
 func (t *transport) backoff(n int) time.Duration {
@@ -161,13 +262,17 @@ func (t *transport) backoff(n int) time.Duration {
 // waitTurn spaces mutating requests: GitHub's secondary limits punish bursts of
 // content-creating calls.
 func (t *transport) waitTurn(ctx context.Context) error {
+	pace := t.pace
+	if t.slowUntil != nil && t.now().Before(t.slowUntil()) {
+		pace = max(pace, slowPace)
+	}
 	t.mu.Lock()
 	now := t.now()
 	at := t.nextMutation
 	if at.Before(now) {
 		at = now
 	}
-	t.nextMutation = at.Add(t.pace)
+	t.nextMutation = at.Add(pace)
 	t.mu.Unlock()
 	return sleep(ctx, at.Sub(now))
 }
@@ -256,11 +361,11 @@ func limitedFor(resp *http.Response, now time.Time) (time.Duration, bool) {
 	return retryAfter(resp, now), true
 }
 
-func (t *transport) count(method string, resp *http.Response) {
+func (t *transport) count(req *http.Request, resp *http.Response) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.stats.Requests++
-	if method == http.MethodGet || method == http.MethodHead {
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
 		t.stats.Points += pointsRead
 	} else {
 		t.stats.Points += pointsWrite
@@ -272,6 +377,12 @@ func (t *transport) count(method string, resp *http.Response) {
 		t.stats.NotModified++
 	} else {
 		t.stats.Primary++
+	}
+	if r := resp.Header.Get("X-RateLimit-Resource"); r != "" { // the primary bucket GitHub charged
+		if t.stats.Resources == nil {
+			t.stats.Resources = map[string]int{}
+		}
+		t.stats.Resources[r]++
 	}
 	if n, err := strconv.Atoi(resp.Header.Get("X-RateLimit-Remaining")); err == nil {
 		t.stats.Remaining = n
@@ -295,5 +406,8 @@ func (t *transport) take() reconcile.APIStats {
 	defer t.mu.Unlock()
 	s := t.stats
 	t.stats = reconcile.APIStats{Remaining: s.Remaining, Reset: s.Reset}
+	if t.slowUntil != nil {
+		s.SlowWritesUntil = t.slowUntil()
+	}
 	return s
 }

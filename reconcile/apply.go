@@ -164,6 +164,13 @@ func (p *pass) rememberUnservable(found []Unservable) {
 	p.rc.memo.Remember(MemoUnservable, "", data)
 }
 
+// deferrable reports whether registrations stopped for a reason that defers the creates
+// left to the next pass without failing this one: the hour's budget is spent, or
+// GitHub's secondary limit answered one (the next pass goes at the fallback pace).
+func deferrable(stopped error) bool {
+	return errors.Is(stopped, ErrWriteBudget) || errors.Is(stopped, ErrSecondaryLimited)
+}
+
 // leftOver says what the pass did not start, and why. Creates left at the pass's
 // deadline, or once the hour's registrations are spent, are deferred: the pass went as
 // fast as GitHub allows, and the next one goes on. A signal, or GitHub's own rate
@@ -175,14 +182,18 @@ func (p *pass) leftOver(ctx context.Context, left notStarted, sum *Summary) {
 	sum.NotStarted = left.deletes + left.deregisters + left.creates
 	stopped := p.writesStopped // apply is done: no other goroutine
 	switch {
-	case ctx.Err() == nil && errors.Is(stopped, ErrWriteBudget),
-		errors.Is(ctx.Err(), context.DeadlineExceeded) && left.deletes+left.deregisters == 0 && !errors.Is(stopped, ErrRateLimited):
+	case ctx.Err() == nil && deferrable(stopped),
+		errors.Is(ctx.Err(), context.DeadlineExceeded) && left.deletes+left.deregisters == 0 && (stopped == nil || deferrable(stopped)):
 		sum.Deferred = left.creates
 		why := fmt.Sprintf("its deadline (%v) came while registering runners at the write pace", context.Cause(ctx))
 		if stopped != nil {
 			why = stopped.Error()
 		}
-		p.log.Warn().Int("creates_left", left.creates).Str("why", why).Msg("creates deferred to the next pass")
+		ev := p.log.Warn()
+		if errors.Is(stopped, ErrSecondaryLimited) {
+			ev = p.log.Info() // the pass's one warning about GitHub's limit says it (warnLimited)
+		}
+		ev.Int("creates_left", left.creates).Str("why", why).Msg("creates deferred to the next pass")
 	case ctx.Err() == nil && stopped != nil:
 		p.fail(StageRegister, fmt.Errorf("%w: %d creates left for the next pass, which waits as GitHub asked", stopped, left.creates))
 	case ctx.Err() == nil:

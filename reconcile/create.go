@@ -331,7 +331,11 @@ func (p *pass) holdWrites(c Create, err error) {
 	}
 	p.mu.Unlock()
 	if first {
-		p.createEvent(zerolog.WarnLevel, c).Err(err).Msg("registrations stopped for this pass; the creates left are the next pass's")
+		level := zerolog.WarnLevel
+		if deferrable(err) {
+			level = zerolog.InfoLevel // the deferral's warning says it, once
+		}
+		p.createEvent(level, c).Err(err).Msg("registrations stopped for this pass; the creates left are the next pass's")
 	}
 }
 

@@ -16,6 +16,10 @@ var (
 	// ErrRateLimited: GitHub's primary or secondary rate limit was hit; no more calls
 	// are made until it resets.
 	ErrRateLimited = errors.New("github rate limit exceeded")
+	// ErrSecondaryLimited: the rate limit was GitHub's secondary one (errors.Is holds
+	// ErrRateLimited too). On a registration it defers the pass's other creates to the
+	// next pass, which registers at the fallback pace; it does not fail the pass.
+	ErrSecondaryLimited = errors.New("github secondary rate limit exceeded")
 	// ErrWriteBudget: the GitHub client's own budget of registrations for the hour is
 	// spent (GitHub documents at most 500 content-creating requests an hour); GitHub
 	// was not called.

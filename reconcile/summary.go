@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -20,6 +22,16 @@ type APIStats struct {
 	Reset       time.Time     // when it resets
 	Polled      int           // repositories whose jobs were polled
 	Skipped     int           // repositories left for a later pass by the budget
+	// SecondaryLimited counts GitHub's secondary-limit answers, by endpoint
+	// (generate-jitconfig, runs, ...).
+	SecondaryLimited map[string]int
+	// Resources counts the answers by the primary bucket GitHub charged them to (its
+	// x-ratelimit-resource header: core, search, ...).
+	Resources map[string]int
+	// SlowWritesUntil is until when registrations keep the fallback pace (at most
+	// DefaultWritesPerMinute a minute) after a secondary limit answered one; zero if
+	// they do not.
+	SlowWritesUntil time.Time
 }
 
 // Summary is what one pass saw and did.
@@ -168,6 +180,7 @@ func (p *pass) report(sum *Summary) error {
 	sum.ErrorsByStage, sum.Done, sum.QueueWaits = p.stageErrs, p.done, p.waits
 	sum.API = p.rc.GitHub.TakeStats()
 	sum.API.Polled, sum.API.Skipped = p.api.Polled, p.api.Skipped
+	p.warnLimited(sum.API)
 	err := errors.Join(p.errs...)
 	ev, msg := p.log.Info(), "pass done"
 	if err != nil {
@@ -198,4 +211,25 @@ func (p *pass) report(sum *Summary) error {
 	}
 	ev.Int64("duration_ms", sum.Duration.Milliseconds()).Msg(msg)
 	return err
+}
+
+// warnLimited gives the pass's one warning when GitHub's secondary limit answered any
+// of its requests: which endpoints, and the fallback pace of registrations.
+func (p *pass) warnLimited(a APIStats) {
+	n := 0
+	var endpoints []string
+	for e, c := range a.SecondaryLimited {
+		n += c
+		endpoints = append(endpoints, e)
+	}
+	if n == 0 {
+		return
+	}
+	slices.Sort(endpoints)
+	line := fmt.Sprintf("GitHub's secondary rate limit answered %d %s (%s): no request went until the wait it asked for was over, and the creates left wait for the next pass",
+		n, plural(n, "request", "requests"), strings.Join(endpoints, ", "))
+	if a.SlowWritesUntil.After(p.now) {
+		line += fmt.Sprintf("; registrations go at most %d a minute until %s", DefaultWritesPerMinute, a.SlowWritesUntil.UTC().Format(time.TimeOnly))
+	}
+	p.warn("secondary-limit", line, p.log.Warn().Int("limited", n))
 }

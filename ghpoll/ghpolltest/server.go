@@ -102,13 +102,33 @@ type Limits struct {
 	// limits for the REST API", About secondary rate limits); past them it answers 403
 	// with retry-after, as for the points.
 	CreatesPerMinute, CreatesPerHour int
-	Latency                          time.Duration // added to every answer
+	// ContentCreating says which requests count as content-creating; nil: every POST.
+	// GitHub names no endpoint: a test declares the reading it tries.
+	ContentCreating func(method, path string) bool
+	// Minute is the length of the per-minute windows (points, creates); zero is a
+	// minute. A test shrinks it to see a window slide in seconds.
+	Minute  time.Duration
+	Latency time.Duration // added to every answer
 }
 
 // GitHubLimits are api.github.com's documented limits for a token: 5,000 requests an
 // hour, 900 points a minute, 100 requests at once, 80 content-creating requests a
 // minute and 500 an hour.
 var GitHubLimits = Limits{PrimaryPerHour: 5000, PointsPerMinute: 900, Concurrent: 100, CreatesPerMinute: 80, CreatesPerHour: 500}
+
+// Received is a request the server received, answered or refused, at its wall time.
+type Received struct {
+	At      time.Time
+	Method  string
+	Path    string
+	Limited bool // answered 403 or 429 for a rate limit
+}
+
+// JITOnly declares the runner registrations (generate-jitconfig) content-creating, and
+// no other request.
+func JITOnly(method, path string) bool {
+	return method == http.MethodPost && strings.HasSuffix(path, "/generate-jitconfig")
+}
 
 // Stats is what the server received.
 type Stats struct {
@@ -145,6 +165,7 @@ type Server struct {
 	jobs     map[int64]*Job
 	runners  map[int64]*Runner
 	requests []Request
+	received []Received
 	failures []failure
 	jits     int
 	forks    map[string]bool // repositories that are themselves forks
@@ -606,6 +627,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.route(rec, r)
 	}
 	s.account(r, rec)
+	s.received = append(s.received, Received{At: time.Now(), Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, APIPrefix), Limited: limited})
+	// Every answer names the primary bucket it was counted against (GitHub's REST
+	// documentation, "Rate limits for the REST API": x-ratelimit-resource).
+	rec.Header().Set("X-RateLimit-Resource", "core")
 	s.mu.Unlock()
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
@@ -614,15 +639,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rec.Body.Bytes())
 }
 
-// enforce answers as GitHub does past a limit; it reports whether it did.
+// enforce answers as GitHub does past a limit; it reports whether it did. Past a
+// secondary limit it answers 403 with retry-after: how long until the limit admits
+// the request again, in whole seconds (GitHub's REST documentation, "Rate limits for
+// the REST API", Exceeding the rate limit).
 func (s *Server) enforce(w *httptest.ResponseRecorder, r *http.Request) bool {
 	now := s.now()
 	l := s.limits
+	minute := l.Minute
+	if minute <= 0 {
+		minute = time.Minute
+	}
 	cost := 1
 	if r.Method != http.MethodGet {
 		cost = 5
 	}
-	s.points = slices.DeleteFunc(s.points, func(p pointAt) bool { return now.Sub(p.at) >= time.Minute })
+	s.points = slices.DeleteFunc(s.points, func(p pointAt) bool { return now.Sub(p.at) >= minute })
 	s.primary = slices.DeleteFunc(s.primary, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
 	spent := 0
 	for _, p := range s.points {
@@ -638,30 +670,47 @@ func (s *Server) enforce(w *httptest.ResponseRecorder, r *http.Request) bool {
 	}
 	s.creates = slices.DeleteFunc(s.creates, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
 	create := r.Method == http.MethodPost
-	createsMin := 0
+	if l.ContentCreating != nil {
+		create = l.ContentCreating(r.Method, strings.TrimPrefix(r.URL.Path, APIPrefix))
+	}
+	var inMinute []time.Time
 	for _, t := range s.creates {
-		if now.Sub(t) < time.Minute {
-			createsMin++
+		if now.Sub(t) < minute {
+			inMinute = append(inMinute, t)
 		}
 	}
+	var wait time.Duration
 	switch {
-	case l.PointsPerMinute > 0 && spent+cost > l.PointsPerMinute,
-		l.Concurrent > 0 && s.inFlight > l.Concurrent,
-		create && l.CreatesPerMinute > 0 && createsMin >= l.CreatesPerMinute,
-		create && l.CreatesPerHour > 0 && len(s.creates) >= l.CreatesPerHour:
-		s.stats.Limited++
-		w.Header().Set("Retry-After", "60")
-		writeError(w, http.StatusForbidden, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.")
-		return true
+	case l.PointsPerMinute > 0 && spent+cost > l.PointsPerMinute:
+		wait = s.points[0].at.Add(minute).Sub(now)
+	case l.Concurrent > 0 && s.inFlight > l.Concurrent:
+		wait = time.Second
+	case create && l.CreatesPerMinute > 0 && len(inMinute) >= l.CreatesPerMinute:
+		wait = inMinute[0].Add(minute).Sub(now)
+	case create && l.CreatesPerHour > 0 && len(s.creates) >= l.CreatesPerHour:
+		wait = s.creates[0].Add(time.Hour).Sub(now)
 	case l.PrimaryPerHour > 0 && remaining == 0:
 		s.stats.Limited++
 		writeError(w, http.StatusForbidden, "API rate limit exceeded")
+		return true
+	}
+	if wait > 0 {
+		s.stats.Limited++
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		writeError(w, http.StatusForbidden, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.")
 		return true
 	}
 	if create {
 		s.creates = append(s.creates, now)
 	}
 	return false
+}
+
+// Received returns every request the server received, in order, with its wall time.
+func (s *Server) Received() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.received)
 }
 
 // account counts the request, turns a 200 GET into a 304 when the ETag matches, and

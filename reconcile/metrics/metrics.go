@@ -32,6 +32,7 @@ type Metrics struct {
 	warmTarget            *prometheus.GaugeVec
 	requests, counted     prometheus.Counter
 	notModified, points   prometheus.Counter
+	secondary, resources  *prometheus.CounterVec
 	remaining, reset      prometheus.Gauge
 	deferred              prometheus.Gauge
 	repos                 *prometheus.GaugeVec
@@ -58,7 +59,7 @@ func New() *Metrics {
 	}
 	m.deregistered.WithLabelValues(string(reconcile.ReasonGhost))
 	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
-		m.requests, m.counted, m.notModified, m.points, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
+		m.requests, m.counted, m.notModified, m.points, m.secondary, m.resources, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
 	return m
@@ -102,6 +103,10 @@ func (m *Metrics) declarePasses() {
 		Help: "Requests counted against GitHub's primary rate limit (all but 304s)."})
 	m.notModified = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_not_modified_total",
 		Help: "304 answers to conditional requests."})
+	m.secondary = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_github_secondary_limited_total",
+		Help: "Requests GitHub's secondary rate limit answered (403 or 429), by endpoint (generate-jitconfig, runs, ...): from each, no request goes until GitHub's wait is over."}, []string{"endpoint"})
+	m.resources = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_github_requests_by_resource_total",
+		Help: "GitHub's answers by the primary bucket it charged them to (its x-ratelimit-resource header: core, ...)."}, []string{"resource"})
 	m.points = prometheus.NewCounter(prometheus.CounterOpts{Name: "reconcile_github_points_total",
 		Help: "Secondary rate limit points spent (a read 1, a write 5)."})
 	m.deferred = prometheus.NewGauge(prometheus.GaugeOpts{Name: "reconcile_creates_deferred",
@@ -272,6 +277,12 @@ func (m *Metrics) recordAPI(a reconcile.APIStats) {
 	if !a.Reset.IsZero() {
 		m.remaining.Set(float64(a.Remaining))
 		m.reset.Set(float64(a.Reset.Unix()))
+	}
+	for e, n := range a.SecondaryLimited {
+		m.secondary.WithLabelValues(e).Add(float64(n))
+	}
+	for r, n := range a.Resources {
+		m.resources.WithLabelValues(r).Add(float64(n))
 	}
 	m.repos.WithLabelValues("polled").Set(float64(a.Polled))
 	m.repos.WithLabelValues("skipped").Set(float64(a.Skipped))

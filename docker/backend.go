@@ -65,12 +65,12 @@ type Backend struct {
 	pulled  map[string]time.Time // image → last pull, for pull: always
 }
 
-var (
-	_ reconcile.Backend   = (*Backend)(nil)
-	_ reconcile.Describer = (*Backend)(nil)
-)
+var _ reconcile.Backend = (*Backend)(nil)
 
-// Describe implements reconcile.Describer.
+// Options implements reconcile.Backend: a Docker pool makes its runners one way.
+func (b *Backend) Options(string) []string { return nil }
+
+// Describe implements reconcile.Backend.
 func (b *Backend) Describe() (where, check string) {
 	return "Docker engine at " + b.cli.DaemonHost(), "check that the daemon runs and answers (systemctl status docker; docker info), " +
 		"the socket and its permissions, and DOCKER_HOST or the pool's docker.host"

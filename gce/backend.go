@@ -84,13 +84,9 @@ type Backend struct {
 	placed map[string]bool
 }
 
-var (
-	_ reconcile.Backend   = (*Backend)(nil)
-	_ reconcile.Ranked    = (*Backend)(nil)
-	_ reconcile.Describer = (*Backend)(nil)
-)
+var _ reconcile.Backend = (*Backend)(nil)
 
-// Options implements reconcile.Ranked: the pool's templates by name, the preferred
+// Options implements reconcile.Backend: the pool's templates by name, the preferred
 // first.
 func (b *Backend) Options(pool string) []string {
 	var out []string
@@ -100,7 +96,7 @@ func (b *Backend) Options(pool string) []string {
 	return out
 }
 
-// Describe implements reconcile.Describer.
+// Describe implements reconcile.Backend.
 func (b *Backend) Describe() (where, check string) {
 	where = "Compute Engine project " + b.cfg.Project
 	if b.cfg.Endpoint != "" {

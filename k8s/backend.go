@@ -29,12 +29,12 @@ type Backend struct {
 	PageSize int64
 }
 
-var (
-	_ reconcile.Backend   = (*Backend)(nil)
-	_ reconcile.Describer = (*Backend)(nil)
-)
+var _ reconcile.Backend = (*Backend)(nil)
 
-// Describe implements reconcile.Describer.
+// Options implements reconcile.Backend: a Kubernetes pool makes its runners one way.
+func (b *Backend) Options(string) []string { return nil }
+
+// Describe implements reconcile.Backend.
 func (b *Backend) Describe() (where, check string) {
 	return "Kubernetes namespace " + b.cfg.Namespace, "check KUBECONFIG (or the pod's service account), " +
 		"that the namespace exists, and that its Role grants manifests/kubernetes/role.yaml"

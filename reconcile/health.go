@@ -115,15 +115,6 @@ type poolOption struct{ pool, option string }
 // probeResult counts a pass's probes of an option in backoff.
 type probeResult struct{ ok, failed int }
 
-// Ranked is implemented by a backend whose pools can make a runner in more than one
-// way, in order of preference (GCE's instance_templates: a Spot template, then a
-// standard one). RunnerSpec.Option names the way a create takes; Runner.Option the
-// way a runner was made.
-type Ranked interface {
-	// Options returns the pool's ways of making a runner, the preferred first.
-	Options(pool string) []string
-}
-
 // PoolHealth is a pool's standing with its platform, for status and metrics.
 type PoolHealth struct {
 	Pool string
@@ -152,8 +143,8 @@ type OptionHealth struct {
 
 // options returns the pool's options, the preferred first ("" for a backend without).
 func (rc *Reconciler) options(pool string) []string {
-	if r, ok := rc.Backends[pool].(Ranked); ok {
-		if opts := r.Options(pool); len(opts) > 0 {
+	if b, ok := rc.Backends[pool]; ok {
+		if opts := b.Options(pool); len(opts) > 0 {
 			return opts
 		}
 	}

@@ -64,15 +64,6 @@ type Degraded struct{ Err error }
 func (e *Degraded) Error() string { return e.Err.Error() }
 func (e *Degraded) Unwrap() error { return e.Err }
 
-// Describer is implemented by a backend that can say where it runs, so that its
-// errors name the endpoint and what to check rather than GitHub's settings.
-type Describer interface {
-	// Describe returns the platform and endpoint ("docker engine at
-	// unix:///var/run/docker.sock") and what to check when it fails or does not
-	// answer ("the daemon, the socket's permissions, DOCKER_HOST").
-	Describe() (where, check string)
-}
-
 // BackendError is an error of a backend's call, with where the backend runs and what
 // to check. Whoever explains errors to a person gives its hint, never GitHub's.
 type BackendError struct {
@@ -102,11 +93,10 @@ func backendError(b Backend, err error) error {
 	if errors.As(err, &be) {
 		return err
 	}
-	d, ok := b.(Describer)
-	if !ok {
+	where, check := b.Describe()
+	if where == "" {
 		return err
 	}
-	where, check := d.Describe()
 	return &BackendError{Where: where, Check: check, Err: err}
 }
 

@@ -56,4 +56,15 @@ type Backend interface {
 	Create(ctx context.Context, spec RunnerSpec) error
 	// Delete removes a runner; nil if it is already gone.
 	Delete(ctx context.Context, r Runner) error
+	// Options returns the pool's ways of making a runner, the preferred first (GCE's
+	// instance_templates: a Spot template, then a standard one); nil for a backend
+	// with one way. RunnerSpec.Option names the way a create takes; Runner.Option the
+	// way a runner was made.
+	Options(pool string) []string
+	// Describe returns where the backend runs ("docker engine at
+	// unix:///var/run/docker.sock") and what to check when it fails or does not
+	// answer ("the daemon, the socket's permissions, DOCKER_HOST"), so that its errors
+	// name them rather than GitHub's settings; an empty where leaves its errors as
+	// they are.
+	Describe() (where, check string)
 }

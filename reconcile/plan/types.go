@@ -133,7 +133,7 @@ type Runner struct {
 	// preemption, a pod's disruption); zero if it did not.
 	PreemptedAt time.Time
 	// Option is the way its pool made it (a GCE template), for a backend with
-	// several (Ranked); empty otherwise.
+	// several (Backend.Options); empty otherwise.
 	Option string
 }
 
@@ -184,7 +184,7 @@ type RunnerSpec struct {
 	// deadline themselves (Kubernetes activeDeadlineSeconds) use it.
 	MaxLifetime time.Duration
 	// Option is the way to make it, one of the backend's Options for the pool
-	// (Ranked); empty for the first, or for a backend without options.
+	// (Backend.Options); empty for the first, or for a backend without options.
 	Option string
 }
 

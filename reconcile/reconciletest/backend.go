@@ -25,7 +25,7 @@ type Backend struct {
 	calls    []string
 	failNext map[string]error
 	// refuse holds, by option, the error every create with that option gets (a
-	// stockout that lasts); options holds each pool's options (reconcile.Ranked).
+	// stockout that lasts); options holds each pool's options (Backend.Options).
 	refuse  map[string]error
 	options map[string][]string
 	// served counts the answers of each injected fault ("next list", "refuse spot").
@@ -34,7 +34,6 @@ type Backend struct {
 
 var (
 	_ reconcile.Backend = (*Backend)(nil)
-	_ reconcile.Ranked  = (*Backend)(nil)
 )
 
 // Refuse makes every create with the option ("" for a pool without options) fail with
@@ -93,7 +92,11 @@ func (b *Backend) SetOptions(pool string, options ...string) {
 	b.options[pool] = options
 }
 
-// Options implements reconcile.Ranked.
+// Describe implements reconcile.Backend: the in-memory backend's errors stand as they
+// are.
+func (b *Backend) Describe() (string, string) { return "", "" }
+
+// Options implements reconcile.Backend.
 func (b *Backend) Options(pool string) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

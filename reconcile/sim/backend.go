@@ -11,6 +11,12 @@ import (
 // backendView is the world as a runner platform, for one pass.
 type backendView struct{ p *pass }
 
+// Options implements reconcile.Backend: one way to make a runner.
+func (b backendView) Options(string) []string { return nil }
+
+// Describe implements reconcile.Backend: the world's errors stand as they are.
+func (b backendView) Describe() (string, string) { return "", "" }
+
 func (b backendView) List(context.Context) ([]reconcile.Runner, error) {
 	w := b.p.w
 	if err := b.p.call("listing runners"); err != nil {

@@ -97,7 +97,14 @@ func start(dockerd string) error {
 		// container (the sidecar) is given.
 		"--add-runtime=reconcile-test="+caps, "--default-runtime=reconcile-test",
 		"--log-level=warn", "--shutdown-timeout=5")
-	proc.Env = append(os.Environ(), "CAPSRUNTIME_RUNC="+runc)
+	// Its own temporary directory, removed with the rest: containerd, asked for its
+	// stacks (dockerd does that when it answers slowly, on a loaded machine), writes
+	// them to containerd.<pid>.stacks.log there, not in the caller's.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
+	proc.Env = append(os.Environ(), "CAPSRUNTIME_RUNC="+runc, "TMPDIR="+tmp)
 	proc.Stdout, proc.Stderr = logf, logf
 	proc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := proc.Start(); err != nil {

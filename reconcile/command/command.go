@@ -168,7 +168,7 @@ func Flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "org", Usage: "poll every repository of organisation `NAME` too (repeatable)", EnvVars: []string{"RECONCILE_ORGS"}},
 		&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
 		&cli.DurationFlag{Name: "timeout", Value: 50 * time.Second, Usage: "a pass's deadline: below the schedule's interval", EnvVars: []string{"RECONCILE_TIMEOUT"}},
-		&cli.StringFlag{Name: "cache", Usage: "keep GitHub ETags between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
+		&cli.StringFlag{Name: "cache", Usage: "keep what passes learn (GitHub ETags, backoff, ...) between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
 		&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend, reads (1) and writes (5) together (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
 		&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
 		&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only busy repositories and those whose runs just ended", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},

@@ -138,12 +138,19 @@ func (e *RateLimitError) Is(target error) bool {
 }
 
 // preflight refuses a call while a rate limit is known to be exhausted, so that a pass
-// does not spend requests that only make GitHub's secondary limits worse.
-func (c *Client) preflight() error {
-	if until := c.cache.limited(); c.now().Before(until) {
-		return &RateLimitError{Until: until, Msg: "not calling GitHub until then"}
+// does not spend requests that only make GitHub's secondary limits worse. A wait that
+// ends within the transport's bound (a --once process that started a moment before
+// GitHub's wait is over) is waited out instead: the pass goes on, and no request goes
+// before GitHub said.
+func (c *Client) preflight(ctx context.Context) error {
+	until := c.cache.limited()
+	switch d := until.Sub(c.now()); {
+	case d <= 0:
+		return nil
+	case d <= c.tr.maxWait:
+		return sleep(ctx, d)
 	}
-	return nil
+	return &RateLimitError{Until: until, Msg: "not calling GitHub until then"}
 }
 
 // check maps go-github's errors to the ones callers branch on, and remembers rate
@@ -252,7 +259,7 @@ func cachedAll[R any](c *Client, key string) ([]R, bool) {
 
 // fetchPage fetches one page conditionally, and reports whether it changed.
 func fetchPage[T, R any](ctx context.Context, c *Client, key string, opt github.ListOptions, fetch func(context.Context, github.ListOptions) ([]T, *github.Response, error), reduce func(T) R) ([]R, int, error) {
-	if err := c.preflight(); err != nil {
+	if err := c.preflight(ctx); err != nil {
 		return nil, 0, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -515,3 +515,24 @@ func TestClient_HourlyWriteBudgetOutlivesTheProcess(t *testing.T) {
 		t.Errorf("the process after a rate limit: Registrations() = %v after %d calls, want ErrRateLimited without calling", err, mt.GetTotalCallCount())
 	}
 }
+
+// A process that starts a moment before GitHub's wait (kept in the cache by the last
+// one) is over waits for it, then calls: no request goes before GitHub said, and the
+// pass is not failed for a wait of seconds. A long wait is still refused at once.
+func TestClient_AShortWaitLeftIsWaitedOut(t *testing.T) {
+	t.Parallel()
+	c, mt := newClient(t)
+	mt.RegisterResponder(http.MethodGet, api+"repos/octo-org/octo-repo/actions/runners",
+		httpmock.NewJsonResponderOrPanic(http.StatusOK, runnersPage([]any{runnerObj(t, 7, "gha-x-7", "online", false)})))
+	until := time.Now().Add(time.Second)
+	c.cache.limit(until)
+	regs, err := c.Registrations(context.Background(), repo)
+	if err != nil || len(regs) != 1 || time.Now().Before(until) {
+		t.Fatalf("Registrations() = %v, %v at %v; want runner 7, asked no sooner than %v", regs, err, time.Now(), until)
+	}
+	c.cache.limit(time.Now().Add(10 * time.Minute))
+	calls := mt.GetTotalCallCount()
+	if _, err := c.Registrations(context.Background(), repo); !errors.Is(err, reconcile.ErrRateLimited) || mt.GetTotalCallCount() != calls {
+		t.Errorf("Registrations() under a 10-minute wait = %v after %d calls, want ErrRateLimited at once", err, mt.GetTotalCallCount()-calls)
+	}
+}

@@ -90,7 +90,7 @@ func registration(scope reconcile.Scope, r *github.Runner) reconcile.Registratio
 // registered already (GitHub answers 409). Once the hour's registrations are spent
 // (WritesPerHour), reconcile.ErrWriteBudget, and GitHub is not called.
 func (c *Client) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, name string, labels []string) (reconcile.Registration, reconcile.Secret, error) {
-	if err := c.preflight(); err != nil {
+	if err := c.preflight(ctx); err != nil {
 		return reconcile.Registration{}, "", err
 	}
 	if until, ok := c.cache.takeWrite(c.now(), c.writesPerHour); !ok {
@@ -126,7 +126,7 @@ func (c *Client) GenerateJITConfig(ctx context.Context, scope reconcile.Scope, n
 // reconcile.ErrRunnerBusy if GitHub refuses because the runner is running a job
 // (GitHub answers 422).
 func (c *Client) RemoveRegistration(ctx context.Context, scope reconcile.Scope, id int64) error {
-	if err := c.preflight(); err != nil {
+	if err := c.preflight(ctx); err != nil {
 		return err
 	}
 	var err error
@@ -157,7 +157,7 @@ func (c *Client) JobRunBy(ctx context.Context, repo reconcile.Scope, runner stri
 	ran := func(j *github.WorkflowJob) bool {
 		return strings.EqualFold(j.GetRunnerName(), runner) && (j.GetStatus() != statusCompleted || !j.GetCompletedAt().Before(since))
 	}
-	if err := c.preflight(); err != nil {
+	if err := c.preflight(ctx); err != nil {
 		return reconcile.JobOutcome{}, false, err
 	}
 	if repo.IsOrg() {
@@ -228,7 +228,7 @@ func (c *Client) outcome(ctx context.Context, repo reconcile.Scope, j *github.Wo
 
 // RerunJob re-runs a completed job of a completed run (Actions: write).
 func (c *Client) RerunJob(ctx context.Context, repo reconcile.Scope, jobID int64) error {
-	if err := c.preflight(); err != nil {
+	if err := c.preflight(ctx); err != nil {
 		return err
 	}
 	_, err := c.gh.Actions.RerunJobByID(ctx, repo.Owner, repo.Repo, jobID)

@@ -118,24 +118,8 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 func (c *Client) TakeStats() reconcile.APIStats { return c.tr.take() }
 
 // RateLimitError is returned for every call made, or refused, while GitHub's primary
-// or secondary rate limit is exhausted. errors.Is(err, reconcile.ErrRateLimited) holds.
-type RateLimitError struct {
-	Until time.Time // when calls may resume
-	Msg   string
-	// Secondary: GitHub's secondary limit (points, concurrency, content creation),
-	// not the primary one (requests an hour).
-	Secondary bool
-}
-
-func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("%v until %s: %s", reconcile.ErrRateLimited, e.Until.UTC().Format(time.RFC3339), e.Msg)
-}
-
-// Is makes errors.Is(err, reconcile.ErrRateLimited) hold, and ErrSecondaryLimited
-// for a secondary limit.
-func (e *RateLimitError) Is(target error) bool {
-	return target == reconcile.ErrRateLimited || e.Secondary && target == reconcile.ErrSecondaryLimited
-}
+// or secondary rate limit is exhausted (reconcile.RateLimitError).
+type RateLimitError = reconcile.RateLimitError
 
 // preflight refuses a call while a rate limit is known to be exhausted, so that a pass
 // does not spend requests that only make GitHub's secondary limits worse. A wait that

@@ -15,14 +15,10 @@ import (
 	"github.com/reconcile-dev/reconcile/reconcile/reconciletest"
 )
 
-// A burst of registrations forced faster than GitHub takes them (here, with the JIT
-// call counted as content-creating, 5 in a 3-second "minute"): GitHub's first limited
-// answer stops every request, from every goroutine, until its retry-after is over;
-// the writes queued behind it are deferred unsent; the runners registered are started,
-// nothing is left half-made; and the next pass registers at the fallback pace, with
-// no second limited answer.
-func TestLimits_NoRequestLeavesWhileGitHubSaysWait(t *testing.T) {
-	t.Parallel()
+// limitedWorld is a burst of 12 registrations forced far past what an enforcing fake
+// GitHub takes: the JIT call counted as content-creating, 5 in a 3-second "minute".
+func limitedWorld(t *testing.T) (*ghpolltest.Server, *reconcile.Reconciler, *reconciletest.Backend) {
+	t.Helper()
 	gh := ghpolltest.NewServer(t)
 	gh.SetLimits(ghpolltest.Limits{PointsPerMinute: 900, Concurrent: 100, CreatesPerMinute: 5, Minute: 3 * time.Second,
 		ContentCreating: ghpolltest.JITOnly})
@@ -46,10 +42,21 @@ func TestLimits_NoRequestLeavesWhileGitHubSaysWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := &reconcile.Reconciler{Config: cfg, GitHub: client, Backends: map[string]reconcile.Backend{"arm64": backend}, Memo: notes}
+	return gh, rc, backend
+}
+
+// A burst of registrations forced faster than GitHub takes them: GitHub's first
+// limited answer stops every request, from every goroutine, until its retry-after is
+// over; in a pass too short to wait it out, the writes queued behind it are deferred
+// unsent; the runners registered are started, nothing is left half-made; and the next
+// pass registers at the fallback pace, with no second limited answer.
+func TestLimits_NoRequestLeavesWhileGitHubSaysWait(t *testing.T) {
+	t.Parallel()
+	gh, rc, backend := limitedWorld(t)
 	var logs syncBuffer
 	ctx := zerolog.New(&logs).WithContext(context.Background())
 
-	sum, err := rc.RunWithin(ctx, 30*time.Second)
+	sum, err := rc.RunWithin(ctx, 8*time.Second) // too short to wait GitHub's wait out and go on
 	if err != nil {
 		t.Fatalf("the pass failed: %v; a secondary limit defers the creates left, it does not fail the pass", err)
 	}
@@ -88,5 +95,20 @@ func TestLimits_NoRequestLeavesWhileGitHubSaysWait(t *testing.T) {
 	}
 	if n := gh.Stats().Limited; n != 1 || len(backend.Runners()) != 12 {
 		t.Errorf("%d limited answers in all, %d runners; want 1 and all 12", n, len(backend.Runners()))
+	}
+}
+
+// The same burst in a pass whose deadline leaves time after GitHub's wait: the pass
+// waits it out and registers the rest at the fallback pace, all in one pass, with one
+// limited answer.
+func TestLimits_APassWithTimeWaitsGitHubsWaitOut(t *testing.T) {
+	t.Parallel()
+	gh, rc, backend := limitedWorld(t)
+	sum, err := rc.RunWithin(zerolog.Nop().WithContext(context.Background()), 40*time.Second)
+	if err != nil || sum.Created != 12 || sum.Deferred != 0 {
+		t.Fatalf("pass = %v, %d created, %d deferred; want all 12 in this pass", err, sum.Created, sum.Deferred)
+	}
+	if n := gh.Stats().Limited; n != 1 || len(backend.Runners()) != 12 {
+		t.Errorf("%d limited answers, %d runners; want 1 and 12", n, len(backend.Runners()))
 	}
 }

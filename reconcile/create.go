@@ -291,7 +291,7 @@ func (p *pass) register(ctx context.Context, c Create) (Registration, Secret, er
 		p.fail(StageCreate, err)
 		return Registration{}, "", err
 	}
-	reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
+	reg, jit, err := p.generate(ctx, c)
 	if errors.Is(err, ErrNameTaken) {
 		var retry bool
 		retry, err = p.resolveConflict(ctx, b, c)
@@ -300,7 +300,7 @@ func (p *pass) register(ctx context.Context, c Create) (Registration, Secret, er
 			return Registration{}, "", errSkipped
 		}
 		if err == nil {
-			reg, jit, err = p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
+			reg, jit, err = p.generate(ctx, c)
 		}
 	}
 	switch {
@@ -315,6 +315,40 @@ func (p *pass) register(ctx context.Context, c Create) (Registration, Secret, er
 		p.fail(StageRegister, fmt.Errorf("registering runner %s: %w", c.Name, err))
 	}
 	return Registration{}, "", err
+}
+
+// generate asks GitHub for the runner's JIT configuration. When GitHub's secondary
+// limit answers (this registration, or another that held it back unsent) and the
+// pass's deadline leaves time after the wait GitHub asked for, the wait is waited out
+// and the registration asked again, at the fallback pace the client keeps for the
+// hour; else the error stands, and the creates left are deferred.
+func (p *pass) generate(ctx context.Context, c Create) (Registration, Secret, error) {
+	for {
+		reg, jit, err := p.rc.GitHub.GenerateJITConfig(ctx, c.Scope, c.Name, p.jitLabels(c))
+		var limited *RateLimitError
+		if !errors.As(err, &limited) || !limited.Secondary || !waitOut(ctx, limited.Until) {
+			return reg, jit, err
+		}
+	}
+}
+
+// minAfterWait is how much of the pass a wait for GitHub must leave to be waited out.
+const minAfterWait = 10 * time.Second
+
+// waitOut waits until then, when the pass's deadline leaves minAfterWait after it; it
+// reports whether it did.
+func waitOut(ctx context.Context, until time.Time) bool {
+	if dl, ok := ctx.Deadline(); !ok || dl.Sub(until) < minAfterWait {
+		return false
+	}
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // errSkipped: another pass is creating that very runner.

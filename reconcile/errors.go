@@ -29,6 +29,27 @@ var (
 	ErrUnreachable = errors.New("repository not found or not accessible with these credentials")
 )
 
+// RateLimitError is a GitHub client's error for a call made, or refused, while GitHub's
+// primary or secondary rate limit is exhausted: errors.Is holds ErrRateLimited, and
+// ErrSecondaryLimited for a secondary limit.
+type RateLimitError struct {
+	Until time.Time // when GitHub takes calls again
+	Msg   string
+	// Secondary: GitHub's secondary limit (points, concurrency, content creation),
+	// not the primary one (requests an hour).
+	Secondary bool
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%v until %s: %s", ErrRateLimited, e.Until.UTC().Format(time.RFC3339), e.Msg)
+}
+
+// Is makes errors.Is(err, ErrRateLimited) hold, and ErrSecondaryLimited for a
+// secondary limit.
+func (e *RateLimitError) Is(target error) bool {
+	return target == ErrRateLimited || e.Secondary && target == ErrSecondaryLimited
+}
+
 // UndoCreate is how a backend's Create ends when it fails part-way: it removes what
 // the create made (remove, given up to 30 s of its own, since the pass's context may
 // be what failed) and returns the cause, with the removal's error if that failed too.

@@ -19,6 +19,8 @@ log() { echo "reconcile-startup: $*" | systemd-cat -t reconcile-startup 2>/dev/n
 # keep a machine (and its bill) alive.
 trap 'log "runner exited; powering off"; systemctl poweroff --no-block || shutdown -h now' EXIT
 
+# The metadata server's instance entries (Compute Engine, "About VM metadata":
+# computeMetadata/v1/instance/name, instance/attributes/KEY).
 instance() {
 	curl --silent --show-error --fail --retry 5 --retry-connrefused \
 		--header 'Metadata-Flavor: Google' "${INSTANCE}/$1"

@@ -197,10 +197,15 @@ func (g *GitHub) FailNext(call string, n int) {
 func (g *GitHub) Unserved() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return never(g.injected)
+}
+
+// never returns, sorted, the faults of a count of answers served that served none.
+func never(served map[string]int) []string {
 	var out []string
-	for _, c := range slices.Sorted(maps.Keys(g.injected)) {
-		if g.injected[c] == 0 {
-			out = append(out, c)
+	for _, k := range slices.Sorted(maps.Keys(served)) {
+		if served[k] == 0 {
+			out = append(out, k)
 		}
 	}
 	return out

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -459,6 +460,27 @@ func TestKubernetes_CacheConfigMapWithTheManifestRole(t *testing.T) {
 			t.Fatalf("Load() = %q, %v; want %q", data, err, payload)
 		}
 	}
+	// The record overlapping passes share (the minute's GitHub points), beside it: every
+	// update of several at once is kept.
+	shared := store.Shared("points")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				if err := shared.Update(ctx, func(old []byte) []byte {
+					n, _ := strconv.Atoi(string(old))
+					return []byte(strconv.Itoa(n + 1))
+				}); err != nil {
+					t.Errorf("Update() as the service account: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var final string
+	if err := shared.Update(ctx, func(old []byte) []byte { final = string(old); return old }); err != nil || final != "20" {
+		t.Errorf("after 20 updates from 4 goroutines the record is %q, %v; want 20", final, err)
+	}
 	other := k8s.ConfigMapStore{Client: sa, Namespace: tool, Name: "something-else"}
 	if _, err := other.Load(ctx); !apierrors.IsForbidden(err) {
 		t.Errorf("reading another ConfigMap: %v, want Forbidden", err)
@@ -481,6 +503,7 @@ type moved struct {
 func (m moved) Load(ctx context.Context) ([]byte, error)    { return m.from.Load(ctx) }
 func (m moved) Save(ctx context.Context, data []byte) error { return m.to.Save(ctx, data) }
 func (m moved) Limit() int                                  { return m.to.Limit() }
+func (m moved) Shared(name string) reconcile.Shared         { return m.to.Shared(name) }
 
 // storedCache is what the cache of an organisation of n repositories looks like once
 // stored: each repository's probe page and registrations page with api.github.com's

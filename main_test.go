@@ -236,7 +236,7 @@ func TestRun_BadFlagsCallNoPlatform(t *testing.T) {
 		{[]string{"--once", "--points-per-minute", "5"}, "--points-per-minute"},
 		{[]string{"--once", "--writes-per-minute", "0"}, "--writes-per-minute"},
 		{[]string{"--once", "--writes-per-minute", "181"}, "--writes-per-minute"},
-		{[]string{"--once", "--writes-per-minute", "150"}, "--points-per-minute 600"}, // 750 points a minute
+		{[]string{"--once", "--writes-per-minute", "170"}, "--points-per-minute 800"}, // 850 points a minute
 		{[]string{"--once", "--writes-per-hour", "0"}, "--writes-per-hour"},
 		{[]string{"--once", "--backend-concurrency", "0"}, "--backend-concurrency"},
 		{[]string{"--once", "--backend-timeout", "0s"}, "--backend-timeout"},

@@ -251,7 +251,7 @@ func TestProcess_KilledBetweenCreateAndTheEndOfThePass(t *testing.T) {
 }
 
 // The pass's deadline comes while it registers a burst's runners at the write pace
-// (800 ms apart): it starts what it registered, leaves nothing half-made, says how many
+// (800 ms apart, --writes-per-minute 75): it starts what it registered, leaves nothing half-made, says how many
 // creates it left, and does not fail, for it went as fast as GitHub allows; the next
 // pass makes the rest.
 func TestProcess_TimeoutMidBurstDefersTheRestSayingHowMany(t *testing.T) {
@@ -260,7 +260,7 @@ func TestProcess_TimeoutMidBurstDefersTheRestSayingHowMany(t *testing.T) {
 		w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
 	}
 	w.compute.SlowInserts(time.Second)
-	cmd := exec.Command(binary(t), "--once", "--config", w.config, "--log-format", "json", "--concurrency", "1", "--timeout", "1500ms")
+	cmd := exec.Command(binary(t), "--once", "--config", w.config, "--log-format", "json", "--concurrency", "1", "--timeout", "1500ms", "--writes-per-minute", "75")
 	cmd.Env = w.env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

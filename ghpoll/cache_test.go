@@ -55,6 +55,7 @@ type memStore struct {
 func (m *memStore) Load(context.Context) ([]byte, error)      { return m.data, nil }
 func (m *memStore) Save(_ context.Context, data []byte) error { m.data = data; return nil }
 func (m *memStore) Limit() int                                { return m.limit }
+func (m *memStore) Shared(string) reconcile.Shared            { return &reconcile.LocalShared{} }
 
 // cacheClient is a client at now whose request cache is c, kept in notes on store.
 func cacheClient(t *testing.T, now time.Time, c *pollCache, store reconcile.Store) (*Client, *reconcile.Notes) {

@@ -53,16 +53,20 @@ func New(hc *http.Client, apiURL string) (*Client, error) {
 type Options struct {
 	// Concurrency bounds the requests under way at once (default 8, at most 99).
 	Concurrency int
-	// WritesPerMinute spaces the requests that create or delete evenly, this many a
-	// minute at most; WritesPerHour bounds the runner registrations in any hour. GitHub
-	// documents, "in general", at most 80 content-creating requests a minute and 500
-	// an hour; the defaults, 75 and 475, leave some to whatever else writes with the
-	// same credentials.
+	// WritesPerMinute, when set, spaces the requests that create or delete evenly,
+	// this many a minute at most; unset, they go as fast as PointsPerMinute allows,
+	// minWriteGap apart at least (without PointsPerMinute, at
+	// reconcile.DefaultPointsPerMinute / 5 a minute). After a secondary limit answered
+	// one, they go at most reconcile.FallbackWritesPerMinute a minute for an hour.
+	// WritesPerHour bounds the runner registrations in any hour (default
+	// reconcile.DefaultWritesPerHour). GitHub documents, "in general", at most 80
+	// content-creating requests a minute and 500 an hour, and names no endpoint that is
+	// one.
 	WritesPerMinute, WritesPerHour int
 	// PointsPerMinute, when set, holds every request back until it fits within this
 	// many of GitHub's secondary-limit points in the last minute (a read costs 1, a
-	// write 5; GitHub allows 900). It counts real time: leave it unset under a
-	// simulated clock.
+	// write 5; GitHub allows 900), spent with the processes that share the cache
+	// (SharePoints). It counts real time: leave it unset under a simulated clock.
 	PointsPerMinute int
 	// MaxRetryWait is the longest retry-after waited out before trying once more
 	// (default 20s); a longer one ends that scope for the pass.
@@ -88,15 +92,21 @@ func NewWithOptions(hc *http.Client, apiURL string, o Options) (*Client, error) 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.WritesPerMinute <= 0 {
-		o.WritesPerMinute = reconcile.DefaultWritesPerMinute
-	}
 	if o.WritesPerHour <= 0 {
 		o.WritesPerHour = reconcile.DefaultWritesPerHour
 	}
 	tr := newTransport(hc.Transport, o.Concurrency) // paces in real time, whatever o.Now says
-	tr.pace = time.Minute / time.Duration(o.WritesPerMinute)
-	tr.pointsCap = o.PointsPerMinute
+	switch {
+	case o.WritesPerMinute > 0:
+		tr.pace = time.Minute / time.Duration(o.WritesPerMinute)
+	case o.PointsPerMinute > 0:
+		tr.pace = minWriteGap // the points bound the writes
+	default: // nothing does: as many as the default points would allow
+		tr.pace = time.Minute / (reconcile.DefaultPointsPerMinute / pointsWrite)
+	}
+	if o.PointsPerMinute > 0 {
+		tr.points = newLedger(o.PointsPerMinute)
+	}
 	if o.MaxRetryWait > 0 {
 		tr.maxWait = o.MaxRetryWait
 	}

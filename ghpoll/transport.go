@@ -1,11 +1,11 @@
 package ghpoll
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,10 +42,9 @@ type transport struct {
 	retryBase time.Duration
 	now       func() time.Time
 
-	// pointsCap, when set, bounds the secondary-limit points sent in any window
-	// (pointsWindow, real time); spent holds what the window's requests cost.
-	pointsCap int
-	window    time.Duration
+	// points, when set, bounds the secondary-limit points sent in any minute (real
+	// time), with the processes that share the cache.
+	points *ledger
 
 	// slowUntil reads, and slowDown sets, until when writes keep the fallback pace
 	// (slowPace) after GitHub's secondary limit answered one: kept in the cache, for
@@ -56,7 +55,6 @@ type transport struct {
 	mu           sync.Mutex
 	stats        reconcile.APIStats
 	nextMutation time.Time
-	spent        []pointsAt
 	// held is until when GitHub asked for no request (wall time): from the moment a
 	// limited answer arrives, no request leaves before it, from any goroutine; holds
 	// counts the limited answers, so that a write queued before one is not sent.
@@ -66,9 +64,15 @@ type transport struct {
 }
 
 // slowPace is the fallback pace of writes for the hour after GitHub's secondary limit
-// answered one: at most DefaultWritesPerMinute a minute (GitHub documents 80
+// answered one: at most FallbackWritesPerMinute a minute (GitHub documents 80
 // content-creating requests a minute).
-const slowPace = time.Minute / reconcile.DefaultWritesPerMinute
+const slowPace = time.Minute / reconcile.FallbackWritesPerMinute
+
+// minWriteGap spaces writes when the points alone pace them: at most ten a second, so
+// that a burst of registrations is spread over seconds, not sent at once (GitHub
+// documents points a minute and requests at once, not a pace; its best practices ask
+// for a second between writes, which would make a 200-job matrix wait 200 s).
+const minWriteGap = 100 * time.Millisecond
 
 // slowFor is how long writes keep the fallback pace after a secondary limit: until a
 // clean hour has passed.
@@ -85,18 +89,12 @@ func (e *heldError) Error() string {
 	return "not sent: GitHub asked for no request until " + e.until.UTC().Format(time.RFC3339)
 }
 
-type pointsAt struct {
-	at     time.Time
-	points int
-}
-
 func newTransport(base http.RoundTripper, concurrency int) *transport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	return &transport{base: base, sem: make(chan struct{}, clampConcurrency(concurrency)),
-		pace: time.Minute / reconcile.DefaultWritesPerMinute, maxWait: 20 * time.Second, attempts: 3, retryBase: 500 * time.Millisecond, now: time.Now,
-		window: pointsWindow}
+		pace: time.Minute / reconcile.FallbackWritesPerMinute, maxWait: 20 * time.Second, attempts: 3, retryBase: 500 * time.Millisecond, now: time.Now}
 }
 
 // clampConcurrency keeps the number of requests at once under GitHub's 100.
@@ -126,6 +124,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := t.waitTurn(ctx); err != nil {
 			return nil, err
 		}
+	}
+	// GitHub's wait first, then the points: a request is sent as soon as it has them.
+	if err := t.gate(ctx, !mutation, holds); err != nil {
+		return nil, err
 	}
 	if err := t.spend(ctx, cost); err != nil {
 		return nil, err
@@ -234,9 +236,17 @@ func (t *transport) hold(req *http.Request, resp *http.Response, w time.Duration
 		}
 		t.stats.SecondaryLimited[endpoint(req)]++
 	}
+	held := t.held
 	t.mu.Unlock()
+	var slow time.Time
 	if secondary && req.Method != http.MethodGet && req.Method != http.MethodHead && t.slowDown != nil {
-		t.slowDown(now.Add(slowFor))
+		slow = now.Add(slowFor)
+		t.slowDown(slow)
+	}
+	if t.points != nil && secondary { // the processes that share the points hear of it at once
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), 5*time.Second)
+		defer cancel()
+		t.points.learn(ctx, held, slow)
 	}
 }
 
@@ -277,37 +287,30 @@ func (t *transport) waitTurn(ctx context.Context) error {
 	return sleep(ctx, at.Sub(now))
 }
 
-// pointsWindow is GitHub's minute for points, with a second's margin: GitHub counts a
-// request when it arrives, later than it was sent.
-const pointsWindow = time.Minute + time.Second
-
-// spend waits until the request's points fit within pointsCap for the last minute, and
-// charges them. GitHub charges points whatever the answer, retries included; a retry
-// is charged as it is sent again (see count), the cap judged at the first send.
+// spend waits until the request's points fit within the minute's budget, and charges
+// them. GitHub charges points whatever the answer, retries included; a retry is
+// charged as it is sent again (see count), the budget judged at the first send. What
+// other processes learnt from GitHub's limits, the record tells this one at once.
 func (t *transport) spend(ctx context.Context, cost int) error {
-	if t.pointsCap <= 0 {
+	if t.points == nil {
 		return nil
 	}
-	for {
-		t.mu.Lock()
-		now := time.Now()
-		t.spent = slices.DeleteFunc(t.spent, func(p pointsAt) bool { return now.Sub(p.at) >= t.window })
-		total := 0
-		for _, p := range t.spent {
-			total += p.points
-		}
-		if total+cost <= t.pointsCap || len(t.spent) == 0 {
-			t.spent = append(t.spent, pointsAt{now, cost})
-			t.mu.Unlock()
-			return nil
-		}
-		wait := t.spent[0].at.Add(t.window).Sub(now)
-		t.stats.Waited += wait
-		t.mu.Unlock()
-		if err := sleep(ctx, wait); err != nil {
-			return err
-		}
+	var slow time.Time
+	if t.slowUntil != nil {
+		slow = t.slowUntil()
 	}
+	waited, news, err := t.points.take(ctx, cost, slow)
+	t.mu.Lock()
+	t.stats.Waited += waited
+	if news.held.After(t.held) {
+		t.held, t.heldSecondary = news.held, true
+		t.holds++
+	}
+	t.mu.Unlock()
+	if t.slowUntil != nil && news.slow.After(t.slowUntil()) {
+		t.slowDown(news.slow)
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -353,12 +356,29 @@ func isLimited(resp *http.Response) bool {
 	return false
 }
 
-// limitedFor reports whether the answer is a rate limit, and how long it asks to wait.
+// limitedFor reports whether the answer is a rate limit, and how long it asks to wait:
+// retry-after, the primary limit's reset, or a minute. A 403 with neither header is a
+// secondary limit when its message says so ("You have exceeded a secondary rate
+// limit", GitHub's REST documentation; go-github matches the same words): the body is
+// read for it, and put back for the caller.
 func limitedFor(resp *http.Response, now time.Time) (time.Duration, bool) {
-	if !isLimited(resp) {
+	if !isLimited(resp) && !(resp.StatusCode == http.StatusForbidden && namesSecondaryLimit(resp)) {
 		return 0, false
 	}
 	return retryAfter(resp, now), true
+}
+
+// namesSecondaryLimit reads the answer's message (up to 64 KiB; the body is restored).
+func namesSecondaryLimit(resp *http.Response) bool {
+	if resp.Body == nil {
+		return false
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+	return err == nil && strings.Contains(strings.ToLower(string(body)), "secondary rate limit")
 }
 
 func (t *transport) count(req *http.Request, resp *http.Response) {

@@ -122,7 +122,7 @@ func TestTransport_ConditionalRequestsAndAccounting(t *testing.T) {
 func TestTransport_PointsCapHoldsRequestsBack(t *testing.T) {
 	t.Parallel()
 	c, mt := newClient(t)
-	c.tr.pointsCap, c.tr.window = 6, 300*time.Millisecond // a write and a read, a window
+	c.tr.points = testLedger(6, 300*time.Millisecond) // a write and a read, a window
 	mt.RegisterResponder(http.MethodGet, api+"repos/octo-org/octo-repo/actions/runners", httpmock.NewJsonResponderOrPanic(http.StatusOK, runnersPage(nil)))
 	mt.RegisterResponder(http.MethodDelete, api+"repos/octo-org/octo-repo/actions/runners/7", httpmock.NewStringResponder(http.StatusNoContent, ""))
 	start := time.Now()

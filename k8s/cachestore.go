@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/reconcile-dev/reconcile/reconcile"
 )
 
 // cacheKey is the ConfigMap key that holds the GitHub request cache.
@@ -65,6 +70,53 @@ func (s ConfigMapStore) Save(ctx context.Context, data []byte) error {
 	}
 	if err != nil {
 		return fmt.Errorf("writing configmap %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	return nil
+}
+
+// Shared implements reconcile.Store: the record NAME.SUFFIX in a ConfigMap of its own
+// beside the cache's (the cache's is rewritten whole, up to 1 MiB, at each save; this
+// one is a few hundred bytes, updated while passes run).
+func (s ConfigMapStore) Shared(name string) reconcile.Shared {
+	return configMapShared{s: s, name: s.Name + "." + name}
+}
+
+type configMapShared struct {
+	s    ConfigMapStore
+	name string
+}
+
+// sharedKey is the key that holds a shared record.
+const sharedKey = "record"
+
+// sharedRetry is how often, and after what waits, an update that met another is tried
+// anew: up to 10 times within about 10 s, with jitter so that two passes do not meet
+// again.
+var sharedRetry = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 2 * time.Second}
+
+// Update implements reconcile.Shared: a read, then an update that names the version
+// read, again when another process updated it in between (409 Conflict, or
+// AlreadyExists when two created it at once).
+func (c configMapShared) Update(ctx context.Context, f func([]byte) []byte) error {
+	cms := c.s.Client.CoreV1().ConfigMaps(c.s.Namespace)
+	err := retry.OnError(sharedRetry, func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }, func() error {
+		cm, err := cms.Get(ctx, c.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: c.name, Namespace: c.s.Namespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "reconcile"}},
+				BinaryData: map[string][]byte{sharedKey: f(nil)}}
+			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		cm.BinaryData = map[string][]byte{sharedKey: f(cm.BinaryData[sharedKey])}
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{}) // cm.ResourceVersion: refused if changed since
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("updating configmap %s/%s: %w", c.s.Namespace, c.name, err)
 	}
 	return nil
 }

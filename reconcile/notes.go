@@ -24,6 +24,9 @@ type Store interface {
 	// Load returns what Save stored; nil, nil when nothing was.
 	Load(ctx context.Context) ([]byte, error)
 	Save(ctx context.Context, data []byte) error
+	// Shared returns the record of that name that the processes using this store
+	// update in turn (see Shared).
+	Shared(name string) Shared
 }
 
 // Bounded is a Store that holds at most Limit bytes (a ConfigMap: 1 MiB in all).

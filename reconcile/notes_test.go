@@ -31,6 +31,7 @@ type bounded struct {
 }
 
 func (b *bounded) Load(context.Context) ([]byte, error) { return b.data, nil }
+func (b *bounded) Shared(string) reconcile.Shared       { return &reconcile.LocalShared{} }
 func (b *bounded) Save(_ context.Context, data []byte) error {
 	if len(data) > b.limit {
 		return fmt.Errorf("%d bytes: over %d", len(data), b.limit)

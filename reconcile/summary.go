@@ -29,7 +29,7 @@ type APIStats struct {
 	// x-ratelimit-resource header: core, search, ...).
 	Resources map[string]int
 	// SlowWritesUntil is until when registrations keep the fallback pace (at most
-	// DefaultWritesPerMinute a minute) after a secondary limit answered one; zero if
+	// FallbackWritesPerMinute a minute) after a secondary limit answered one; zero if
 	// they do not.
 	SlowWritesUntil time.Time
 }
@@ -229,7 +229,7 @@ func (p *pass) warnLimited(a APIStats) {
 	line := fmt.Sprintf("GitHub's secondary rate limit answered %d %s (%s): no request went until the wait it asked for was over, and the creates left wait for the next pass",
 		n, plural(n, "request", "requests"), strings.Join(endpoints, ", "))
 	if a.SlowWritesUntil.After(p.now) {
-		line += fmt.Sprintf("; registrations go at most %d a minute until %s", DefaultWritesPerMinute, a.SlowWritesUntil.UTC().Format(time.TimeOnly))
+		line += fmt.Sprintf("; registrations go at most %d a minute until %s", FallbackWritesPerMinute, a.SlowWritesUntil.UTC().Format(time.TimeOnly))
 	}
 	p.warn("secondary-limit", line, p.log.Warn().Int("limited", n))
 }

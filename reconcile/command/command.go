@@ -54,6 +54,9 @@ type Wiring struct {
 type GitHubClient interface {
 	reconcile.GitHub
 	KeepIn(*reconcile.Notes) error
+	// SharePoints spends GitHub's points a minute with the processes that share the
+	// record (the cache's); an error leaves the client spending them alone.
+	SharePoints(context.Context, reconcile.Shared) error
 }
 
 // GitHubOptions are what the GitHub client is made with.
@@ -169,11 +172,11 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "github-url", Usage: "GitHub REST API `URL`; overrides github.api_url", EnvVars: []string{"GITHUB_API_URL"}},
 		&cli.DurationFlag{Name: "timeout", Value: 50 * time.Second, Usage: "a pass's deadline: below the schedule's interval", EnvVars: []string{"RECONCILE_TIMEOUT"}},
 		&cli.StringFlag{Name: "cache", Usage: "keep what passes learn (GitHub ETags, backoff, ...) between runs in `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
-		&cli.IntFlag{Name: "points-per-minute", Value: 600, Usage: "GitHub secondary-limit points a minute this tool may spend, reads (1) and writes (5) together (GitHub allows 900)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
+		&cli.IntFlag{Name: "points-per-minute", Value: reconcile.DefaultPointsPerMinute, Usage: "GitHub secondary-limit points a minute this tool may spend, reads (1) and writes (5) together, with the passes that share --cache (GitHub allows 900; 100 are left for others)", EnvVars: []string{"RECONCILE_POINTS_PER_MINUTE"}},
 		&cli.DurationFlag{Name: "idle-poll-interval", Value: 5 * time.Minute, Usage: "look at every quiet repository at least this often", EnvVars: []string{"RECONCILE_IDLE_POLL_INTERVAL"}},
 		&cli.IntFlag{Name: "primary-reserve", Value: 500, Usage: "below this many remaining primary requests, poll only busy repositories and those whose runs just ended", EnvVars: []string{"RECONCILE_PRIMARY_RESERVE"}},
 		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "GitHub requests under way at once (at most 99)", EnvVars: []string{"RECONCILE_CONCURRENCY"}},
-		&cli.IntFlag{Name: "writes-per-minute", Value: reconcile.DefaultWritesPerMinute, Usage: "GitHub writes (runner registrations and removals) a minute, evenly spaced (GitHub documents 80 content-creating requests a minute)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
+		&cli.IntFlag{Name: "writes-per-minute", Usage: "GitHub writes (runner registrations and removals) a minute at most, evenly spaced (default: as many as the points allow, --points-per-minute / 5; 75 for an hour after GitHub's secondary limit answered one)", EnvVars: []string{"RECONCILE_WRITES_PER_MINUTE"}},
 		&cli.IntFlag{Name: "writes-per-hour", Value: reconcile.DefaultWritesPerHour, Usage: "runner registrations in any hour (GitHub documents 500 content-creating requests an hour)", EnvVars: []string{"RECONCILE_WRITES_PER_HOUR"}},
 		&cli.IntFlag{Name: "backend-concurrency", Value: 64, Usage: "runners being started at once (GCE insert operations, Kubernetes Jobs, Docker containers)", EnvVars: []string{"RECONCILE_BACKEND_CONCURRENCY"}},
 		&cli.DurationFlag{Name: "backend-timeout", Value: reconcile.DefaultBackendTimeout, Usage: "how long a backend's listing, or deletion of a runner, may take in a pass; one that does not answer in time leaves only its own pools blind", EnvVars: []string{"RECONCILE_BACKEND_TIMEOUT"}},

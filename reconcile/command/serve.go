@@ -54,6 +54,11 @@ func build(ctx context.Context, s settings, w Wiring) (*setup, error) {
 	if err := gh.KeepIn(notes); err != nil {
 		s.log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
 	}
+	if store != nil {
+		if err := gh.SharePoints(ctx, notes.Shared("points")); err != nil {
+			s.log.Warn().Err(err).Msg("not sharing GitHub's points with passes that overlap this one; it keeps within --points-per-minute alone")
+		}
+	}
 	rc := &reconcile.Reconciler{
 		Config:             s.cfg,
 		GitHub:             gh,

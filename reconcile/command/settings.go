@@ -137,7 +137,8 @@ func budgetFlags(c *cli.Context, interval time.Duration) (reconcile.Budget, int,
 	return b, n, nil
 }
 
-// writePace is how many registrations a minute and an hour.
+// writePace is how many registrations a minute (0: as many as the points allow) and
+// an hour.
 type writePace struct{ perMinute, perHour int }
 
 // writeFlags reads the pace of GitHub writes and how many runners start at once.
@@ -145,7 +146,7 @@ func writeFlags(c *cli.Context) (writePace, int, error) {
 	w := writePace{c.Int("writes-per-minute"), c.Int("writes-per-hour")}
 	n := c.Int("backend-concurrency")
 	switch {
-	case w.perMinute < 1 || w.perMinute > 180:
+	case c.IsSet("writes-per-minute") && (w.perMinute < 1 || w.perMinute > 180):
 		return w, n, usagef("--writes-per-minute: %d is not between 1 and 180 (a write costs 5 of GitHub's 900 points a minute)", w.perMinute)
 	case w.perHour < 1:
 		return w, n, usagef("--writes-per-hour must be positive")

@@ -24,9 +24,9 @@ type Budget struct {
 	PrimaryReserve int
 }
 
-// DefaultBudget leaves a third of the secondary limit to everything else on the token.
+// DefaultBudget leaves a ninth of the secondary limit to everything else on the token.
 func DefaultBudget() Budget {
-	return Budget{PointsPerMinute: 600, Interval: time.Minute, IdleInterval: 5 * time.Minute, PrimaryReserve: 500}
+	return Budget{PointsPerMinute: DefaultPointsPerMinute, Interval: time.Minute, IdleInterval: 5 * time.Minute, PrimaryReserve: 500}
 }
 
 // The points a minute kept for runners. A runner costs its registration (a write) and
@@ -36,7 +36,8 @@ func DefaultBudget() Budget {
 // later pass can make room: a pass a minute keeps a quarter of the points; passes
 // 5 s apart keep 8 %, or one and a half times what the runners of the last
 // minute took, up to a quarter, so that reads take what runners do not need. Writes
-// are paced (--writes-per-minute), so a burst of them spreads over passes that adapt.
+// are paced by the points (the GitHub client's ledger holds reads and writes together
+// within the budget), so a burst of them spreads over passes that adapt.
 const (
 	writeShare   = 0.25
 	writeFloor   = 0.08
@@ -49,11 +50,20 @@ const (
 // GitHub client's accounting and the flags' check.
 const PointsPerWrite = 5
 
-// The write pace's defaults: GitHub's documented 80 content-creating requests a
-// minute and 500 an hour, less 5 and 25 for whatever else writes with the credentials.
+// DefaultPointsPerMinute is the share of GitHub's 900 secondary-limit points a minute
+// the tool takes by default: the 100 left are a person's script or another tool on the
+// same credentials (100 reads, or 20 writes, a minute). Writes go as fast as the
+// points the reads leave allow: 800 / 5 = 160 a minute at most.
+const DefaultPointsPerMinute = 800
+
+// GitHub documents, "in general", no more than 80 content-creating requests a minute
+// and 500 an hour, and names no endpoint that is one. After a secondary limit
+// answered a registration, registrations go at most FallbackWritesPerMinute a minute
+// for an hour; DefaultWritesPerHour bounds them in any hour. Each is GitHub's figure
+// less a margin for whatever else writes with the credentials.
 const (
-	DefaultWritesPerMinute = 75
-	DefaultWritesPerHour   = 475
+	FallbackWritesPerMinute = 75
+	DefaultWritesPerHour    = 475
 )
 
 // ReadPointsPerMinute is the points a minute the budget leaves for reads when writes

@@ -64,12 +64,17 @@ type QueuedStatus struct {
 	// NotServed says why no runner of ours will serve it ("" if one will).
 	NotServed Reason `json:"not_served,omitempty"`
 	// Waiting says why its pool makes no runner for it now: "capacity" while the pool
-	// is in backoff (Status.Backoff says why and until when).
+	// is in backoff (Status.Backoff says why and until when), "room" while the pool is
+	// full and the fair share has Ahead of its waiting jobs go first.
 	Waiting string `json:"waiting,omitempty"`
+	Ahead   int    `json:"ahead,omitempty"`
 }
 
-// WaitingCapacity is QueuedStatus.Waiting for a job whose pool is in backoff.
-const WaitingCapacity = "capacity"
+// QueuedStatus.Waiting for a job whose pool is in backoff, or full.
+const (
+	WaitingCapacity = "capacity"
+	WaitingRoom     = "room"
+)
 
 // NotServedText explains a NotServed reason to a person.
 var NotServedText = map[Reason]string{
@@ -101,9 +106,18 @@ func BuildStatus(cfg Config, obs Observed, plan Plan, now time.Time) Status {
 	for _, w := range plan.Waiting {
 		waiting[w.Create.JobID] = true
 	}
+	ahead := map[int64]int{}
+	for _, w := range plan.WaitingForRoom {
+		ahead[w.Create.JobID] = w.Ahead
+	}
 	for i, q := range st.Queue {
-		if q.Runner == "" && q.NotServed == "" && waiting[q.JobID] {
+		if q.Runner != "" || q.NotServed != "" {
+			continue
+		}
+		if waiting[q.JobID] {
 			st.Queue[i].Waiting = WaitingCapacity
+		} else if n, ok := ahead[q.JobID]; ok {
+			st.Queue[i].Waiting, st.Queue[i].Ahead = WaitingRoom, n
 		}
 	}
 	for _, p := range cfg.Pools {

@@ -125,6 +125,8 @@ func writeQueue(w io.Writer, queue []QueuedStatus, wide bool) {
 			served = NotServedText[q.NotServed]
 		case q.Waiting == WaitingCapacity:
 			served = "waiting for capacity (the pool is in backoff)"
+		case q.Waiting == WaitingRoom:
+			served = fmt.Sprintf("waiting for room (fair share: %d ahead)", q.Ahead)
 		case served == "":
 			served = "waiting for room (max_runners)"
 		}

@@ -25,6 +25,7 @@ type Metrics struct {
 
 	queued, runners       *prometheus.GaugeVec
 	unservable            *prometheus.GaugeVec
+	waitingForRoom        *prometheus.GaugeVec
 	unreachable           *prometheus.GaugeVec
 	created, deleted      *prometheus.CounterVec
 	deregistered, errs    *prometheus.CounterVec
@@ -58,7 +59,7 @@ func New() *Metrics {
 		m.errs.WithLabelValues(string(st))
 	}
 	m.deregistered.WithLabelValues(string(reconcile.ReasonGhost))
-	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
+	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.waitingForRoom, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
 		m.requests, m.counted, m.notModified, m.points, m.secondary, m.resources, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
@@ -69,6 +70,8 @@ func New() *Metrics {
 func (m *Metrics) declarePools() {
 	m.queued = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_queued",
 		Help: "Queued jobs a pool can serve, at the last pass."}, []string{"pool"})
+	m.waitingForRoom = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_waiting_for_room",
+		Help: "Queued jobs their pool has no room for (max_runners) at the last pass; the fair share gives the next runners freed to the repositories holding the fewest."}, []string{"pool"})
 	m.unservable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_jobs_unservable",
 		Help: "Queued jobs a pool matches that GitHub does not give to its idle runners (a runner group that excludes the repository or workflow, runs-on naming a group), at the last pass."}, []string{"pool"})
 	m.unreachable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reconcile_repository_unreachable",
@@ -196,6 +199,7 @@ func (m *Metrics) recordQueue(plan reconcile.Plan) {
 		m.reruns.WithLabelValues(p.Pool, string(reconcile.ReasonPreempted))
 		m.queued.WithLabelValues(p.Pool).Set(float64(p.Queued))
 		m.unservable.WithLabelValues(p.Pool).Set(float64(p.Unservable))
+		m.waitingForRoom.WithLabelValues(p.Pool).Set(float64(p.WaitingForRoom))
 		m.warmTarget.WithLabelValues(p.Pool).Set(float64(p.WarmTarget))
 		m.created.WithLabelValues(p.Pool)
 	}

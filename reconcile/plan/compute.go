@@ -206,11 +206,13 @@ func (pl *planner) sweepGhosts() {
 
 func (pl *planner) finish() Plan {
 	p := pl.plan
-	slices.SortFunc(p.Create, func(a, b Create) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(p.Create, func(a, b Create) int { return cmp.Or(cmp.Compare(a.Turn, b.Turn), strings.Compare(a.Name, b.Name)) })
 	slices.SortFunc(p.Delete, func(a, b Delete) int { return strings.Compare(a.Runner.Name, b.Runner.Name) })
 	slices.SortFunc(p.Unservable, func(a, b Unservable) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
 	slices.SortFunc(p.Refused, func(a, b Refused) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
-	slices.SortFunc(p.Waiting, func(a, b Waiting) int { return strings.Compare(a.Create.Name, b.Create.Name) })
+	slices.SortFunc(p.Waiting, func(a, b Waiting) int {
+		return cmp.Or(cmp.Compare(a.Create.Turn, b.Create.Turn), strings.Compare(a.Create.Name, b.Create.Name))
+	})
 	slices.SortFunc(p.Deregister, func(a, b Deregister) int {
 		return cmp.Or(strings.Compare(a.Reg.Scope.String(), b.Reg.Scope.String()), strings.Compare(a.Reg.Name, b.Reg.Name))
 	})

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,6 +23,27 @@ type Config struct {
 	// owner label that marks what this tool manages.
 	NamePrefix string `json:"name_prefix,omitempty"`
 	Pools      []Pool `json:"pools,omitempty"`
+	// Weights share a full pool between repositories (fair share, fair.go): a
+	// repository ("owner/name") or organisation ("owner") → its weight, 1 by default.
+	Weights map[string]int `json:"weights,omitempty"`
+}
+
+// MaxWeight bounds a weight: a share of a pool, not a priority that starves others.
+const MaxWeight = 100
+
+// WeightOf is a repository's weight: its own, else its organisation's, else 1.
+func (c *Config) WeightOf(repo Scope) int {
+	for k, w := range c.Weights {
+		if strings.EqualFold(k, repo.String()) {
+			return w
+		}
+	}
+	for k, w := range c.Weights {
+		if strings.EqualFold(k, repo.Owner) {
+			return w
+		}
+	}
+	return 1
 }
 
 // GitHubConfig says which GitHub to talk to and what to poll.
@@ -323,6 +346,23 @@ func (c *Config) Validate() error {
 		seen[p.Name] = i
 		if err := c.validatePool(p, key); err != nil {
 			return err
+		}
+	}
+	return c.validateWeights()
+}
+
+// validateWeights checks weights: keys that name a repository or an organisation, and
+// whole numbers from 1 to MaxWeight.
+func (c *Config) validateWeights() error {
+	keys := slices.Sorted(maps.Keys(c.Weights))
+	for _, k := range keys {
+		_, repoErr := ParseRepo(k)
+		_, orgErr := ParseOrg(k)
+		if repoErr != nil && orgErr != nil {
+			return fmt.Errorf("weights.%s: not a repository (owner/name) or an organisation", k)
+		}
+		if w := c.Weights[k]; w < 1 || w > MaxWeight {
+			return fmt.Errorf("weights.%s: %d is not between 1 and %d", k, w, MaxWeight)
 		}
 	}
 	return nil

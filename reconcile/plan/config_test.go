@@ -114,6 +114,9 @@ func TestValidate_Rejects(t *testing.T) {
 		}, "pools[0].labels: 100 labels, at most 99"},
 		{"negative boot_timeout", func(c *Config) { c.Pools[0].BootTimeout = Duration(-time.Second) }, "pools[0].boot_timeout must be positive"},
 		{"lifetime shorter than boot", func(c *Config) { c.Pools[0].MaxLifetime = Duration(time.Minute) }, "pools[0].max_lifetime"},
+		{"weight of nothing", func(c *Config) { c.Weights = map[string]int{"o/r/x": 2} }, "weights.o/r/x: not a repository"},
+		{"weight of zero", func(c *Config) { c.Weights = map[string]int{"octo-org/app": 0} }, "weights.octo-org/app: 0 is not between 1 and 100"},
+		{"weight past 100", func(c *Config) { c.Weights = map[string]int{"octo-org": 101} }, "weights.octo-org: 101 is not between 1 and 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

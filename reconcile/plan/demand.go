@@ -211,25 +211,61 @@ func (pl *planner) trim(k poolScope, supply []Runner, n int) {
 	}
 }
 
-// capCreates keeps, across the pool's scopes, the creates for the oldest jobs that fit
-// under max_runners: runners planned for deletion free their slots.
-func (pl *planner) capCreates(p Pool, wanted []Create) {
-	room := NewRoom(pl.cfg, pl.runners, func(r Runner) bool { return pl.doomed[r.Name] }).Free(p.Name)
-	if room == 0 || len(wanted) == 0 {
-		return
-	}
+// share orders a pool's creates: jobs first, in fair-share turns (fair.go); then warm
+// runners. Each create's Turn is its place.
+func (pl *planner) share(p Pool, wanted []Create) []Create {
 	created := map[int64]time.Time{}
 	for _, js := range pl.demand {
 		for _, j := range js {
 			created[j.ID] = j.CreatedAt
 		}
 	}
-	slices.SortStableFunc(wanted, func(a, b Create) int { // jobs first, the oldest first; then warm runners
-		return cmp.Or(cmp.Compare(b2i(a.Reason == ReasonWarm), b2i(b.Reason == ReasonWarm)),
-			created[a.JobID].Compare(created[b.JobID]), cmp.Compare(a.JobID, b.JobID))
-	})
+	held := map[Scope]int{}
+	for _, r := range pl.runners {
+		if r.Pool != p.Name || r.Phase == PhaseFinished || pl.doomed[r.Name] { // as Room counts
+			continue
+		}
+		// A busy runner is held by the repository whose job it runs: an org runner
+		// may run another repository's job than the one it was made for.
+		if j, busy := pl.obs.Running[r.Name]; busy && j.Repo != (Scope{}) {
+			held[j.Repo]++
+		} else if r.JobID != 0 {
+			held[r.Repo]++
+		}
+	}
+	var jobs, warm []Create
+	for _, c := range wanted {
+		if c.Reason == ReasonWarm {
+			warm = append(warm, c)
+		} else {
+			jobs = append(jobs, c)
+		}
+	}
+	out := append(fairOrder(jobs, held, pl.cfg.WeightOf, created), warm...)
+	for i := range out {
+		out[i].Turn = i
+	}
+	return out
+}
+
+// capCreates keeps, across the pool's scopes, the creates the fair share gives the
+// room under max_runners to (runners planned for deletion free their slots); the jobs
+// left wait for room, each knowing how many go before it.
+func (pl *planner) capCreates(p Pool, wanted []Create) {
+	if len(wanted) == 0 {
+		return
+	}
+	room := NewRoom(pl.cfg, pl.runners, func(r Runner) bool { return pl.doomed[r.Name] }).Free(p.Name)
+	wanted = pl.share(p, wanted)
 	if len(wanted) > room {
+		for i, c := range wanted[room:] {
+			pl.plan.WaitingForRoom = append(pl.plan.WaitingForRoom, RoomWait{Create: c, Ahead: i})
+		}
+		pl.poolStatus(p.Name).WaitingForRoom += len(wanted) - room
 		wanted = wanted[:room]
+	}
+	if len(wanted) == 0 {
+		return
 	}
 	if h, held := pl.obs.Held[p.Name]; held {
 		// In backoff: the oldest job's create probes when a probe is due; the others

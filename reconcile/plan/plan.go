@@ -101,6 +101,17 @@ type Create struct {
 	QueuedAt time.Time
 	// Probe: the pool is in backoff and this create tries whether it can create again.
 	Probe bool
+	// Turn is its place in its pool's fair share (fair.go): creates are made in the
+	// order of their turns, so that what the write pace or the hour's registrations
+	// leave for a later pass is the last in the share.
+	Turn int
+}
+
+// RoomWait is a job its pool has no room for in this pass (max_runners), and how many
+// of the pool's waiting jobs take their turn before it.
+type RoomWait struct {
+	Create Create
+	Ahead  int
 }
 
 // Waiting is a create a pool in backoff does not make this pass: its job waits for
@@ -139,6 +150,8 @@ type PoolStatus struct {
 	Delete           int
 	// Waiting counts the creates left for capacity: the pool is in backoff.
 	Waiting int
+	// WaitingForRoom counts the jobs it has no room for (max_runners).
+	WaitingForRoom int
 	// ByOption counts the booting, idle, warm and busy runners by the option that
 	// made them (a GCE template; "" for a backend without options): option → state →
 	// count.
@@ -168,6 +181,8 @@ type Plan struct {
 	NoPool []Job
 	// Waiting lists the creates of pools in backoff that wait for capacity.
 	Waiting []Waiting
+	// WaitingForRoom are the jobs their pools have no room for, in fair-share order.
+	WaitingForRoom []RoomWait
 	// Preempted is the verdict on each preempted runner's job: the re-runs to make
 	// (before the deletions: a runner whose job's re-run failed is kept as evidence),
 	// the runners kept, the jobs left alone.

@@ -66,8 +66,10 @@ func create(pool string, repo Scope, jobID int64, name string) Create {
 
 // ignorePools leaves out of a plan's comparison the pools' status, the runners' states
 // and the creates' QueuedAt, which TestComputePoolStatus, TestComputeQueueFacts and
-// reconcile's TestStatus_ShowsThePlannersVerdict check.
-var ignorePools = cmp.Options{cmpopts.IgnoreFields(Plan{}, "Pools", "States"), cmpopts.IgnoreFields(Create{}, "QueuedAt")}
+// reconcile's TestStatus_ShowsThePlannersVerdict check; and the order of the creates,
+// their turns and the jobs waiting for room, which TestFairShare checks.
+var ignorePools = cmp.Options{cmpopts.IgnoreFields(Plan{}, "Pools", "States", "WaitingForRoom"), cmpopts.IgnoreFields(Create{}, "QueuedAt", "Turn"),
+	cmpopts.SortSlices(func(a, b Create) bool { return a.Name < b.Name })} // the order of creates: fair_test.go
 
 func TestCompute(t *testing.T) {
 	t.Parallel()
@@ -446,7 +448,7 @@ func TestComputePoolStatus(t *testing.T) {
 	got := Compute(obs, testConfig(), t0).Pools
 	want := []PoolStatus{
 		// max_runners 3 with 3 active runners: the third job waits for room.
-		{Pool: "arm64", Queued: 3, Booting: 1, Idle: 1, Busy: 1, Create: 0, Delete: 1, OldestQueued: time.Minute,
+		{Pool: "arm64", Queued: 3, Booting: 1, Idle: 1, Busy: 1, Create: 0, WaitingForRoom: 1, Delete: 1, OldestQueued: time.Minute,
 			ByOption: map[string]map[string]int{"gha-spot": {string(StateBusy): 1}, "gha-standard": {string(StateBooting): 1, string(StateIdle): 1}}},
 		{Pool: "x64"},
 	}

@@ -49,6 +49,7 @@ func (b backendView) Create(_ context.Context, spec reconcile.RunnerSpec) error 
 	if o := w.outage[spec.Pool]; w.trouble && w.now.Before(o.until) {
 		w.passFaults++ // the platform's weather rightly delays the pool's jobs
 		w.backoff[spec.Pool], b.p.held[spec.Pool] = true, true
+		w.restartShare(spec.Pool)
 		w.log("pass %d: create %s refused: %s", b.p.id, spec.Name, o.class)
 		return reconcile.Classify(o.class, fmt.Errorf("creating %s: %s until %s", spec.Name, o.class, o.until.Format("15:04:05")))
 	}
@@ -80,6 +81,8 @@ func (b backendView) Create(_ context.Context, spec reconcile.RunnerSpec) error 
 		r.made = true
 	}
 	w.log("pass %d: created machine %s (boots: %v)", b.p.id, spec.Name, !m.bootAt.IsZero())
+	w.created = append(w.created, Made{Pool: spec.Pool, Repo: spec.Repo, JobID: spec.JobID, At: w.now})
+	w.checkFairShare(b.p, spec)
 	active := 0
 	for _, o := range w.mach {
 		if o.pool == m.pool && !o.finished {

@@ -215,7 +215,10 @@ func (w *World) assign() {
 		var best *job
 		for _, jid := range sortedKeys(w.jobs) {
 			j := w.jobs[jid]
-			if j.status != reconcile.JobWaiting || j.hosted || j.unassignable || j.repo != r.Scope || !covers(r.Labels, j.labels) {
+			// A repository's runner takes its repository's jobs; an organisation's, any of
+			// the organisation's.
+			inScope := j.repo == r.Scope || r.Scope.Repo == "" && j.repo.Owner == r.Scope.Owner
+			if j.status != reconcile.JobWaiting || j.hosted || j.unassignable || !inScope || !covers(r.Labels, j.labels) {
 				continue
 			}
 			if best == nil || j.created.Before(best.created) {
@@ -227,6 +230,9 @@ func (w *World) assign() {
 		}
 		best.status, best.runner = reconcile.JobInProgress, r.Name
 		best.doneAt = w.now.Add(w.dur(30*time.Second, w.P.MaxJobLength))
+		if best.length > 0 {
+			best.doneAt = w.now.Add(best.length)
+		}
 		r.Busy = true
 		w.log("runner %s (made for job %d) takes job %d", r.Name, m.jobID, best.id)
 	}

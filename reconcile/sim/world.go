@@ -93,6 +93,7 @@ type job struct {
 	cleanRuns int  // fault-free passes that ended while it was queued
 	// unassignable: GitHub never gives it to our runners, whatever their labels.
 	unassignable bool
+	length       time.Duration // how long it runs; zero: 30 s to MaxJobLength
 	// What GitHub reports once it ends: conclusion, when; the run attempt it belongs
 	// to; and its lineage (the first job's id, kept by re-runs). failAt: its runner was
 	// preempted, and GitHub fails the job then.
@@ -160,6 +161,11 @@ type World struct {
 	// made none since: in backoff, as the reconciler should see it (invariant 9).
 	outage  map[string]outage
 	backoff map[string]bool
+	// skipped counts, for each repository waiting in a pool with no runner of it, the
+	// pool's creates made for others since (invariant 10).
+	skipped map[poolRepo]int
+	// created lists the runners made, in order (scripted scenarios read it).
+	created []Made
 	// notes are the reconciler's --cache between its processes (reconcile.Memo).
 	notes *reconcile.Notes
 
@@ -173,7 +179,7 @@ func New(seed uint64, p Params) *World {
 	w := &World{P: p, Cfg: Config(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), nextID: 1000,
 		jobs: map[int64]*job{}, regs: map[int64]*registration{}, mach: map[string]*machine{}, arrive: true, trouble: true,
-		killed: map[int64]int{}, served: map[int64]bool{}, outage: map[string]outage{}, backoff: map[string]bool{}}
+		killed: map[int64]int{}, served: map[int64]bool{}, outage: map[string]outage{}, backoff: map[string]bool{}, skipped: map[poolRepo]int{}}
 	w.notes, _ = reconcile.OpenNotes(context.Background(), nil) // no store: cannot fail
 	for i := range p.Repos {
 		w.repos = append(w.repos, reconcile.Scope{Owner: "octo-org", Repo: fmt.Sprintf("repo%d", i)})

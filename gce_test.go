@@ -525,3 +525,34 @@ func TestGCE_WarmPoolKeepsTwoIdle(t *testing.T) {
 		t.Errorf("exit %d, instances %v; want nothing more to do:\n%s", code, names(), log)
 	}
 }
+
+// Under a timer, each pass is a new --once process. Ten of them, with --metrics-file and
+// --cache, each creating one runner: the textfile's counters are the ten passes' sum,
+// a true counter for node_exporter and Prometheus' increase(), not the last pass's.
+func TestGCE_CountersAddUpAcrossOncePasses(t *testing.T) {
+	w := newGCEWorld(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "reconcile.prom")
+	for i := range 10 {
+		w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+		code := runQuiet(context.Background(), "--once", "--config", w.config, "--github-url", w.gh.APIURL,
+			"--cache", filepath.Join(dir, "cache.gz"), "--metrics-file", path)
+		if code != exitOK {
+			t.Fatalf("pass %d: exit code %d", i+1, code)
+		}
+	}
+	if n := len(w.compute.Instances()); n != 10 {
+		t.Fatalf("%d instances after ten passes, want 10", n)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := parseMetrics(t, string(b))
+	if v, ok := value(fams, "reconcile_runners_created_total", map[string]string{"pool": "arm64"}); !ok || v != 10 {
+		t.Errorf("reconcile_runners_created_total{pool=arm64} = %v (present %v), want the ten passes' 10", v, ok)
+	}
+	if f, ok := fams["reconcile_pass_duration_seconds"]; !ok || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetHistogram().GetSampleCount() != 10 {
+		t.Errorf("reconcile_pass_duration_seconds: %v, want a count of 10 passes", f)
+	}
+}

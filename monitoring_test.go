@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -298,7 +299,18 @@ func prometheus(t *testing.T, target string) string {
 // values of the vector or scalar it returned.
 func query(t *testing.T, prom, expr string) (values []string, errText string) {
 	t.Helper()
-	resp, err := http.Get("http://" + prom + "/api/v1/query?query=" + url.QueryEscape(expr))
+	return queryAt(t, prom, expr, "")
+}
+
+// queryAt is query evaluated at a time (Unix seconds, as Prometheus gives them; ""
+// for now).
+func queryAt(t *testing.T, prom, expr, at string) (values []string, errText string) {
+	t.Helper()
+	params := url.Values{"query": {expr}}
+	if at != "" {
+		params.Set("time", at)
+	}
+	resp, err := http.Get("http://" + prom + "/api/v1/query?" + params.Encode())
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -443,5 +455,60 @@ func TestMonitoring_DashboardIsImportableAndComplete(t *testing.T) {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("no panel shows %s", want)
 		}
+	}
+}
+
+// Under a systemd timer each pass is a new --once process that writes a textfile for
+// node_exporter. Ten of them, with --cache, each creating one runner after a first that
+// creates none: node_exporter serves reconcile_runners_created_total = 10, and a real
+// Prometheus scraping it every second answers increase() over the passes with 10, the
+// truth, where without the cache it would see a series that drops back to 1 each pass.
+func TestMonitoring_TimerPassesAddUpThroughNodeExporterAndPrometheus(t *testing.T) {
+	exporter := needTool(t, "prometheus-node-exporter")
+	w := newGCEWorld(t)
+	dir, textfiles := t.TempDir(), t.TempDir()
+	addr := freeAddr(t)
+	cmd := exec.Command(exporter, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.textfile",
+		"--collector.textfile.directory="+textfiles)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	prom := prometheus(t, addr)
+	pass := func() {
+		t.Helper()
+		code := runQuiet(context.Background(), "--once", "--config", w.config, "--github-url", w.gh.APIURL,
+			"--cache", filepath.Join(dir, "cache.gz"), "--metrics-file", filepath.Join(textfiles, "reconcile.prom"))
+		if code != exitOK {
+			t.Fatalf("exit code %d", code)
+		}
+		time.Sleep(1500 * time.Millisecond) // a scrape or more between passes
+	}
+	pass() // nothing queued: the series starts at 0
+	series := `reconcile_runners_created_total{pool="arm64"}`
+	waitFor(t, "Prometheus's first sample of the series, 0", func() bool { v, _ := query(t, prom, series); return len(v) == 1 && v[0] == "0" })
+	for range 10 {
+		w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+		pass()
+	}
+	var at []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, _ := query(t, prom, series)
+		at, _ = query(t, prom, "timestamp("+series+")")
+		if len(v) == 1 && v[0] == "10" && len(at) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus has %s = %v, want node_exporter's 10", series, v)
+		}
+		time.Sleep(time.Second)
+	}
+	// At the last sample's time, over a window that holds every pass: no extrapolation
+	// past either end (the series starts at 0), so increase() is the count itself.
+	got, errText := queryAt(t, prom, "increase("+series+"[2m])", at[0])
+	if errText != "" || len(got) != 1 || got[0] != "10" {
+		t.Errorf("increase(%s[2m]) = %v %s, want the ten passes' 10", series, got, errText)
 	}
 }

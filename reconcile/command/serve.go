@@ -93,6 +93,11 @@ func serve(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 		return err
 	}
 	m := metrics.New()
+	// Counters continue from what earlier processes counted (kept with --cache), so
+	// that a textfile or Pushgateway series of --once passes is a true counter.
+	if err := st.notes.Attach(metrics.NotesPart, m); err != nil {
+		s.log.Warn().Err(err).Msg("counters start again from zero: the cache's could not be read")
+	}
 	// SIGTERM or SIGINT: no new action starts; the one under way finishes or undoes
 	// itself (within 90 s), and the pass ends saying what was left.
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)

@@ -47,6 +47,8 @@ type Metrics struct {
 	mu         sync.Mutex
 	lastOK     time.Time
 	lastFailed bool
+
+	carry carried // what earlier processes counted (carry.go)
 }
 
 // New returns the metrics, registered.
@@ -294,12 +296,12 @@ func (m *Metrics) recordAPI(a reconcile.APIStats) {
 
 // WriteTextfile writes the metrics for node_exporter's textfile collector, atomically.
 func (m *Metrics) WriteTextfile(path string) error {
-	return prometheus.WriteToTextfile(path, m.Registry)
+	return prometheus.WriteToTextfile(path, m)
 }
 
 // Push sends the metrics to a Pushgateway, under job "reconcile".
 func (m *Metrics) Push(ctx context.Context, url string) error {
-	return push.New(url, "reconcile").Gatherer(m.Registry).Client(&http.Client{Timeout: 15 * time.Second}).PushContext(ctx)
+	return push.New(url, "reconcile").Gatherer(m).Client(&http.Client{Timeout: 15 * time.Second}).PushContext(ctx)
 }
 
 // Serve serves /metrics and /healthz on ln until ctx ends. /healthz answers 200 while
@@ -307,7 +309,7 @@ func (m *Metrics) Push(ctx context.Context, url string) error {
 func (m *Metrics) Serve(ctx context.Context, ln net.Listener, stale time.Duration) error {
 	started := time.Now()
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(m, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		m.mu.Lock()
 		ok := m.lastOK

@@ -31,13 +31,15 @@ const (
 	LabelRunner = "reconcile.dev/runner" // the runner a container or volume belongs to
 	LabelRole   = "reconcile.dev/role"   // RoleRunner or RoleDind
 	LabelJobID  = "reconcile.dev/job-id"
-	LabelScope  = "reconcile.dev/scope" // where the runner is registered: owner/repo or org
-	LabelRepo   = "reconcile.dev/repo"  // the repository of the job it was made for
+	LabelRunID  = "reconcile.dev/run-id" // the workflow run, for cost tools that split by label
+	LabelScope  = "reconcile.dev/scope"  // where the runner is registered: owner/repo or org
+	LabelRepo   = "reconcile.dev/repo"   // the repository of the job it was made for
 )
 
 // ownership keeps a runner's Ownership in the labels of its containers and volumes:
 // Docker's label values take the scope's "/" too.
-var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, Runner: LabelRunner, JobID: LabelJobID, Scope: LabelScope, Repo: LabelRepo}
+var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, Runner: LabelRunner, JobID: LabelJobID, Scope: LabelScope, Repo: LabelRepo,
+	RunID: LabelRunID} // Docker's labels take any value: the repository is LabelRepo as it is
 
 // The roles of a runner's containers.
 const (

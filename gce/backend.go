@@ -30,9 +30,13 @@ import (
 // Labels and metadata keys that carry a runner's state on its instance. GCE label keys
 // and values allow lowercase letters, digits, '_' and '-' only.
 const (
-	LabelOwner       = "reconcile-owner" // the name prefix: what has it is this installation's
-	LabelPool        = "reconcile-pool"
-	LabelJobID       = "reconcile-job-id"
+	LabelOwner = "reconcile-owner" // the name prefix: what has it is this installation's
+	LabelPool  = "reconcile-pool"
+	LabelJobID = "reconcile-job-id"
+	// LabelRunID and LabelRepo carry the workflow run and the repository (RepoLabel)
+	// into Cloud Billing's export, so that cost can be split by them.
+	LabelRunID       = "reconcile-run-id"
+	LabelRepo        = "reconcile-repo"
 	LabelTemplate    = "reconcile-template"   // the template's name: which of a pool's templates made it
 	MetadataJIT      = "reconcile-jit-config" // read by the startup script; a credential
 	MetadataScope    = "reconcile-scope"      // where the runner is registered
@@ -42,7 +46,15 @@ const (
 
 // ownership keeps a runner's Ownership in its instance's labels and metadata (the
 // instance's name is the runner's).
-var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, JobID: LabelJobID, Scope: MetadataScope, Repo: MetadataRepo}
+var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, JobID: LabelJobID, Scope: MetadataScope, Repo: MetadataRepo,
+	RunID: LabelRunID, BillingRepo: LabelRepo, LabelValue: gceLabelRune}
+
+// gceLabelRune is GCE's rule for a label value's characters: lowercase letters,
+// digits, '_' and '-' ("Requirements for labels", cloud.google.com/compute/docs/
+// labeling-resources; international characters are allowed too, and not used here).
+func gceLabelRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+}
 
 // capacityReasons are the error codes that say "not here, try another zone".
 var capacityReasons = []string{

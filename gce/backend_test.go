@@ -61,7 +61,7 @@ func TestBackend_CreateInsertsFromTheTemplateInTheNamedZone(t *testing.T) {
 		Name:     sp.Name,
 		Zone:     b.zoneOrder(b.cfg, sp.Name)[0],
 		Status:   "RUNNING",
-		Labels:   map[string]string{LabelOwner: "gha", LabelPool: "arm64", LabelJobID: "42", LabelTemplate: "gha-arm64"},
+		Labels:   map[string]string{LabelOwner: "gha", LabelPool: "arm64", LabelJobID: "42", LabelTemplate: "gha-arm64", LabelRepo: "octo-org_app"},
 		Metadata: map[string]string{MetadataJIT: sp.JITConfig.Reveal(), MetadataScope: "octo-org/app", MetadataRepo: "octo-org/app"},
 		Template: "projects/my-project/regions/us-central1/instanceTemplates/gha-arm64",
 	}

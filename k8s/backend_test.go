@@ -66,7 +66,7 @@ func TestBackend_CreateMakesASuspendedFreeJobAndItsSecret(t *testing.T) {
 	if err != nil {
 		t.Fatalf("getting the job: %v", err)
 	}
-	wantLabels := map[string]string{LabelOwner: "gha", LabelPool: "x64", LabelJobID: "42",
+	wantLabels := map[string]string{LabelOwner: "gha", LabelPool: "x64", LabelJobID: "42", LabelRepo: "octo-org_app",
 		"app.kubernetes.io/name": "github-runner", "app.kubernetes.io/managed-by": "reconcile"}
 	if diff := cmp.Diff(wantLabels, job.Labels); diff != "" {
 		t.Errorf("job labels mismatch (-want +got):\n%s", diff)

@@ -16,16 +16,27 @@ import (
 // Labels and annotations that carry a runner's state on its Job. The owner label's
 // value is the name prefix: what has it is this installation's.
 const (
-	LabelOwner      = "reconcile.dev/owner"
-	LabelPool       = "reconcile.dev/pool"
-	LabelJobID      = "reconcile.dev/job-id"
+	LabelOwner = "reconcile.dev/owner"
+	LabelPool  = "reconcile.dev/pool"
+	LabelJobID = "reconcile.dev/job-id"
+	// LabelRunID and LabelRepo carry the workflow run and the repository (RepoLabel),
+	// on the Job and its pod, for cost tools that split by label.
+	LabelRunID      = "reconcile.dev/run-id"
+	LabelRepo       = "reconcile.dev/repo"
 	AnnotationScope = "reconcile.dev/scope" // where the runner is registered: owner/repo or org
 	AnnotationRepo  = "reconcile.dev/repo"  // the repository of the job it was made for
 )
 
 // ownership keeps a runner's Ownership in its Job's labels and annotations (the Job's
 // name is the runner's).
-var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, JobID: LabelJobID, Scope: AnnotationScope, Repo: AnnotationRepo}
+var ownership = reconcile.OwnershipKeys{Owner: LabelOwner, Pool: LabelPool, JobID: LabelJobID, Scope: AnnotationScope, Repo: AnnotationRepo,
+	RunID: LabelRunID, BillingRepo: LabelRepo, LabelValue: labelRune}
+
+// labelRune is Kubernetes' rule for a label value's characters: alphanumerics, '-',
+// '_' and '.' (the value's ends alphanumeric; reconcile.RepoLabel sees to that).
+func labelRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+}
 
 // Names inside the pod.
 const (

@@ -322,6 +322,12 @@ var (
 	aggPath    = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/aggregated/instances$`)
 	aggOpsPath = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/aggregated/operations$`)
 	opFilter   = regexp.MustCompile(`^operationType\s*=\s*"([a-z.]+)"$`)
+	// GCE's requirements for labels (cloud.google.com/compute/docs/labeling-resources,
+	// "Requirements for labels"): keys start with a lowercase letter; keys and values
+	// hold at most 63 lowercase letters, digits, '_' and '-' (international characters
+	// too, which the tool never sends); a value may be empty.
+	labelKey   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	labelValue = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
 	filterExpr = regexp.MustCompile(`^labels\.([a-z0-9_-]+)\s*=\s*"?([a-z0-9_-]*)"?$`)
 	namePat    = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
@@ -477,7 +483,7 @@ func (s *Server) insert(w http.ResponseWriter, r *http.Request, zone string) {
 		return
 	}
 	for k, v := range body.Labels {
-		if !namePat.MatchString(k) || len(v) > 63 || strings.ContainsAny(v, "./ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		if !labelKey.MatchString(k) || !labelValue.MatchString(v) {
 			apiError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.labels': '"+k+"'")
 			return
 		}

@@ -160,7 +160,7 @@ func (pl *planner) want(k poolScope, jobs []Job, supply []Runner, n int) []Creat
 			continue
 		}
 		pl.taken[name] = true
-		out = append(out, Create{RunnerSpec: RunnerSpec{Name: name, Pool: k.pool, Scope: k.scope, Repo: j.Repo, JobID: j.ID,
+		out = append(out, Create{RunnerSpec: RunnerSpec{Name: name, Pool: k.pool, Scope: k.scope, Repo: j.Repo, JobID: j.ID, RunID: j.RunID,
 			Labels: slices.Clone(p.Labels), MaxLifetime: time.Duration(p.MaxLifetime)}, Reason: ReasonDemand, QueuedAt: j.CreatedAt})
 	}
 	return out

@@ -60,7 +60,7 @@ func create(pool string, repo Scope, jobID int64, name string) Create {
 	if pool == "x64" {
 		labels = x64
 	}
-	return Create{RunnerSpec: RunnerSpec{Name: name, Pool: pool, Scope: repo, Repo: repo, JobID: jobID, Labels: labels,
+	return Create{RunnerSpec: RunnerSpec{Name: name, Pool: pool, Scope: repo, Repo: repo, JobID: jobID, RunID: jobID * 10, Labels: labels,
 		MaxLifetime: 24 * time.Hour}, Reason: ReasonDemand}
 }
 
@@ -402,7 +402,7 @@ func TestComputeOrgRunners(t *testing.T) {
 	}
 	got := Compute(obs, cfg, t0)
 	// The idle runner counts for the whole org: one more for two jobs, named after the oldest.
-	want := Plan{Create: []Create{{RunnerSpec: RunnerSpec{Name: "gha-arm64-5", Pool: "arm64", Scope: org, Repo: repoB, JobID: 5, Labels: arm,
+	want := Plan{Create: []Create{{RunnerSpec: RunnerSpec{Name: "gha-arm64-5", Pool: "arm64", Scope: org, Repo: repoB, JobID: 5, RunID: 50, Labels: arm,
 		MaxLifetime: 24 * time.Hour}, Reason: ReasonDemand}}}
 	if diff := cmp.Diff(want, got, ignorePools, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Compute() mismatch (-want +got):\n%s", diff)

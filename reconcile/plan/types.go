@@ -178,6 +178,7 @@ type RunnerSpec struct {
 	Scope     Scope
 	Repo      Scope
 	JobID     int64
+	RunID     int64 // the workflow run of the job (0 for a warm runner), for billing labels
 	Labels    []string
 	JITConfig Secret
 	// MaxLifetime bounds how long the runner may live; backends that can enforce a

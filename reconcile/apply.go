@@ -32,6 +32,7 @@ func (p *pass) apply(ctx context.Context, obs Observed, plan Plan) Summary {
 	left.creates = total - begun
 	p.leftOver(ctx, left, &sum)
 	p.rememberUnservable(plan.Unservable)
+	sum.Usage = p.account(obs, plan)
 	return sum
 }
 

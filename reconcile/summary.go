@@ -63,6 +63,9 @@ type Summary struct {
 	// QueueWaits are, for each runner this pass created for a job, how long that job
 	// had waited: from its created_at to the runner's create.
 	QueueWaits []QueueWait
+	// Usage is the runner time and the jobs served that the pass credits (usage.go);
+	// none in a dry run.
+	Usage Usage
 	// Unreachable lists the repositories GitHub answered 404 or 403 for: deleted,
 	// renamed, or not visible to these credentials. They do not fail the pass unless
 	// it polled every repository and none answered.

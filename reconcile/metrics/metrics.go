@@ -43,6 +43,7 @@ type Metrics struct {
 	lastSuccess, lastPass prometheus.Gauge
 	backoff, tmplBackoff  *prometheus.GaugeVec
 	probes                *prometheus.CounterVec
+	runnerSeconds, served *prometheus.CounterVec
 
 	mu         sync.Mutex
 	lastOK     time.Time
@@ -61,7 +62,7 @@ func New() *Metrics {
 		m.errs.WithLabelValues(string(st))
 	}
 	m.deregistered.WithLabelValues(string(reconcile.ReasonGhost))
-	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.waitingForRoom, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs,
+	for _, c := range []prometheus.Collector{m.backoff, m.tmplBackoff, m.probes, m.queueWait, m.oldest, m.notServed, m.queued, m.unservable, m.waitingForRoom, m.unreachable, m.runners, m.created, m.deleted, m.deregistered, m.reruns, m.warmTarget, m.errs, m.runnerSeconds, m.served,
 		m.requests, m.counted, m.notModified, m.points, m.secondary, m.resources, m.remaining, m.reset, m.deferred, m.repos, m.duration, m.lastSuccess, m.lastPass} {
 		f(c)
 	}
@@ -86,6 +87,10 @@ func (m *Metrics) declarePools() {
 		Help: "1 while one template of the pool is in backoff for the reason, whether or not a fallback serves its jobs; else 0."}, []string{"pool", "template", "reason"})
 	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_pool_probes_total",
 		Help: "Creates that probed a template in backoff, by result (ok: the backoff ended; failed: it goes on)."}, []string{"pool", "result"})
+	m.runnerSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runner_seconds_total",
+		Help: "Seconds runners spent booting, idle or busy, by pool and the repository whose job they ran or were made for: each pass credits the time since the last at the state it sees, off by at most an interval per change of state."}, []string{"pool", "repo", "state"})
+	m.served = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_jobs_served_total",
+		Help: "Jobs our runners were seen running, by pool and repository."}, []string{"pool", "repo"})
 	m.created = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_created_total",
 		Help: "Runners created."}, []string{"pool"})
 	m.deleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_deleted_total",
@@ -270,6 +275,12 @@ func (m *Metrics) recordDone(s reconcile.Summary) {
 	}
 	for stage, n := range s.ErrorsByStage {
 		m.errs.WithLabelValues(string(stage)).Add(float64(n))
+	}
+	for k, secs := range s.Usage.Seconds {
+		m.runnerSeconds.WithLabelValues(k.Pool, k.Repo.String(), string(k.State)).Add(secs)
+	}
+	for k, n := range s.Usage.Served {
+		m.served.WithLabelValues(k.Pool, k.Repo.String()).Add(float64(n))
 	}
 	m.deferred.Set(float64(s.Deferred))
 }

@@ -1,0 +1,75 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Runner time. Each pass credits every runner of ours with the time since the last
+// pass saw it (since it was made, the first time), in the state the planner gives it
+// now: booting, idle (warm runners included) or busy, to the repository whose job it
+// runs, or was made for. A pass sees the world at its own moments, so a change of
+// state is placed at the next pass: each figure is off by at most one interval per
+// change of state. What the last pass saw is kept in the notes (MemoUsage), so that
+// --once processes continue the accounts, as the counters they feed do.
+
+// UsageKey is an account: a pool's runners for a repository, in a state (empty for
+// the jobs served).
+type UsageKey struct {
+	Pool  string
+	Repo  Scope
+	State State
+}
+
+// Usage is what a pass credits: runner seconds by account, and the jobs its runners
+// were first seen running (each job once).
+type Usage struct {
+	Seconds map[UsageKey]float64
+	Served  map[UsageKey]int
+}
+
+// usageMark is what the last pass saw of a runner.
+type usageMark struct {
+	At  int64 `json:"at"`            // Unix seconds: when it was last credited
+	Job int64 `json:"job,omitempty"` // the job it was last seen running
+}
+
+// MemoUsage holds, by runner, what the last pass credited (usage.go).
+const MemoUsage MemoKind = "usage"
+
+// account credits the runners observed, and notes what it saw for the next pass.
+func (p *pass) account(obs Observed, plan Plan) Usage {
+	marks := map[string]usageMark{}
+	if v, ok := p.rc.memo.Recall(MemoUsage, ""); ok {
+		_ = json.Unmarshal([]byte(v), &marks) // unreadable: the runners are credited from their creation
+	}
+	u := Usage{Seconds: map[UsageKey]float64{}, Served: map[UsageKey]int{}}
+	next := make(map[string]usageMark, len(obs.Runners))
+	for _, r := range obs.Runners {
+		m := marks[r.Name]
+		repo := r.Repo
+		job, busy := obs.Running[r.Name]
+		if busy && job.Repo != (Scope{}) {
+			repo = job.Repo
+		}
+		since := r.CreatedAt
+		if last := time.Unix(m.At, 0); m.At > 0 && last.After(since) {
+			since = last
+		}
+		switch st := plan.States[r.Name]; st {
+		case StateBooting, StateIdle, StateBusy:
+			if d := p.now.Sub(since); d > 0 {
+				u.Seconds[UsageKey{r.Pool, repo, st}] += d.Seconds()
+			}
+		}
+		mark := usageMark{At: p.now.Unix(), Job: m.Job}
+		if busy && job.ID != 0 && job.ID != m.Job {
+			u.Served[UsageKey{Pool: r.Pool, Repo: repo}]++
+			mark.Job = job.ID
+		}
+		next[r.Name] = mark
+	}
+	data, _ := json.Marshal(next) // plain values: cannot fail
+	p.rc.memo.Remember(MemoUsage, "", string(data))
+	return u
+}

@@ -9,8 +9,8 @@ import (
 // pass saw it (since it was made, the first time), in the state the planner gives it
 // now: booting, idle (warm runners included) or busy, to the repository whose job it
 // runs, or was made for. A pass sees the world at its own moments, so a change of
-// state is placed at the next pass: each figure is off by at most one interval per
-// change of state. What the last pass saw is kept in the notes (MemoUsage), so that
+// state is placed between the two passes that saw either side of it, half to each:
+// each figure is off by at most half an interval per change of state. What the last pass saw is kept in the notes (MemoUsage), so that
 // --once processes continue the accounts, as the counters they feed do.
 
 // UsageKey is an account: a pool's runners for a repository, in a state (empty for
@@ -30,12 +30,30 @@ type Usage struct {
 
 // usageMark is what the last pass saw of a runner.
 type usageMark struct {
-	At  int64 `json:"at"`            // Unix seconds: when it was last credited
-	Job int64 `json:"job,omitempty"` // the job it was last seen running
+	Pool  string `json:"pool"`
+	At    int64  `json:"at"`              // Unix seconds: when it was last credited
+	State State  `json:"state,omitempty"` // and in which account
+	Repo  string `json:"repo,omitempty"`
+	Job   int64  `json:"job,omitempty"` // the job it was last seen running
+}
+
+// repo is the repository the mark credited, or now's.
+func (m usageMark) repo(now Scope) Scope {
+	if r := ParseScope(m.Repo); r != (Scope{}) {
+		return r
+	}
+	return now
 }
 
 // MemoUsage holds, by runner, what the last pass credited (usage.go).
 const MemoUsage MemoKind = "usage"
+
+// creditedAs is the account each lifecycle state's time goes to. A runner that never
+// came online was booting all along; one recycled was idle; a finished one (its
+// machine stopped, or its job done and its registration gone) costs nothing more
+// worth counting, and one whose state is unknown is credited when it is known.
+var creditedAs = map[State]State{StateBooting: StateBooting, StateBootFailed: StateBooting, StateIdle: StateIdle,
+	StateRecycled: StateIdle, StateBusy: StateBusy, StateExpired: StateBusy}
 
 // account credits the runners observed, and notes what it saw for the next pass.
 func (p *pass) account(obs Observed, plan Plan) Usage {
@@ -45,6 +63,11 @@ func (p *pass) account(obs Observed, plan Plan) Usage {
 	}
 	u := Usage{Seconds: map[UsageKey]float64{}, Served: map[UsageKey]int{}}
 	next := make(map[string]usageMark, len(obs.Runners))
+	for name, m := range marks {
+		if obs.Blind.Pools[m.Pool] {
+			next[name] = m // unseen this pass: credited when next seen, from its mark
+		}
+	}
 	for _, r := range obs.Runners {
 		m := marks[r.Name]
 		repo := r.Repo
@@ -56,13 +79,19 @@ func (p *pass) account(obs Observed, plan Plan) Usage {
 		if last := time.Unix(m.At, 0); m.At > 0 && last.After(since) {
 			since = last
 		}
-		switch st := plan.States[r.Name]; st {
-		case StateBooting, StateIdle, StateBusy:
-			if d := p.now.Sub(since); d > 0 {
-				u.Seconds[UsageKey{r.Pool, repo, st}] += d.Seconds()
+		st, ok := creditedAs[plan.States[r.Name]]
+		if d := p.now.Sub(since).Seconds(); d > 0 {
+			if m.State != "" && m.State != st {
+				// It changed state between the passes, when is not known: half each
+				// (a runner that finished spent the first half as it was).
+				u.Seconds[UsageKey{r.Pool, m.repo(repo), m.State}] += d / 2
+				d /= 2
+			}
+			if ok {
+				u.Seconds[UsageKey{r.Pool, repo, st}] += d
 			}
 		}
-		mark := usageMark{At: p.now.Unix(), Job: m.Job}
+		mark := usageMark{Pool: r.Pool, At: p.now.Unix(), Job: m.Job, State: st, Repo: repo.String()}
 		if busy && job.ID != 0 && job.ID != m.Job {
 			u.Served[UsageKey{Pool: r.Pool, Repo: repo}]++
 			mark.Job = job.ID

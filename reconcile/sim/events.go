@@ -59,6 +59,7 @@ func (w *World) Step() {
 		}
 	}
 	w.assign()
+	w.recordSpent()
 	for _, id := range sortedKeys(w.regs) {
 		r := w.regs[id]
 		switch {

@@ -89,5 +89,8 @@ func (w *World) runPass(ctx context.Context, depth int) {
 		rc.Backends[pool.Name] = backendView{p}
 	}
 	sum, err := rc.RunOnce(ctx)
+	for k, secs := range sum.Usage.Seconds {
+		w.account(w.accounted, k.Pool, k.State, time.Duration(secs*float64(time.Second)))
+	}
 	w.log("pass %d done: %d created, %d deleted, %d deregistered, err=%v", p.id, sum.Created, sum.Deleted, sum.Deregistered, err != nil)
 }

@@ -51,3 +51,42 @@ func (w *World) Started(id int64) bool {
 	j, ok := w.jobs[id]
 	return ok && j.status != reconcile.JobWaiting
 }
+
+// Calm stops the trouble (faults, crashes, overlaps, preemption, cancellations,
+// outages) and keeps the random arrivals.
+func (w *World) Calm() { w.trouble = false }
+
+// recordSpent adds a step of each machine's time to the world's own record: booting
+// until it starts (a machine that never boots stays there), then idle or busy as GitHub
+// sees its registration; a started machine whose runner is gone is powering off.
+func (w *World) recordSpent() {
+	for _, name := range sortedKeys(w.mach) {
+		m := w.mach[name]
+		if m.finished {
+			continue
+		}
+		st := reconcile.StateBooting
+		switch r := w.regByName(m.name); {
+		case r != nil && r.Online && r.Busy:
+			st = reconcile.StateBusy
+		case r != nil && r.Online:
+			st = reconcile.StateIdle
+		case m.started:
+			continue // its runner is done or cannot register: the machine powers off
+		}
+		w.account(w.spent, m.pool, st, w.P.Step)
+	}
+}
+
+func (w *World) account(into map[string]map[reconcile.State]time.Duration, pool string, st reconcile.State, d time.Duration) {
+	if into[pool] == nil {
+		into[pool] = map[reconcile.State]time.Duration{}
+	}
+	into[pool][st] += d
+}
+
+// Spent returns the world's own record of a pool's runner time, by state, and what
+// the reconciler's passes credited (reconcile.Usage).
+func (w *World) Spent(pool string) (record, accounted map[reconcile.State]time.Duration) {
+	return w.spent[pool], w.accounted[pool]
+}

@@ -166,6 +166,10 @@ type World struct {
 	skipped map[poolRepo]int
 	// created lists the runners made, in order (scripted scenarios read it).
 	created []Made
+	// spent is the world's own record of runner time, by pool and state (booting,
+	// idle, busy), a step at a time; accounted is what the passes credited
+	// (reconcile.Usage), the same way.
+	spent, accounted map[string]map[reconcile.State]time.Duration
 	// notes are the reconciler's --cache between its processes (reconcile.Memo).
 	notes *reconcile.Notes
 
@@ -179,7 +183,7 @@ func New(seed uint64, p Params) *World {
 	w := &World{P: p, Cfg: Config(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), nextID: 1000,
 		jobs: map[int64]*job{}, regs: map[int64]*registration{}, mach: map[string]*machine{}, arrive: true, trouble: true,
-		killed: map[int64]int{}, served: map[int64]bool{}, outage: map[string]outage{}, backoff: map[string]bool{}, skipped: map[poolRepo]int{}}
+		killed: map[int64]int{}, served: map[int64]bool{}, outage: map[string]outage{}, backoff: map[string]bool{}, skipped: map[poolRepo]int{}, spent: map[string]map[reconcile.State]time.Duration{}, accounted: map[string]map[reconcile.State]time.Duration{}}
 	w.notes, _ = reconcile.OpenNotes(context.Background(), nil) // no store: cannot fail
 	for i := range p.Repos {
 		w.repos = append(w.repos, reconcile.Scope{Owner: "octo-org", Repo: fmt.Sprintf("repo%d", i)})

@@ -451,7 +451,9 @@ func TestMonitoring_DashboardIsImportableAndComplete(t *testing.T) {
 		"histogram_quantile(0.99, sum by (le, pool) (rate(reconcile_job_queue_wait_seconds_bucket", "reconcile_oldest_queued_job_age_seconds",
 		"reconcile_runners_created_total", "sum by (pool, reason) (increase(reconcile_runners_deleted_total", "sum by (stage) (increase(reconcile_errors_total",
 		"reconcile_github_rate_limit_remaining", "reconcile_github_points_total", "reconcile_pass_duration_seconds_bucket",
-		"reconcile_last_success_timestamp_seconds", "reconcile_jobs_not_served", "reconcile_pool_backoff", "reconcile_pool_probes_total"} {
+		"reconcile_last_success_timestamp_seconds", "reconcile_jobs_not_served", "reconcile_pool_backoff", "reconcile_pool_probes_total",
+		"sum by (repo) (increase(reconcile_runner_seconds_total[1h])) / 3600",
+		`sum by (pool) (increase(reconcile_runner_seconds_total{state=~"booting|idle"}[1h])) / sum by (pool) (increase(reconcile_runner_seconds_total[1h]))`} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("no panel shows %s", want)
 		}

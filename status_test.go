@@ -2,10 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reconcile-dev/reconcile/reconcile"
+	"github.com/reconcile-dev/reconcile/reconcile/metrics"
 )
 
 // statusOf runs `reconcile status` as a process and returns its exit code, stdout
@@ -85,5 +90,60 @@ func TestStatus_WhatCouldNotBeSeenComesFirstAndExitsOne(t *testing.T) {
 	code, out, _ := w.statusOf(t)
 	if code != 1 || !strings.HasPrefix(out, "not seen: ") || !strings.Contains(out, "pool arm64: 0 runners of max 10") {
 		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+// reconcile status --usage reads the runner time the passes counted in their cache:
+// a runner that booted, then ran its job, is shown under its pool and repository with
+// its booting and busy time and the job served. It needs no configuration and no
+// credentials, and calls neither GitHub nor the platform.
+func TestStatus_UsageShowsTheRunnerTimeTheCacheCountedAndCallsNothing(t *testing.T) {
+	w := newProcWorld(t)
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	pass := func() {
+		t.Helper()
+		if code, _, stderr := runBinary(t, w.env, "--once", "--config", w.config, "--cache", cache); code != 0 {
+			t.Fatalf("pass exited %d:\n%s", code, stderr)
+		}
+	}
+	job := w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	pass() // creates the runner: booting
+	name := reconcile.RunnerName("gha", "arm64", job, 0)
+	time.Sleep(2 * time.Second)
+	w.gh.SetRunner(name, true, true) // it came up and took its job
+	w.gh.SetJobStatus(job, "in_progress", name)
+	pass() // sees it busy: the interval's time half booting, half busy
+	time.Sleep(2 * time.Second)
+	pass() // busy all along
+
+	gh, compute := len(w.gh.Requests()), len(w.compute.Requests())
+	bare := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()} // no token, no key, no GitHub URL
+	code, out, stderr := runBinary(t, bare, "status", "--usage", "--cache", cache, "-o", "json")
+	if code != 0 {
+		t.Fatalf("status --usage exited %d:\n%s", code, stderr)
+	}
+	var u metrics.Usage
+	if err := json.Unmarshal([]byte(out), &u); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if len(u.Rows) == 0 || u.Rows[0].Pool != "arm64" || u.Rows[0].Repo != "octo-org/app" {
+		t.Fatalf("rows %+v: want arm64's octo-org/app first", u.Rows)
+	}
+	r := u.Rows[0]
+	if r.Booting < 1 || r.Busy < 2 || r.Idle != 0 || r.Jobs != 1 || u.Since.IsZero() || u.Since.After(time.Now()) {
+		t.Errorf("arm64 octo-org/app: %+v since %v: want about 3 s booting, 3 s busy, the one job served", r, u.Since)
+	}
+	if len(w.gh.Requests()) != gh || len(w.compute.Requests()) != compute {
+		t.Errorf("status --usage called GitHub (%d requests) or Compute (%d)", len(w.gh.Requests())-gh, len(w.compute.Requests())-compute)
+	}
+
+	code, out, _ = runBinary(t, bare, "status", "--usage", "--cache", cache)
+	if code != 0 || !strings.Contains(out, "runner time counted in "+cache+" since ") ||
+		!regexp.MustCompile(`(?m)^arm64 +octo-org/app +0\.00 +0\.00 +0\.00 +0\.00 +\d+ % +1$`).MatchString(out) {
+		t.Errorf("table (exit %d):\n%s", code, out)
+	}
+	code, _, stderr = runBinary(t, bare, "status", "--usage")
+	if lines := strings.Split(strings.TrimSpace(stderr), "\n"); code != 2 || len(lines) != 1 || !strings.Contains(stderr, "--usage reads the counters") {
+		t.Errorf("without --cache: exit %d, %q: want 2 and one line", code, stderr)
 	}
 }

@@ -10,8 +10,10 @@ import (
 // now: booting, idle (warm runners included) or busy, to the repository whose job it
 // runs, or was made for. A pass sees the world at its own moments, so a change of
 // state is placed between the two passes that saw either side of it, half to each:
-// each figure is off by at most half an interval per change of state. What the last pass saw is kept in the notes (MemoUsage), so that
-// --once processes continue the accounts, as the counters they feed do.
+// each figure is off by at most half an interval per change of state. A runner made
+// since the last pass looked was booting when it was made. What the last pass saw is
+// kept in the notes (MemoUsage), so that --once processes continue the accounts, as
+// the counters they feed do.
 
 // UsageKey is an account: a pool's runners for a repository, in a state (empty for
 // the jobs served).
@@ -58,8 +60,9 @@ var creditedAs = map[State]State{StateBooting: StateBooting, StateBootFailed: St
 // account credits the runners observed, and notes what it saw for the next pass.
 func (p *pass) account(obs Observed, plan Plan) Usage {
 	marks := map[string]usageMark{}
-	if v, ok := p.rc.memo.Recall(MemoUsage, ""); ok {
-		_ = json.Unmarshal([]byte(v), &marks) // unreadable: the runners are credited from their creation
+	v, seen := p.rc.memo.Recall(MemoUsage, "")
+	if seen && json.Unmarshal([]byte(v), &marks) != nil {
+		seen = false // unreadable: the runners are credited from their creation as they are now
 	}
 	u := Usage{Seconds: map[UsageKey]float64{}, Served: map[UsageKey]int{}}
 	next := make(map[string]usageMark, len(obs.Runners))
@@ -69,7 +72,10 @@ func (p *pass) account(obs Observed, plan Plan) Usage {
 		}
 	}
 	for _, r := range obs.Runners {
-		m := marks[r.Name]
+		m, ok := marks[r.Name]
+		if !ok && seen {
+			m.State = StateBooting // made since the last pass looked: booting from its creation
+		}
 		repo := r.Repo
 		job, busy := obs.Running[r.Name]
 		if busy && job.Repo != (Scope{}) {

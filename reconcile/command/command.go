@@ -142,9 +142,13 @@ func statusCommand(stdout, stderr io.Writer, w Wiring) *cli.Command {
 			"run does: it makes no JIT configuration, creates, deletes and saves nothing. One table per\n" +
 			"pool (name, state, age, the job it was made for, what the next pass does), then the queued\n" +
 			"jobs with the pool that serves each, or why none will. Exit 1 if part of it could not be\n" +
-			"seen; what could be is shown all the same.",
+			"seen; what could be is shown all the same.\n\n" +
+			"With --usage, it shows instead what the runners cost: runner-hours by pool and repository\n" +
+			"(busy, idle, booting), the waste share and the jobs served, as the counters kept in --cache\n" +
+			"hold them. It reads the cache only: no configuration, credentials or calls are needed.",
 		Flags: append(Flags(), &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: reconcile.FormatTable,
-			Usage: "table, wide or json", EnvVars: []string{"RECONCILE_OUTPUT"}}),
+			Usage: "table, wide or json", EnvVars: []string{"RECONCILE_OUTPUT"}},
+			&cli.BoolFlag{Name: "usage", Usage: "show the runner time counted in --cache, by pool and repository, and call nothing"}),
 		Action: noArgs(func(c *cli.Context) error { return status(c, stdout, stderr, w) }),
 	}
 }

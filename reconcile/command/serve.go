@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/reconcile-dev/reconcile/reconcile"
 	"github.com/reconcile-dev/reconcile/reconcile/metrics"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -213,6 +215,9 @@ func status(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 	if format != reconcile.FormatTable && format != reconcile.FormatWide && format != reconcile.FormatJSON {
 		return usagef("--output: %q is not table, wide or json", format)
 	}
+	if c.Bool("usage") {
+		return usage(c, stdout, w, format == reconcile.FormatJSON)
+	}
 	s, err := parseSettings(c, stderr, w)
 	if err != nil {
 		return err
@@ -238,3 +243,40 @@ func status(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 	}
 	return nil
 }
+
+// usage shows the runner time the counters in --cache hold. It reads the cache and
+// nothing else: no configuration, no credentials, no call to GitHub or a platform.
+func usage(c *cli.Context, stdout io.Writer, w Wiring, asJSON bool) error {
+	spec := c.String("cache")
+	if spec == "" {
+		return usagef("--usage reads the counters the passes keep in their cache: give it as --cache (a FILE, or configmap:NAMESPACE/NAME)")
+	}
+	open, err := w.Store(spec)
+	if err != nil {
+		return usagef("--cache: %v", err)
+	}
+	store, err := open(zerolog.Nop())
+	if err != nil {
+		return usagef("--cache: %v", err)
+	}
+	notes, err := reconcile.OpenNotes(c.Context, store)
+	if err != nil {
+		return fmt.Errorf("--cache %s: %w", spec, err)
+	}
+	var counters rawPart
+	if err := notes.Attach(metrics.NotesPart, &counters); err != nil {
+		return err
+	}
+	u, err := metrics.ReadUsage(counters.data)
+	if err != nil {
+		return fmt.Errorf("--cache %s: %w", spec, err)
+	}
+	return metrics.WriteUsage(stdout, u, spec, asJSON, time.Now())
+}
+
+// rawPart receives a share of the notes as it was saved.
+type rawPart struct{ data json.RawMessage }
+
+func (p *rawPart) RestoreNotes(data json.RawMessage) error { p.data = data; return nil }
+func (p *rawPart) NotesData() (json.RawMessage, error)     { return p.data, nil }
+func (p *rawPart) Shrink(float64) int                      { return 0 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -26,6 +27,13 @@ const NotesPart = "counters"
 type carried struct {
 	mu     sync.Mutex
 	series map[string]*dto.MetricFamily // by family name: each holds its carried series
+	since  time.Time                    // when the counting began (zero: not known)
+}
+
+// carriedNotes is the counters' share of the notes.
+type carriedNotes struct {
+	Since  int64           `json:"since,omitempty"` // Unix seconds: when the first process of the series began
+	Series []carriedSeries `json:"series"`
 }
 
 // carriedSeries is one series as kept in the notes.
@@ -121,7 +129,9 @@ func (m *Metrics) NotesData() (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []carriedSeries
+	m.carry.mu.Lock()
+	out := carriedNotes{Since: unixOrZero(m.carry.since)}
+	m.carry.mu.Unlock()
 	for _, mf := range mfs {
 		typ := mf.GetType()
 		if typ != dto.MetricType_COUNTER && typ != dto.MetricType_HISTOGRAM {
@@ -141,21 +151,28 @@ func (m *Metrics) NotesData() (json.RawMessage, error) {
 					cs.Buckets = append(cs.Buckets, [2]float64{b.GetUpperBound(), float64(b.GetCumulativeCount())})
 				}
 			}
-			out = append(out, cs)
+			out.Series = append(out.Series, cs)
 		}
 	}
 	return json.Marshal(out)
 }
 
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
 // RestoreNotes implements reconcile.Part: it takes back what earlier processes
 // counted.
 func (m *Metrics) RestoreNotes(data json.RawMessage) error {
-	var in []carriedSeries
-	if err := json.Unmarshal(data, &in); err != nil {
+	in, err := readCarried(data)
+	if err != nil {
 		return err
 	}
 	series := map[string]*dto.MetricFamily{}
-	for _, cs := range in {
+	for _, cs := range in.Series {
 		mf := series[cs.Family]
 		if mf == nil {
 			mf = &dto.MetricFamily{Name: proto.String(cs.Family), Help: proto.String(cs.Help)}
@@ -183,8 +200,22 @@ func (m *Metrics) RestoreNotes(data json.RawMessage) error {
 	}
 	m.carry.mu.Lock()
 	m.carry.series = series
+	m.carry.since = time.Time{} // counted since the first process; a cache of the first format does not say
+	if in.Since > 0 {
+		m.carry.since = time.Unix(in.Since, 0)
+	}
 	m.carry.mu.Unlock()
 	return nil
+}
+
+// readCarried decodes the counters' share of the notes; the first format was the
+// series alone.
+func readCarried(data json.RawMessage) (carriedNotes, error) {
+	var in carriedNotes
+	if trimmed := strings.TrimSpace(string(data)); strings.HasPrefix(trimmed, "[") {
+		return in, json.Unmarshal(data, &in.Series)
+	}
+	return in, json.Unmarshal(data, &in)
 }
 
 // Shrink implements reconcile.Part: the counters are few and are all kept.

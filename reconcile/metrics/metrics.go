@@ -55,6 +55,7 @@ type Metrics struct {
 // New returns the metrics, registered.
 func New() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.carry.since = time.Now()
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	m.declarePools()
 	m.declarePasses()
@@ -88,7 +89,7 @@ func (m *Metrics) declarePools() {
 	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_pool_probes_total",
 		Help: "Creates that probed a template in backoff, by result (ok: the backoff ended; failed: it goes on)."}, []string{"pool", "result"})
 	m.runnerSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runner_seconds_total",
-		Help: "Seconds runners spent booting, idle or busy, by pool and the repository whose job they ran or were made for: each pass credits the time since the last at the state it sees, off by at most an interval per change of state."}, []string{"pool", "repo", "state"})
+		Help: "Seconds runners spent booting, idle or busy, by pool and the repository whose job they ran or were made for: each pass credits the time since the last at the state it sees, off by at most half an interval per change of state."}, []string{"pool", "repo", "state"})
 	m.served = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_jobs_served_total",
 		Help: "Jobs our runners were seen running, by pool and repository."}, []string{"pool", "repo"})
 	m.created = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reconcile_runners_created_total",

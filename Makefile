@@ -27,10 +27,19 @@ test:
 	if [ $$rc -eq 0 ] && [ -n "$$left" ]; then echo "make test left temporary files behind: $$left"; rc=1; fi; \
 	exit $$rc
 
+# Each stage says what it does as it starts (==>), with its cost where it is more than
+# a few seconds.
 checks: fmt-check vet scripts-check image-check units-check
-	@assets=$$(tools/envtest.sh) && tools/docker.sh && tools/prometheus.sh && \
+	@echo "==> kube-apiserver and etcd for the Kubernetes tests (tools/envtest.sh: built from the Go module proxy the first time, about 4 minutes; kept in ~/.cache/reconcile)"
+	@assets=$$(tools/envtest.sh) && \
+	echo "==> the Docker Engine (tools/docker.sh: Debian's docker.io, installed the first time; the tests start their own dockerd)" && \
+	tools/docker.sh && \
+	echo "==> promtool and prometheus (tools/prometheus.sh: Debian's prometheus, installed the first time)" && \
+	tools/prometheus.sh && \
+	echo "==> go test -race ./... (about 10 minutes on 2 cores; the root package's whole-binary tests end last)" && \
 	KUBEBUILDER_ASSETS="$$assets" RECONCILE_REQUIRE_ENVTEST=1 RECONCILE_REQUIRE_DOCKER=1 RECONCILE_REQUIRE_PROMETHEUS=1 \
 		$(GO) test -race -count=1 ./...
+	@echo "==> fuzz targets, a fixed budget each (about a minute)"
 	@$(MAKE) --no-print-directory fuzz-check
 
 # Each fuzz target for a short, fixed budget (its seeds in testdata/ run with every
@@ -46,15 +55,18 @@ fuzz-check:
 	$(GO) test -run='^$$' -fuzz='^FuzzCache$$' -fuzztime=$$((40000 * $(FUZZSCALE)))x ./ghpoll
 
 vet:
+	@echo "==> go vet ./..."
 	$(GO) vet ./...
 
 fmt-check:
+	@echo "==> gofmt"
 	@out=$$(gofmt -l .); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # Shell scripts: syntax and shellcheck (installed from Debian's packages when missing).
 SCRIPTS := manifests/gce/startup.sh tools/envtest.sh tools/docker.sh tools/prometheus.sh tools/units-check.sh .ci/run
 scripts-check:
+	@echo "==> shell scripts: bash -n and shellcheck (Debian's shellcheck, installed the first time)"
 	@for f in $(SCRIPTS); do bash -n $$f || exit 1; done
 	@command -v shellcheck >/dev/null || { echo "installing shellcheck"; \
 		(apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null; }
@@ -66,6 +78,7 @@ scripts-check:
 # ends; what it prints goes to stdout (not through /dev/stderr, which a redirection to
 # a file would truncate).
 image-check:
+	@echo "==> the image's build command: a static binary that runs"
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
 	cmd=$$(sed -n 's/^RUN \(CGO_ENABLED=0 go build .*\)$$/\1/p' Dockerfile | sed "s#/out/#$$out/#") && \
 	test -n "$$cmd" || { echo "Dockerfile: no 'RUN CGO_ENABLED=0 go build' line"; exit 1; } && \
@@ -79,6 +92,7 @@ image-check:
 # published by the unit's own commands and served by Debian's node_exporter as its user
 # (systemd and prometheus-node-exporter from Debian's packages when missing).
 units-check: build
+	@echo "==> systemd units: systemd-analyze verify, and the timer's metrics served by node_exporter (Debian's systemd and prometheus-node-exporter, installed the first time)"
 	tools/units-check.sh bin/reconcile
 
 clean:

@@ -366,3 +366,64 @@ func TestReadme_FlagsTableHasEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// The command line without traps: a flag's error names it with two dashes and says
+// what it takes; a typo'd flag or configuration key gets the nearest valid one; every
+// unknown key of a file is reported at once, each with the file's name; a flag that
+// does nothing for status is refused by name; help status lists only what applies.
+func TestRun_ACommandLineWithoutTraps(t *testing.T) {
+	gh := ghpolltest.NewServer(t)
+	t.Setenv("GITHUB_TOKEN", "t")
+	config := filepath.Join(t.TempDir(), "reconcile.yaml")
+	conf := "github: {repos: [o/r]}\npools:\n  - name: a\n    labels: [x]\n    max_runner: 1\n    docker: {imgae: x}\n" +
+		"  - name: b\n    labels: [gpu]\n    max_runners: 1\n    dokcer: {}\n"
+	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--once", "--dry-run", "--repo", "o/r", "--interval", "30"}, []string{`--interval: "30" is not a duration such as 30s, 5m or 1h30m`}},
+		{[]string{"status", "--timeout", "5"}, []string{`--timeout: "5" is not a duration such as 30s`}},
+		{[]string{"--once", "--dry-run", "--cnofig", config}, []string{"unknown flag --cnofig: did you mean --config?"}},
+		{[]string{"status", "--reop", "o/r"}, []string{"unknown flag --reop: did you mean --repo?"}},
+		{[]string{"--once", "--config", config}, []string{
+			config + ": pools[0].max_runner: unknown key (did you mean max_runners?)",
+			config + ": pools[0].docker.imgae: unknown key (did you mean image?)",
+			config + ": pools[1].dokcer: unknown key (did you mean docker?)"}},
+		{[]string{"--once", "status", "--repo", "o/r"}, []string{"--once does not apply to status"}},
+		{[]string{"status", "--repo", "o/r", "--interval", "1m"}, []string{"--interval does not apply to status"}},
+		{[]string{"--output", "json"}, []string{"--output is a flag of status"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"reconcile", "--github-url", gh.APIURL}, tt.args...), &stdout, &stderr)
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if code != exitUsage || len(lines) != 1 {
+			t.Errorf("%v: exit %d, stderr %q: want 2 and one line", tt.args, code, stderr.String())
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("%v: stderr %q lacks %q", tt.args, stderr.String(), w)
+			}
+		}
+	}
+	if n := len(gh.Requests()); n != 0 {
+		t.Errorf("%d requests reached GitHub, want none", n)
+	}
+
+	var help bytes.Buffer
+	if code := run(context.Background(), []string{"reconcile", "help", "status"}, &help, io.Discard); code != exitOK {
+		t.Fatalf("help status: exit %d", code)
+	}
+	for _, f := range []string{"--config", "--repo", "--cache", "--output", "--usage"} {
+		if !strings.Contains(help.String(), f+" ") {
+			t.Errorf("help status lacks %s:\n%s", f, help.String())
+		}
+	}
+	for _, f := range []string{"--once", "--dry-run", "--interval", "--metrics-addr", "--metrics-file", "--pushgateway-url", "--writes-per-minute"} {
+		if strings.Contains(help.String(), f+" ") {
+			t.Errorf("help status lists %s, which does nothing for status:\n%s", f, help.String())
+		}
+	}
+}

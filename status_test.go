@@ -147,3 +147,22 @@ func TestStatus_UsageShowsTheRunnerTimeTheCacheCountedAndCallsNothing(t *testing
 		t.Errorf("without --cache: exit %d, %q: want 2 and one line", code, stderr)
 	}
 }
+
+// The flags of a pass work before the subcommand as after it, and status never needs
+// --dry-run: `reconcile --config F status` shows the file's pools, and `reconcile
+// status --repo o/n` with no file shows the default pool.
+func TestStatus_FlagsBeforeTheSubcommandAndNoDryRun(t *testing.T) {
+	w := newProcWorld(t)
+	w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	code, out, stderr := runBinary(t, w.env, "--config", w.config, "--log-level", "error", "status", "--output", "wide")
+	if code != 0 || !strings.Contains(out, "pool arm64: 0 runners of max 10") || stderr != "" {
+		t.Errorf("--config F status: exit %d:\n%s\n%s", code, out, stderr)
+	}
+	code, out, stderr = runBinary(t, w.env, "status", "--repo", "octo-org/app")
+	if code != 0 || !strings.Contains(out, "pool default: 0 runners of max") || !strings.Contains(out, "octo-org/app") {
+		t.Errorf("status --repo without --dry-run: exit %d:\n%s\n%s", code, out, stderr)
+	}
+	if len(w.gh.Mutations()) != 0 || w.inserted() {
+		t.Errorf("status changed something: %v", w.gh.Mutations())
+	}
+}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -45,6 +46,7 @@ type BackendEnv struct {
 // what would be created with no platform at all).
 func ParseSections(cfg *Config, kinds []BackendKind, allowEmpty bool) (map[string][]PoolSection, error) {
 	out := map[string][]PoolSection{}
+	unknown := &UnknownKeysError{}
 	for i, p := range cfg.Pools {
 		path := fmt.Sprintf("pools[%d]", i)
 		key, section := p.Backend()
@@ -55,13 +57,25 @@ func ParseSections(cfg *Config, kinds []BackendKind, allowEmpty bool) (map[strin
 		case key == "":
 			return nil, fmt.Errorf("%s: no backend: add a %s section", path, kindList(kinds))
 		case k < 0:
-			return nil, fmt.Errorf("%s.%s: unknown key", path, key)
+			keys := make([]string, len(kinds))
+			for i, k := range kinds {
+				keys[i] = k.Key
+			}
+			unknown.Keys = append(unknown.Keys, UnknownKey{Path: path + "." + key, Suggest: Nearest(key, keys)})
+			continue
 		}
 		parsed, err := kinds[k].Parse(section, path+"."+key)
-		if err != nil {
+		var uk *UnknownKeysError
+		switch {
+		case errors.As(err, &uk):
+			unknown.Keys = append(unknown.Keys, uk.Keys...) // and look for more in the other pools
+		case err != nil:
 			return nil, err
 		}
 		out[key] = append(out[key], PoolSection{Pool: p.Name, Path: path + "." + key, Config: parsed})
+	}
+	if len(unknown.Keys) > 0 {
+		return nil, unknown
 	}
 	return out, nil
 }

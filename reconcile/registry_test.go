@@ -80,7 +80,7 @@ func TestRegistry_RefusesWhatNoPlatformTakes(t *testing.T) {
 	for _, tt := range []struct{ pools, want string }{
 		{"  - {name: a, labels: [lx], max_runners: 1}\n", "pools[0]: no backend: add a memory or other section"},
 		{"  - {name: a, labels: [lx], max_runners: 1, gcee: {}}\n", "pools[0].gcee: unknown key"},
-		{"  - {name: a, labels: [lx], max_runners: 1, other: {zome: z}}\n", "pools[0].other.zome: unknown key"},
+		{"  - {name: a, labels: [lx], max_runners: 1, other: {zome: z}}\n", "pools[0].other.zome: unknown key (did you mean zone?)"},
 	} {
 		_, err := reconcile.ParseSections(load(t, tt.pools), ks, false)
 		if err == nil || err.Error() != tt.want {

@@ -125,16 +125,26 @@ type Action struct {
 	Reason Reason
 }
 
-// WriteTable writes the pass's per-pool table for a person at a terminal.
+// WriteTable writes the pass's per-pool table for a person at a terminal: what it
+// saw, and what it did (a dry run: what it would do). An action planned but not done
+// (failed, or deferred to the next pass) shows as "done of planned".
 func WriteTable(w io.Writer, s Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POOL\tQUEUED\tUNSERVABLE\tBOOTING\tIDLE\tWARM\tBUSY\tTO CREATE\tTO DELETE")
+	acts := "\tCREATED\tDELETED"
+	if s.DryRun {
+		acts = "\tTO CREATE\tTO DELETE"
+	}
+	fmt.Fprintln(tw, "POOL\tQUEUED\tUNSERVABLE\tBOOTING\tIDLE\tWARM\tBUSY"+acts)
 	for _, p := range s.Plan.Pools {
 		warm := strconv.Itoa(p.Warm) // warm runners booting or idle, of the min_idle now
 		if p.WarmTarget > 0 {
 			warm += "/" + strconv.Itoa(p.WarmTarget)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", p.Pool, p.Queued, p.Unservable, p.Booting, p.Idle, warm, p.Busy, p.Create, p.Delete)
+		create, del := strconv.Itoa(p.Create), strconv.Itoa(p.Delete)
+		if !s.DryRun {
+			create, del = doneOf(s, ActionCreate, p.Pool, p.Create), doneOf(s, ActionDelete, p.Pool, p.Delete)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\n", p.Pool, p.Queued, p.Unservable, p.Booting, p.Idle, warm, p.Busy, create, del)
 	}
 	tw.Flush()
 	if n, pools := len(s.Observed.Blind.Jobs), len(s.Observed.Blind.Pools); n+pools > 0 {
@@ -157,6 +167,20 @@ func WriteTable(w io.Writer, s Summary) {
 	if s.DryRun {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	}
+}
+
+// doneOf says how many actions of a kind the pass did for a pool, of those planned.
+func doneOf(s Summary, kind ActionKind, pool string, planned int) string {
+	done := 0
+	for a, n := range s.Done {
+		if a.Kind == kind && a.Pool == pool {
+			done += n
+		}
+	}
+	if done == planned {
+		return strconv.Itoa(done)
+	}
+	return fmt.Sprintf("%d of %d", done, planned)
 }
 
 func plural(n int, one, many string) string {

@@ -36,4 +36,18 @@ func TestSummary_TableForAPerson(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+
+	// After a real pass, what it did: the two creates made, one of two deletes (the
+	// other failed).
+	sum.DryRun = false
+	sum.Plan.Pools[0].Delete = 2
+	sum.Done = map[reconcile.Action]int{{Kind: reconcile.ActionCreate, Pool: "arm64", Reason: reconcile.ReasonDemand}: 2,
+		{Kind: reconcile.ActionDelete, Pool: "arm64", Reason: reconcile.ReasonFinished}: 1}
+	buf.Reset()
+	reconcile.WriteTable(&buf, sum)
+	for _, want := range []string{"POOL   QUEUED  UNSERVABLE  BOOTING  IDLE  WARM  BUSY  CREATED  DELETED", "arm64  3       0           1        2     1/2   4     2        1 of 2"} {
+		if !strings.Contains(buf.String(), want) || strings.Contains(buf.String(), "dry run") {
+			t.Errorf("after a real pass, the table lacks %q:\n%s", want, buf.String())
+		}
+	}
 }

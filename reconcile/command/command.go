@@ -114,8 +114,8 @@ func newApp(stdout, stderr io.Writer, w Wiring) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: false, // `reconcile help` and `reconcile help status` work
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return flagError(c.App, nil, err)
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Run maps errors to exit codes
 		Flags:          Flags(),
@@ -135,7 +135,7 @@ func noArgs(action cli.ActionFunc) cli.ActionFunc {
 }
 
 func statusCommand(stdout, stderr io.Writer, w Wiring) *cli.Command {
-	return &cli.Command{
+	cmd := &cli.Command{
 		Name:  "status",
 		Usage: "show the runners this installation owns and the queued jobs, changing nothing",
 		Description: "Observes as a pass does (same configuration, flags and credentials) and plans as a dry\n" +
@@ -146,17 +146,27 @@ func statusCommand(stdout, stderr io.Writer, w Wiring) *cli.Command {
 			"With --usage, it shows instead what the runners cost: runner-hours by pool and repository\n" +
 			"(busy, idle, booting), the waste share and the jobs served, as the counters kept in --cache\n" +
 			"hold them. It reads the cache only: no configuration, credentials or calls are needed.",
-		Flags: append(Flags(), &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: reconcile.FormatTable,
+		Flags: append(flagsWithout(statusSkips), &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: reconcile.FormatTable,
 			Usage: "table, wide or json", EnvVars: []string{"RECONCILE_OUTPUT"}},
 			&cli.BoolFlag{Name: "usage", Usage: "show the runner time counted in --cache, by pool and repository, and call nothing"}),
-		Action: noArgs(func(c *cli.Context) error { return status(c, stdout, stderr, w) }),
+		Action: noArgs(func(c *cli.Context) error {
+			if err := inherit(c, statusSkips); err != nil {
+				return err
+			}
+			return status(c, stdout, stderr, w)
+		}),
 	}
+	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error { return flagError(c.App, cmd, err) }
+	return cmd
 }
 
 func versionCommand(stdout io.Writer, w Wiring) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print the version, the commit and the Go version",
+		OnUsageError: func(*cli.Context, error, bool) error {
+			return usagef("version takes no flags")
+		},
 		Action: func(*cli.Context) error {
 			fmt.Fprintf(stdout, "reconcile %s (commit %s, %s)\n", w.Version, w.Commit, runtime.Version())
 			return nil

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -50,13 +51,9 @@ func parseSettings(c *cli.Context, stderr io.Writer, w Wiring) (settings, error)
 	if s.log, s.console, err = newLogger(c.String("log-format"), level, stderr); err != nil {
 		return s, err
 	}
-	if s.cfg, err = loadConfig(c); err != nil {
-		return s, err
-	}
-	s.log.Debug().Str("config", s.cfg.String()).Msg("configuration")
 	s.kinds = w.Platforms(s.log)
-	if s.sections, err = reconcile.ParseSections(s.cfg, s.kinds, s.dryRun); err != nil {
-		return s, usageError{err}
+	if err := s.configuration(c); err != nil {
+		return s, err
 	}
 	if s.auth, err = githubAuth(s.cfg.GitHub.APIURL); err != nil {
 		return s, err
@@ -181,8 +178,45 @@ func newLogger(format, level string, stderr io.Writer) (zerolog.Logger, bool, er
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), console, nil
 }
 
-// loadConfig reads the file, merges the command line into it and validates the result.
-func loadConfig(c *cli.Context) (*reconcile.Config, error) {
+// configuration loads the configuration and parses the pools' backend sections.
+// Every unknown key, of the file and of its sections, is reported at once, each with
+// the file's name.
+func (s *settings) configuration(c *cli.Context) error {
+	path := c.String("config")
+	inFile := func(err error) error {
+		if path == "" {
+			return usageError{err}
+		}
+		return usagef("%s: %v", path, err)
+	}
+	cfg, err := loadConfig(c, s.dryRun)
+	unknown := &reconcile.UnknownKeysError{}
+	switch {
+	case errors.As(err, &unknown) && cfg != nil:
+	case err != nil:
+		return err
+	}
+	s.cfg = cfg
+	s.log.Debug().Str("config", s.cfg.String()).Msg("configuration")
+	s.sections, err = reconcile.ParseSections(s.cfg, s.kinds, s.dryRun || len(unknown.Keys) > 0)
+	more := &reconcile.UnknownKeysError{}
+	switch {
+	case errors.As(err, &more):
+		unknown.Keys = append(unknown.Keys, more.Keys...)
+	case err != nil && len(unknown.Keys) == 0:
+		return inFile(err)
+	}
+	if len(unknown.Keys) > 0 {
+		unknown.File = path
+		return usageError{unknown}
+	}
+	return nil
+}
+
+// loadConfig reads the file, merges the command line into it and validates the result;
+// with unknown keys, it returns what it read and them (*reconcile.UnknownKeysError).
+// Without a file, a dry run (and status) looks at a default pool.
+func loadConfig(c *cli.Context, dryRun bool) (*reconcile.Config, error) {
 	var data []byte
 	path := c.String("config")
 	if path != "" {
@@ -192,10 +226,14 @@ func loadConfig(c *cli.Context) (*reconcile.Config, error) {
 		}
 	}
 	cfg, err := reconcile.Load(data)
-	if err != nil {
-		if path != "" {
-			return nil, usagef("%s: %v", path, err)
-		}
+	unknown := &reconcile.UnknownKeysError{}
+	switch {
+	case errors.As(err, &unknown):
+		// Looked for in the sections too, then reported; what depends on the keys
+		// meant (Validate) is not judged without them.
+	case err != nil && path != "":
+		return nil, usagef("%s: %v", path, err)
+	case err != nil:
 		return nil, usageError{err}
 	}
 	// The flags' values are checked here, under the flags' own names; the file's
@@ -219,10 +257,13 @@ func loadConfig(c *cli.Context) (*reconcile.Config, error) {
 		cfg.GitHub.APIURL = u
 	}
 	if path == "" && len(cfg.Pools) == 0 {
-		if !c.Bool("dry-run") {
+		if !dryRun {
 			return nil, usagef("--config: no pools: a real run needs a configuration file; try --dry-run to see what would happen")
 		}
 		cfg.Pools = []reconcile.Pool{reconcile.DefaultPool()}
+	}
+	if len(unknown.Keys) > 0 {
+		return cfg, unknown
 	}
 	if err := cfg.Validate(); err != nil {
 		if path != "" {

@@ -166,7 +166,9 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Load parses a YAML configuration, fills in defaults and validates the parts that do
-// not depend on how the tool runs. Every error names the key at fault.
+// not depend on how the tool runs. Every error names the key at fault. Unknown keys
+// are reported together (*UnknownKeysError) with the configuration decoded without
+// them, so that the caller can look for more in the backends' sections.
 func Load(data []byte) (*Config, error) {
 	if len(data) > MaxConfigSize {
 		return nil, fmt.Errorf("config is %d bytes, more than the %d a configuration may have", len(data), MaxConfigSize)
@@ -185,7 +187,8 @@ func Load(data []byte) (*Config, error) {
 		return nil, err
 	}
 	cfg := &Config{}
-	if err := DecodeStrict(j, cfg, ""); err != nil {
+	err = DecodeStrict(j, cfg, "")
+	if unknown := (*UnknownKeysError)(nil); err != nil && !errors.As(err, &unknown) {
 		return nil, err
 	}
 	for i, ss := range sections {
@@ -194,7 +197,7 @@ func Load(data []byte) (*Config, error) {
 		}
 	}
 	cfg.applyDefaults()
-	return cfg, nil
+	return cfg, err // with unknown keys, the configuration without them, for more checks
 }
 
 // splitSections takes each pool's backend sections out of the document (JSON), for

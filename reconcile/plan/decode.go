@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,12 +25,16 @@ var (
 // DecodeStrict decodes a JSON document (YAML already converted) into v, refusing
 // unknown keys and wrongly typed values with an error that names them by their path
 // below path ("pools[1].labelz: unknown key"). Backends use it for their sections.
+// Unknown keys are reported all at once, with the nearest known key of each
+// (*UnknownKeysError), and v is decoded all the same; a wrongly typed value is
+// reported alone.
 func DecodeStrict(data []byte, v any, path string) error {
 	var generic any
 	if err := json.Unmarshal(data, &generic); err != nil {
 		return fmt.Errorf("%s: %v", orTop(path), err)
 	}
-	if err := checkShape(reflect.TypeOf(v).Elem(), generic, path); err != nil {
+	var unknown UnknownKeysError
+	if err := checkShape(reflect.TypeOf(v).Elem(), generic, path, &unknown); err != nil {
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
@@ -38,6 +45,9 @@ func DecodeStrict(data []byte, v any, path string) error {
 			return fmt.Errorf("%s: %v", joinPath(path, ute.Field), err)
 		}
 		return fmt.Errorf("%s: %v", orTop(path), err)
+	}
+	if len(unknown.Keys) > 0 {
+		return &unknown // v holds the rest: the caller may look for more
 	}
 	return nil
 }
@@ -50,9 +60,9 @@ func joinPath(path, key string) string {
 }
 
 // checkShape walks a decoded JSON document against the Go type it will be decoded
-// into and reports the first unknown key or wrongly typed value, by its path
-// ("pools[1].labelz"). encoding/json alone names neither.
-func checkShape(t reflect.Type, v any, path string) error {
+// into: it notes every unknown key in u and reports the first wrongly typed value, by
+// its path ("pools[1].labelz"). encoding/json alone names neither.
+func checkShape(t reflect.Type, v any, path string, u *UnknownKeysError) error {
 	if v == nil {
 		return nil
 	}
@@ -74,21 +84,21 @@ func checkShape(t reflect.Type, v any, path string) error {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return checkShape(t.Elem(), v, path)
+		return checkShape(t.Elem(), v, path, u)
 	case reflect.Struct:
-		return checkStruct(t, v, path)
+		return checkStruct(t, v, path, u)
 	case reflect.Map:
 		m, ok := v.(map[string]any)
 		if !ok {
 			return fmt.Errorf("%s: want a mapping", orTop(path))
 		}
 		for k, e := range m {
-			if err := checkShape(t.Elem(), e, joinPath(path, k)); err != nil {
+			if err := checkShape(t.Elem(), e, joinPath(path, k), u); err != nil {
 				return err
 			}
 		}
 	case reflect.Slice:
-		return checkList(t, v, path)
+		return checkList(t, v, path, u)
 	default:
 		return checkScalar(t, v, path)
 	}
@@ -96,7 +106,7 @@ func checkShape(t reflect.Type, v any, path string) error {
 }
 
 // checkList checks a list, or a base64 string for bytes.
-func checkList(t reflect.Type, v any, path string) error {
+func checkList(t reflect.Type, v any, path string, u *UnknownKeysError) error {
 	if t.Elem().Kind() == reflect.Uint8 {
 		if _, ok := v.(string); !ok {
 			return fmt.Errorf("%s: want a base64 string", path)
@@ -108,7 +118,7 @@ func checkList(t reflect.Type, v any, path string) error {
 		return fmt.Errorf("%s: want a list", path)
 	}
 	for i, e := range a {
-		if err := checkShape(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+		if err := checkShape(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i), u); err != nil {
 			return err
 		}
 	}
@@ -140,8 +150,9 @@ func checkScalar(t reflect.Type, v any, path string) error {
 	return nil
 }
 
-// checkStruct checks a mapping against a struct's fields: every key known, in order.
-func checkStruct(t reflect.Type, v any, path string) error {
+// checkStruct checks a mapping against a struct's fields, in order: an unknown key
+// is noted, with the nearest known one.
+func checkStruct(t reflect.Type, v any, path string, u *UnknownKeysError) error {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return fmt.Errorf("%s: want a mapping", orTop(path))
@@ -156,9 +167,10 @@ func checkStruct(t reflect.Type, v any, path string) error {
 	for _, k := range keys {
 		ft, ok := fields[k]
 		if !ok {
-			return fmt.Errorf("%s: unknown key", joinPath(path, k))
+			u.Keys = append(u.Keys, UnknownKey{Path: joinPath(path, k), Suggest: Nearest(k, slices.Collect(maps.Keys(fields)))})
+			continue
 		}
-		if err := checkShape(ft, m[k], joinPath(path, k)); err != nil {
+		if err := checkShape(ft, m[k], joinPath(path, k), u); err != nil {
 			return err
 		}
 	}
@@ -196,4 +208,69 @@ func orTop(path string) string {
 		return "config"
 	}
 	return path
+}
+
+// UnknownKey is a key the configuration does not have, with the nearest one it has
+// ("" when none is near).
+type UnknownKey struct{ Path, Suggest string }
+
+// UnknownKeysError is every unknown key of a configuration, in File when set.
+type UnknownKeysError struct {
+	File string
+	Keys []UnknownKey
+}
+
+func (e *UnknownKeysError) Error() string {
+	parts := make([]string, len(e.Keys))
+	for i, k := range e.Keys {
+		parts[i] = k.Path + ": unknown key"
+		if strings.ContainsAny(k.Path, "\n\r\t\v\f") {
+			parts[i] = strconv.Quote(k.Path) + ": unknown key"
+		}
+		if k.Suggest != "" {
+			parts[i] += fmt.Sprintf(" (did you mean %s?)", k.Suggest)
+		}
+		if e.File != "" {
+			parts[i] = e.File + ": " + parts[i]
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Nearest returns the candidate nearest to word, or "" when none is near enough to
+// be what was meant: within an edit distance of 2, or of a third of the word.
+func Nearest(word string, candidates []string) string {
+	best, bestD := "", max(2, len(word)/3)+1
+	slices.Sort(candidates)
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, a swap of two neighbours
+// counting one (Damerau's restricted form: "imgae" is one from "image").
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev2, prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1), make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
 }

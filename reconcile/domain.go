@@ -90,6 +90,7 @@ const (
 	ReasonPreempted         = plan.ReasonPreempted
 	ReasonPublicRepo        = plan.ReasonPublicRepo
 	ReasonRecycled          = plan.ReasonRecycled
+	ReasonDown              = plan.ReasonDown
 	ReasonSurplus           = plan.ReasonSurplus
 	ReasonUnservable        = plan.ReasonUnservable
 	ReasonWarm              = plan.ReasonWarm
@@ -117,6 +118,7 @@ var (
 	States          = plan.States
 	ChooseRepos     = plan.ChooseRepos
 	Compute         = plan.Compute
+	Teardown        = plan.Teardown
 	DecodeStrict    = plan.DecodeStrict
 	DefaultBudget   = plan.DefaultBudget
 	DefaultPool     = plan.DefaultPool

@@ -119,7 +119,7 @@ func newApp(stdout, stderr io.Writer, w Wiring) *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Run maps errors to exit codes
 		Flags:          Flags(),
-		Commands:       []*cli.Command{statusCommand(stdout, stderr, w), versionCommand(stdout, w)},
+		Commands:       []*cli.Command{statusCommand(stdout, stderr, w), downCommand(stdout, stderr, w), versionCommand(stdout, w)},
 		Action:         noArgs(func(c *cli.Context) error { return serve(c, stdout, stderr, w) }),
 	}
 }
@@ -149,15 +149,8 @@ func statusCommand(stdout, stderr io.Writer, w Wiring) *cli.Command {
 		Flags: append(flagsWithout(statusSkips), &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: reconcile.FormatTable,
 			Usage: "table, wide or json", EnvVars: []string{"RECONCILE_OUTPUT"}},
 			&cli.BoolFlag{Name: "usage", Usage: "show the runner time counted in --cache, by pool and repository, and call nothing"}),
-		Action: noArgs(func(c *cli.Context) error {
-			if err := inherit(c, statusSkips); err != nil {
-				return err
-			}
-			return status(c, stdout, stderr, w)
-		}),
 	}
-	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error { return flagError(c.App, cmd, err) }
-	return cmd
+	return subcommand(cmd, statusSkips, func(c *cli.Context) error { return status(c, stdout, stderr, w) })
 }
 
 func versionCommand(stdout io.Writer, w Wiring) *cli.Command {

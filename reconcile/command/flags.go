@@ -47,6 +47,19 @@ func hide(f cli.Flag) {
 	}
 }
 
+// subcommand completes cmd: its action takes no arguments and inherits the flags
+// given before it (skips refused), and its parser's errors say what was meant.
+func subcommand(cmd *cli.Command, skips []string, action cli.ActionFunc) *cli.Command {
+	cmd.Action = noArgs(func(c *cli.Context) error {
+		if err := inherit(c, skips); err != nil {
+			return err
+		}
+		return action(c)
+	})
+	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error { return flagError(c.App, cmd, err) }
+	return cmd
+}
+
 // inherit gives the subcommand the flags given before it on the command line; one
 // given after it wins. A flag in skips, given before or after, is refused: it would
 // do nothing. Flags set by the environment apply to every command as they are.

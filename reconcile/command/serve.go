@@ -90,21 +90,11 @@ func serve(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 			return usagef("--metrics-addr: %v", err)
 		}
 	}
-	st, err := build(c.Context, s, w)
+	st, m, ctx, stop, err := start(c, s, w)
 	if err != nil {
 		return err
 	}
-	m := metrics.New()
-	// Counters continue from what earlier processes counted (kept with --cache), so
-	// that a textfile or Pushgateway series of --once passes is a true counter.
-	if err := st.notes.Attach(metrics.NotesPart, m); err != nil {
-		s.log.Warn().Err(err).Msg("counters start again from zero: the cache's could not be read")
-	}
-	// SIGTERM or SIGINT: no new action starts; the one under way finishes or undoes
-	// itself (within 90 s), and the pass ends saying what was left.
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	ctx = s.log.WithContext(ctx)
 	if ln != nil {
 		s.log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
 		go func() {
@@ -129,6 +119,24 @@ func serve(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 		return errPassFailed // a pass cut short by the signal exits 1
 	}
 	return nil
+}
+
+// start builds the clients and the metrics for passes that write, and their context.
+// Counters continue from what earlier processes counted (kept with --cache), so that
+// a textfile or Pushgateway series of --once passes is a true counter. SIGTERM or
+// SIGINT ends the context: no new action starts; the one under way finishes or undoes
+// itself (within 90 s), and the pass ends saying what was left.
+func start(c *cli.Context, s settings, w Wiring) (*setup, *metrics.Metrics, context.Context, context.CancelFunc, error) {
+	st, err := build(c.Context, s, w)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	m := metrics.New()
+	if err := st.notes.Attach(metrics.NotesPart, m); err != nil {
+		s.log.Warn().Err(err).Msg("counters start again from zero: the cache's could not be read")
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	return st, m, s.log.WithContext(ctx), stop, nil
 }
 
 // reporter says what a pass did, after it: metrics (recorded, written, pushed), the

@@ -160,7 +160,7 @@ func b2f(b bool) float64 {
 
 // deleteReasons are the reasons a runner is deleted for.
 var deleteReasons = []reconcile.Reason{reconcile.ReasonFinished, reconcile.ReasonSurplus, reconcile.ReasonBootTimeout,
-	reconcile.ReasonGone, reconcile.ReasonExpired, reconcile.ReasonRecycled}
+	reconcile.ReasonGone, reconcile.ReasonExpired, reconcile.ReasonRecycled, reconcile.ReasonDown}
 
 // Record takes in a pass's summary; failed says whether it ended with errors.
 func (m *Metrics) Record(s reconcile.Summary, failed bool) {

@@ -19,6 +19,7 @@ const (
 	ReasonPreempted   Reason = "preempted"    // the platform took the runner's machine away mid-job
 	ReasonWarm        Reason = "warm"         // min_idle: a runner kept idle, ready for the next job
 	ReasonRecycled    Reason = "recycled"     // idle past max_idle_age: replaced by a fresh one
+	ReasonDown        Reason = "down"         // reconcile down: the installation is taken down
 	// Why a job a pool matches gets no runner.
 	ReasonPublicRepo      Reason = "public_repo"       // its repository is public: anyone can propose the code it runs
 	ReasonForkPullRequest Reason = "fork_pull_request" // a pull request from another repository

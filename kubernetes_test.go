@@ -225,9 +225,15 @@ func TestKubernetes_PassCreatesRunnersAndRemovesFinishedOnes(t *testing.T) {
 // manifests renders manifests/kubernetes as `kubectl apply -k` would.
 func manifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "manifests/kubernetes")
+	return kustomized(t, "manifests/kubernetes")
+}
+
+// kustomized renders a kustomization directory as `kubectl apply -k` would.
+func kustomized(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatalf("kustomize build manifests/kubernetes: %v", err)
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	var out []*unstructured.Unstructured
 	for _, r := range rm.Resources() {

@@ -208,10 +208,12 @@ func TestDocker_AnEngineThatIsDownFailsThePassAndNothingIsDeleted(t *testing.T) 
 	}
 }
 
-// The systemd quick start's configuration is a real one: it loads and its docker
-// section is accepted as written.
-func TestDocker_QuickStartConfigurationLoads(t *testing.T) {
-	data, err := os.ReadFile("manifests/systemd/config.docker.yaml")
+// The systemd quick start's configuration works as shipped: with its image on the
+// engine (the fake runner, tagged as the image it names), a pass creates a runner for
+// a job of its repository, and down removes it.
+func TestDocker_QuickStartConfigurationCreatesARunnerAsShipped(t *testing.T) {
+	const config = "manifests/systemd/config.docker.yaml"
+	data, err := os.ReadFile(config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,14 +221,36 @@ func TestDocker_QuickStartConfigurationLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conf.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	sections, err := reconcile.ParseSections(conf, platforms(zerolog.Nop()), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ps := sections["docker"]; len(ps) != 1 || ps[0].Config.(docker.Config).DockerInDocker != docker.DindSidecar {
-		t.Fatalf("parsed %+v, want one pool with a docker section and a sidecar", sections)
+	dc := sections["docker"][0].Config.(docker.Config)
+	cli := dockertest.Client(t)
+	dockertest.Images(t)
+	ctx := context.Background()
+	if _, err := cli.ImageTag(ctx, dockerclient.ImageTagOptions{Source: dockertest.RunnerImage, Target: dc.Image}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.ImageRemove(ctx, dc.Image, dockerclient.ImageRemoveOptions{}) })
+
+	gh := ghpolltest.NewServer(t)
+	job := gh.QueueJob(conf.GitHub.Repos[0], conf.Pools[0].Labels...)
+	env := append(os.Environ(), "GITHUB_TOKEN=ghp_docker", "GITHUB_API_URL="+gh.APIURL, "DOCKER_HOST="+dockertest.Host(t))
+	code, stdout, stderr := runBinary(t, env, "--once", "--config", config, "--log-format", "json")
+	if code != 0 {
+		t.Fatalf("a pass with %s as shipped: exit %d\n%s%s", config, code, stdout, stderr)
+	}
+	name := reconcile.RunnerName(conf.NamePrefix, conf.Pools[0].Name, job, 0)
+	res, err := cli.ContainerInspect(ctx, name, dockerclient.ContainerInspectOptions{})
+	if err != nil || !res.Container.State.Running || len(gh.Runners()) != 1 {
+		t.Fatalf("runner %s: %v (%+v); registrations %v", name, err, res.Container.State, gh.Runners())
+	}
+	gh.SetJobStatus(job, "cancelled", "")
+	if code, stdout, stderr := runBinary(t, env, "down", "--config", config, "--interval", "1s", "--log-format", "json"); code != 0 {
+		t.Errorf("down: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, err := cli.ContainerInspect(ctx, name, dockerclient.ContainerInspectOptions{}); err == nil || len(gh.Runners()) != 0 {
+		t.Errorf("after down: container %s (%v), registrations %v", name, err, gh.Runners())
 	}
 }

@@ -280,15 +280,15 @@ func TestRun_HelpAndVersion(t *testing.T) {
 
 // readmeBlock returns the first fenced block of the README after the line that
 // starts with after.
-func readmeBlock(t *testing.T, after string) string {
+func readmeBlock(t *testing.T, file, after string) string {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(b), "\n"+after)
 	if !ok {
-		t.Fatalf("README has no line starting %q", after)
+		t.Fatalf("%s has no line starting %q", file, after)
 	}
 	_, rest, _ = strings.Cut(rest, "```")
 	_, rest, _ = strings.Cut(rest, "\n") // the fence's language
@@ -299,10 +299,10 @@ func readmeBlock(t *testing.T, after string) string {
 	return block
 }
 
-// The README's configuration example is a real one: it loads, and each backend
+// The configuration reference's example is a real one: it loads, and each backend
 // section in it is accepted, as it is.
 func TestReadme_ConfigurationExampleLoads(t *testing.T) {
-	cfg, err := reconcile.Load([]byte(readmeBlock(t, "The file (YAML;")))
+	cfg, err := reconcile.Load([]byte(readmeBlock(t, "docs/configuration.md", "The file (YAML;")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,20 +331,18 @@ func TestReadme_GoVersionIsGoMods(t *testing.T) {
 		}
 	}
 	readme, _ := os.ReadFile("README.md")
-	if !strings.Contains(string(readme), "On a fresh machine with Go "+want+" ") {
+	if !strings.Contains(string(readme), "with Go "+want+" or later") || !strings.Contains(string(readme), "| Go ("+want+" or later) |") {
 		t.Errorf("README does not ask for Go %s, as go.mod does", want)
 	}
 }
 
-// Every flag a pass takes is in the README's flags table, with its variable.
+// Every flag a pass takes is in the configuration reference's flags table, with its
+// variable.
 func TestReadme_FlagsTableHasEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile("docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, table, _ := strings.Cut(string(readme), "\n## Configuration\n")
-	table, _, _ = strings.Cut(table, "\n## ")
-	readme = []byte(table)
 	for _, f := range command.Flags() {
 		name := f.Names()[0]
 		var env []string
@@ -355,13 +353,13 @@ func TestReadme_FlagsTableHasEveryFlag(t *testing.T) {
 		row := "| `--" + name
 		i := strings.Index(string(readme), row)
 		if i < 0 {
-			t.Errorf("the README's flags table has no row for --%s", name)
+			t.Errorf("the flags table has no row for --%s", name)
 			continue
 		}
 		line, _, _ := strings.Cut(string(readme)[i:], "\n")
 		for _, e := range env {
 			if !strings.Contains(line, "`"+e+"`") {
-				t.Errorf("the README's row for --%s does not name %s: %s", name, e, line)
+				t.Errorf("the flags table's row for --%s does not name %s: %s", name, e, line)
 			}
 		}
 	}

@@ -82,7 +82,7 @@ type Config struct {
 	DockerInDocker Dind   `json:"docker_in_docker,omitempty"`
 	DindImage      string `json:"dind_image,omitempty"`
 	// HostDockerSocket mounts the engine's own socket into the runner: every job can
-	// then do anything root can on the host. See the README.
+	// then do anything root can on the host. See docs/docker.md.
 	HostDockerSocket bool `json:"host_docker_socket,omitempty"`
 
 	// LogDriver and LogOptions are the containers' log configuration (docker run

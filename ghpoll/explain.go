@@ -78,7 +78,7 @@ func statusHint(code int, apiURL string) string {
 	case code == http.StatusUnauthorized:
 		return "the credentials are wrong, expired or revoked: check GITHUB_TOKEN, or GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and the App's key"
 	case code == http.StatusForbidden:
-		return "the token may lack a permission: README, Configuration, lists what it needs"
+		return "the token may lack a permission: docs/configuration.md lists what it needs"
 	case code == http.StatusNotFound:
 		return "check the repository or organisation name, and that the token can see it"
 	case code >= 500:

@@ -49,7 +49,7 @@ type Config struct {
 	TTLAfterFinished reconcile.Duration `json:"ttl_after_finished,omitempty"`
 	// DindImage is the sidecar's image in the dind modes.
 	DindImage string `json:"dind_image,omitempty"`
-	// PodTemplate is merged under what the tool controls; see the README.
+	// PodTemplate is merged under what the tool controls; see docs/kubernetes.md.
 	PodTemplate *corev1.PodTemplateSpec `json:"pod_template,omitempty"`
 }
 

@@ -79,7 +79,7 @@ func (e *BackendError) Unwrap() error { return e.Err }
 // platform named one.
 func (e *BackendError) Hint() string {
 	if p := PermissionOf(e.Err); p != "" {
-		return "grant " + p + " to the credentials the backend uses (README, IAM); " + e.Check
+		return "grant " + p + " to the credentials the backend uses; " + e.Check
 	}
 	return e.Check
 }

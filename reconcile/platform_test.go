@@ -63,7 +63,7 @@ func TestPlatform_ABackendsErrorSaysWhereAndWhatToCheck(t *testing.T) {
 		t.Fatalf("pass = %v, want a BackendError", err)
 	}
 	if !strings.Contains(be.Error(), "engine at unix:///run/engine.sock") ||
-		be.Hint() != "grant engine.containers.create to the credentials the backend uses (README, IAM); check the daemon and the socket's permissions" {
+		be.Hint() != "grant engine.containers.create to the credentials the backend uses; check the daemon and the socket's permissions" {
 		t.Errorf("error %q, hint %q; want where it runs, and the permission before what to check", be.Error(), be.Hint())
 	}
 	if errors.Unwrap(be) == nil || reconcile.ClassOf(err) != reconcile.FailPermission {

@@ -36,7 +36,7 @@ checks: fmt-check vet scripts-check image-check units-check
 	tools/docker.sh && \
 	echo "==> promtool and prometheus (tools/prometheus.sh: Debian's prometheus, installed the first time)" && \
 	tools/prometheus.sh && \
-	echo "==> go test -race ./... (about 10 minutes on 2 cores; the root package's whole-binary tests end last)" && \
+	echo "==> go test -race ./... (about 5 minutes on 2 cores with warm caches; the root package's whole-binary tests end last)" && \
 	KUBEBUILDER_ASSETS="$$assets" RECONCILE_REQUIRE_ENVTEST=1 RECONCILE_REQUIRE_DOCKER=1 RECONCILE_REQUIRE_PROMETHEUS=1 \
 		$(GO) test -race -count=1 ./...
 	@echo "==> fuzz targets, a fixed budget each (about a minute)"

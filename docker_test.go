@@ -254,3 +254,45 @@ func TestDocker_QuickStartConfigurationCreatesARunnerAsShipped(t *testing.T) {
 		t.Errorf("after down: container %s (%v), registrations %v", name, err, gh.Runners())
 	}
 }
+
+// Looking first finds what the real pass would meet on the engine: a dry run asks it,
+// changing nothing, whether the pool's image is there when it may not be pulled and
+// whether it has the pool's log driver; each problem fails the dry run, named.
+func TestDocker_ADryRunFindsWhatTheCreateWouldMeet(t *testing.T) {
+	w := newDockerWorld(t, "dkcheck", dockertest.Host(t))
+	w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+	write := func(docker string) {
+		t.Helper()
+		conf := "github: {repos: [octo-org/app]}\nname_prefix: dkcheck\npools:\n  - name: x64\n    labels: [self-hosted, linux, x64]\n    max_runners: 4\n" +
+			"    docker: {host: '" + dockertest.Host(t) + "', " + docker + "}\n"
+		if err := os.WriteFile(w.config, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		docker string
+		code   int
+		want   string
+	}{
+		{"image: " + dockertest.RunnerImage + ", pull: never", 0, "would create runner"},
+		{"image: reconcile-test/absent:1, pull: never", 1, "image reconcile-test/absent:1 is not on the engine"},
+		{"image: " + dockertest.RunnerImage + ", pull: never, log_driver: nosuchdriver", 1, `has no log driver \"nosuchdriver\"`},
+	} {
+		write(tt.docker)
+		code, stdout, stderr := runBinary(t, w.env, "--once", "--dry-run", "--config", w.config, "--log-format", "json")
+		if code != tt.code || !strings.Contains(stdout+stderr, tt.want) {
+			t.Errorf("%s: exit %d, want %d and %q:\n%s%s", tt.docker, code, tt.code, tt.want, stdout, stderr)
+		}
+		if tt.code != 0 && !strings.Contains(stdout+stderr, "a real pass would fail to create its runners") {
+			t.Errorf("%s: the failure does not say a real pass would meet it:\n%s", tt.docker, stderr)
+		}
+	}
+	for name := range w.containers(t) {
+		if strings.HasPrefix(name, "dkcheck-") {
+			t.Errorf("the dry runs created %s", name)
+		}
+	}
+	if len(w.gh.Runners()) != 0 || w.gh.JITCount() != 0 {
+		t.Errorf("the dry runs registered runners: %v", w.gh.Runners())
+	}
+}

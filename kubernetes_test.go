@@ -859,3 +859,38 @@ func TestKubernetes_ResourceQuotaExceededCostsAProbeAPass(t *testing.T) {
 		t.Errorf("quota raised: jobs %v after two passes, want one for each of the 10", names)
 	}
 }
+
+// Looking first finds what the real pass would meet on the cluster: a dry run creates
+// the runner's Job and Secret with the apiserver's own dry run (admission, quota,
+// RBAC, the namespace), stores nothing, and fails naming what the create would meet.
+func TestKubernetes_ADryRunFindsWhatTheCreateWouldMeet(t *testing.T) {
+	admin := k8stest.Config(t)
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, cs, "check")
+	dryRun := func(w *kubeWorld) error {
+		t.Helper()
+		w.rc.DryRun, w.rc.CheckCreates = true, true
+		w.gh.QueueJob("octo-org/app", "self-hosted", "x64")
+		return w.pass(t)
+	}
+	if err := dryRun(newKubeWorld(t, admin, ns)); err != nil {
+		t.Errorf("a dry run a real pass would carry out: %v", err)
+	}
+	setJobQuota(t, cs, ns, 0)
+	waitForQuotaAdmission(t, cs, ns, true)
+	if err := dryRun(newKubeWorld(t, admin, ns)); err == nil || !strings.Contains(err.Error(), "a real pass would fail to create its runners") ||
+		!strings.Contains(err.Error(), "exceeded quota") {
+		t.Errorf("a dry run in a namespace whose quota allows no Job: %v", err)
+	}
+	if err := dryRun(newKubeWorld(t, admin, "no-such-namespace")); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("a dry run into a namespace that does not exist: %v", err)
+	}
+	for _, n := range []string{ns, "no-such-namespace"} {
+		if jobs, _ := cs.BatchV1().Jobs(n).List(context.Background(), metav1.ListOptions{}); len(jobs.Items) != 0 {
+			t.Errorf("the dry runs stored %d Jobs in %s", len(jobs.Items), n)
+		}
+	}
+}

@@ -480,6 +480,36 @@ func (b *Backend) ensureImage(ctx context.Context, image string, pull Pull) erro
 	return nil
 }
 
+// CheckCreate implements reconcile.Checker, changing nothing: the pool's images are
+// on the engine or may be pulled, and the engine has the pool's log driver.
+func (b *Backend) CheckCreate(ctx context.Context, spec reconcile.RunnerSpec) error {
+	cfg := b.pools[spec.Pool]
+	images := []string{cfg.Image}
+	if cfg.DockerInDocker == DindSidecar {
+		images = append(images, cfg.DindImage)
+	}
+	for _, img := range images {
+		_, err := b.cli.ImageInspect(ctx, img)
+		switch {
+		case cerrdefs.IsNotFound(err) && cfg.Pull == PullNever:
+			return reconcile.Classify(reconcile.FailInvalid, fmt.Errorf("image %s is not on the engine at %s, and the pool says pull: never", img, b.cli.DaemonHost()))
+		case err != nil && !cerrdefs.IsNotFound(err):
+			return fmt.Errorf("inspecting image %s: %w", img, err)
+		}
+	}
+	if cfg.LogDriver == "" {
+		return nil
+	}
+	info, err := b.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("asking the engine for its log drivers: %w", err)
+	}
+	if have := info.Info.Plugins.Log; !slices.Contains(have, cfg.LogDriver) {
+		return reconcile.Classify(reconcile.FailInvalid, fmt.Errorf("the engine at %s has no log driver %q (it has %s)", b.cli.DaemonHost(), cfg.LogDriver, strings.Join(have, ", ")))
+	}
+	return nil
+}
+
 // undo removes a half-made runner (reconcile.UndoCreate).
 func (b *Backend) undo(ctx context.Context, name string, cause error) error {
 	return reconcile.UndoCreate(ctx, cause, func(ctx context.Context) error { return b.delete(ctx, name) })

@@ -165,6 +165,21 @@ func (b *Backend) Create(ctx context.Context, spec reconcile.RunnerSpec) error {
 	return nil
 }
 
+// CheckCreate implements reconcile.Checker: the runner's Job and Secret, created with
+// the apiserver's dry run (validated, admitted, quota and RBAC checked, not stored).
+func (b *Backend) CheckCreate(ctx context.Context, spec reconcile.RunnerSpec) error {
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	_, err := b.client.BatchV1().Jobs(b.cfg.Namespace).Create(ctx, buildJob(b.cfg, b.owner, spec), dry)
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return classify(fmt.Errorf("creating job %s/%s (dry run): %w", b.cfg.Namespace, spec.Name, err), "create jobs.batch")
+	}
+	_, err = b.client.CoreV1().Secrets(b.cfg.Namespace).Create(ctx, buildSecret(b.cfg.Namespace, b.owner, spec), dry)
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return classify(fmt.Errorf("creating secret %s/%s (dry run): %w", b.cfg.Namespace, spec.Name, err), "create secrets")
+	}
+	return nil
+}
+
 func (b *Backend) replaceSecret(ctx context.Context, secret *corev1.Secret) error {
 	secrets := b.client.CoreV1().Secrets(b.cfg.Namespace)
 	if err := secrets.Delete(ctx, secret.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {

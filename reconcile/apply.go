@@ -22,6 +22,9 @@ func (p *pass) apply(ctx context.Context, obs Observed, plan Plan) Summary {
 	p.logDecisions(plan)
 	if p.rc.DryRun {
 		p.describe(plan)
+		if p.rc.CheckCreates {
+			p.checkCreates(ctx, plan.Create)
+		}
 		return sum
 	}
 	kept := p.rerunAll(ctx, plan.Reruns())
@@ -49,6 +52,25 @@ func (p *pass) describe(plan Plan) {
 	}
 	for _, c := range plan.Create {
 		p.createEvent(zerolog.InfoLevel, c).Msg("would create runner")
+	}
+}
+
+// checkCreates asks each pool's backend, once, whether the first create the dry run
+// plans there would work; one that would not fails the pass, saying why.
+func (p *pass) checkCreates(ctx context.Context, creates []Create) {
+	asked := map[string]bool{}
+	for _, c := range creates {
+		b, ok := p.rc.Backends[c.Pool].(Checker)
+		if !ok || asked[c.Pool] {
+			continue
+		}
+		asked[c.Pool] = true
+		err := p.rc.within(ctx, p.rc.Backends[c.Pool], func(ctx context.Context) error { return b.CheckCreate(ctx, c.RunnerSpec) })
+		if err != nil {
+			err = fmt.Errorf("pool %s: a real pass would fail to create its runners: %w", c.Pool, err)
+			p.fail(StageCreate, err)
+			p.createEvent(zerolog.ErrorLevel, c).Err(err).Msg("a create would fail")
+		}
 	}
 }
 

@@ -68,3 +68,12 @@ type Backend interface {
 	// they are.
 	Describe() (where, check string)
 }
+
+// Checker is a Backend that can tell, changing nothing, whether a create would fail
+// for a reason of the pool's own: an image the engine lacks and may not pull, a log
+// driver it does not have, a namespace, a quota or a permission the Job lacks. A dry
+// run asks it once for each pool it would create runners in (Reconciler.CheckCreates),
+// so that looking first finds what the real pass would meet.
+type Checker interface {
+	CheckCreate(ctx context.Context, spec RunnerSpec) error
+}

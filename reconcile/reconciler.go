@@ -27,6 +27,9 @@ type Reconciler struct {
 	Memo Memo
 	// DryRun observes and plans, and changes nothing.
 	DryRun bool
+	// CheckCreates: a dry run asks each pool's backend that can (Checker) whether the
+	// first create it plans there would work; a create that would fail fails the pass.
+	CheckCreates bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Concurrency bounds the calls a pass makes at once. Zero means 4.

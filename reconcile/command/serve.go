@@ -67,6 +67,7 @@ func build(ctx context.Context, s settings, w Wiring) (*setup, error) {
 		Backends:           backends,
 		Memo:               notes,
 		DryRun:             s.dryRun,
+		CheckCreates:       s.check,
 		Concurrency:        s.concurrency,
 		BackendConcurrency: s.backendConc,
 		ConflictWait:       5 * time.Second,

@@ -22,6 +22,7 @@ type settings struct {
 	sections    map[string][]reconcile.PoolSection // the pools' backend sections, parsed, by platform
 	auth        http.RoundTripper
 	dryRun      bool
+	check       bool // a dry run of a pass: ask the backends whether its creates would work
 	once        bool
 	interval    time.Duration
 	timeout     time.Duration
@@ -41,7 +42,7 @@ type settings struct {
 // parseSettings reads flags, environment and configuration into settings. It calls
 // nothing: it reads the configuration file and an App key file, and that is all.
 func parseSettings(c *cli.Context, stderr io.Writer, w Wiring) (settings, error) {
-	s := settings{dryRun: c.Bool("dry-run") || c.Command.Name == "status", once: c.Bool("once"), interval: c.Duration("interval"), timeout: c.Duration("timeout"),
+	s := settings{dryRun: c.Bool("dry-run") || c.Command.Name == "status", check: c.Bool("dry-run") && c.Command.Name != "status" && c.Command.Name != "down", once: c.Bool("once"), interval: c.Duration("interval"), timeout: c.Duration("timeout"),
 		cache: c.String("cache"), metricsAddr: c.String("metrics-addr"), metricsFile: c.String("metrics-file"), pushURL: c.String("pushgateway-url")}
 	var err error
 	level := c.String("log-level")

@@ -186,3 +186,23 @@ func loadExample(data []byte, kinds []reconcile.BackendKind) error {
 	}
 	return nil
 }
+
+// The front page's Docker pool is the shipped configuration that make test runs a pass
+// with (TestDocker_QuickStartConfigurationCreatesARunnerAsShipped), comments aside.
+func TestDocs_FrontPagesDockerPoolIsTheShippedOne(t *testing.T) {
+	shown, err := reconcile.Load([]byte(readmeBlock(t, "README.md", "**Real runners, on one host with Docker**")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("manifests/systemd/config.docker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := reconcile.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shown.String() != shipped.String() {
+		t.Errorf("the front page shows\n%s\nbut manifests/systemd/config.docker.yaml is\n%s", shown, shipped)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -92,10 +93,11 @@ func takeDown(t *testing.T, w downWorld) {
 		t.Fatalf("down ended while a runner was busy: exit %d\n%s", r.code, r.out)
 	default:
 	}
-	// Its job ends: GitHub drops the ephemeral registration; its machine stops.
+	// Its job ends: its machine stops (first: a pass may remove the runner as soon as
+	// either side says so), and GitHub drops the ephemeral registration.
+	w.finish(t, busy)
 	w.gh.SetJobStatus(jobs[1], "completed", busy)
 	w.gh.RemoveRunner(busy)
-	w.finish(t, busy)
 	var r result
 	select {
 	case r = <-done:
@@ -212,4 +214,39 @@ func TestDown_Docker(t *testing.T) {
 			}
 		},
 	})
+}
+
+// Down with the scheduler's --cache pauses the passes that share it: a pass then
+// creates nothing for a queued job, and says why, until `reconcile up` lifts the pause.
+func TestDown_PausesThePassesThatShareItsCacheUntilUp(t *testing.T) {
+	w := newGCEWorld(t)
+	cache := filepath.Join(t.TempDir(), "cache.gz")
+	reconcileWith := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"reconcile"}, args...), &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+	pass := func() (int, string) {
+		return reconcileWith("--once", "--config", w.config, "--github-url", w.gh.APIURL, "--log-format", "json", "--cache", cache)
+	}
+	code, out := reconcileWith("down", "--config", w.config, "--github-url", w.gh.APIURL, "--log-format", "json", "--cache", cache, "--interval", "1s")
+	if code != 0 || !strings.Contains(out, "passes that share --cache "+cache+" create nothing until `reconcile up --cache "+cache+"`") {
+		t.Fatalf("down: exit %d:\n%s", code, out)
+	}
+	w.gh.QueueJob("octo-org/app", "self-hosted", "ARM64")
+	if code, out := pass(); code != 0 || len(w.compute.Instances()) != 0 || !strings.Contains(out, "the installation is paused by reconcile down since") {
+		t.Fatalf("a pass while paused: exit %d, %d instances:\n%s", code, len(w.compute.Instances()), out)
+	}
+	if code, out := reconcileWith("up", "--cache", cache); code != 0 || !strings.Contains(out, "up: lifted the pause reconcile down set at") {
+		t.Fatalf("up: exit %d:\n%s", code, out)
+	}
+	if code, out := pass(); code != 0 || len(w.compute.Instances()) != 1 {
+		t.Fatalf("a pass after up: exit %d, %d instances, want 1:\n%s", code, len(w.compute.Instances()), out)
+	}
+	if code, out := reconcileWith("up", "--cache", cache); code != 0 || !strings.Contains(out, "were not paused") {
+		t.Errorf("up again: exit %d:\n%s", code, out)
+	}
+	if code, out := reconcileWith("up"); code != 2 || !strings.Contains(out, "give it as --cache") {
+		t.Errorf("up without --cache: exit %d:\n%s", code, out)
+	}
 }

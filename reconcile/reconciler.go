@@ -27,6 +27,9 @@ type Reconciler struct {
 	Memo Memo
 	// DryRun observes and plans, and changes nothing.
 	DryRun bool
+	// Pause is the record `reconcile down` pauses the installation in (pause.go):
+	// while paused, passes create nothing. Nil: no record is shared.
+	Pause Shared
 	// CheckCreates: a dry run asks each pool's backend that can (Checker) whether the
 	// first create it plans there would work; a create that would fail fails the pass.
 	CheckCreates bool
@@ -81,7 +84,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Summary, error) {
 	if planner == nil {
 		planner = Compute
 	}
-	plan := planner(obs, *rc.Config, p.now)
+	plan := p.paused(ctx, planner(obs, *rc.Config, p.now))
 	sum := p.apply(ctx, obs, plan)
 	return sum, p.report(&sum)
 }

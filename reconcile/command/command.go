@@ -119,7 +119,7 @@ func newApp(stdout, stderr io.Writer, w Wiring) *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // Run maps errors to exit codes
 		Flags:          Flags(),
-		Commands:       []*cli.Command{statusCommand(stdout, stderr, w), downCommand(stdout, stderr, w), versionCommand(stdout, w)},
+		Commands:       []*cli.Command{statusCommand(stdout, stderr, w), downCommand(stdout, stderr, w), upCommand(stdout, w), versionCommand(stdout, w)},
 		Action:         noArgs(func(c *cli.Context) error { return serve(c, stdout, stderr, w) }),
 	}
 }

@@ -29,8 +29,9 @@ func downCommand(stdout, stderr io.Writer, w Wiring) *cli.Command {
 			"and booting runners with their registrations, give busy runners --wait to finish their\n" +
 			"jobs (then remove them: their jobs fail), and remove every registration of ours left\n" +
 			"without a runner, until a pass sees nothing of this installation on GitHub or the\n" +
-			"platforms. Stop the scheduler first (the timer, the CronJob, the loop): a pass it runs\n" +
-			"meanwhile creates runners again, and down says so. --dry-run shows what would go.\n" +
+			"platforms. With the scheduler's --cache, it pauses the passes that share it: they create\n" +
+			"nothing until `reconcile up`; without, stop the scheduler first (a runner its passes\n" +
+			"make meanwhile is named). --dry-run shows what would go.\n" +
 			"Exit 0 when nothing is left; 1 when something is, named.",
 		Flags: append(flagsWithout(downSkips), &cli.DurationFlag{Name: "wait", Value: 30 * time.Minute,
 			Usage: "how long busy runners get to finish their jobs before they are removed"}),
@@ -53,10 +54,26 @@ func down(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 	}
 	defer stop()
 	after := reporter{s: s, metrics: m, notes: st.notes, explain: w.Explain, stdout: io.Discard, ctx: context.WithoutCancel(ctx)}.after
+	paused := false
+	if s.openStore != nil && !s.dryRun {
+		// Passes that share the cache (the timer's, the CronJob's) create nothing from
+		// now on, until `reconcile up` lifts the pause.
+		pause := reconcile.Pause{Since: time.Now().UTC(), By: "reconcile down"}
+		if err := reconcile.SetPause(ctx, st.notes.Shared(reconcile.PauseRecord), pause); err != nil {
+			return fmt.Errorf("pausing the passes that share --cache %s: %w", s.cache, err)
+		}
+		paused = true
+	}
 	s.log.Info().Dur("wait", c.Duration("wait")).Bool("dry_run", s.dryRun).Msg("taking the installation down")
 	rep, err := st.rc.Down(ctx, reconcile.DownOptions{Wait: c.Duration("wait"), Grace: downGrace, Interval: s.interval,
 		Timeout: s.timeout, After: after})
 	WriteDown(stdout, rep, c.Duration("wait"), s.dryRun)
+	switch {
+	case paused:
+		fmt.Fprintf(stdout, "passes that share --cache %s create nothing until `reconcile up --cache %s`\n", s.cache, s.cache)
+	case !s.dryRun:
+		fmt.Fprintln(stdout, "without --cache, passes a scheduler runs are not paused: stop the timer or the CronJob, or give down their --cache")
+	}
 	switch {
 	case s.dryRun && err != nil, !s.dryRun && !rep.Done():
 		return errPassFailed
@@ -112,4 +129,37 @@ func orNone(s []string) string {
 		return "nothing"
 	}
 	return strings.Join(s, ", ")
+}
+
+func upCommand(stdout io.Writer, w Wiring) *cli.Command {
+	cmd := &cli.Command{
+		Name:  "up",
+		Usage: "lift the pause `reconcile down` set: the passes that share --cache create runners again",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cache", Usage: "the passes' cache: a `FILE`, or configmap:NAMESPACE/NAME", EnvVars: []string{"RECONCILE_CACHE"}},
+		},
+	}
+	cmd.Action = noArgs(func(c *cli.Context) error { return up(c, stdout, w) })
+	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error { return flagError(c.App, cmd, err) }
+	return cmd
+}
+
+// up lifts the pause in the record the passes share beside --cache.
+func up(c *cli.Context, stdout io.Writer, w Wiring) error {
+	spec := c.String("cache")
+	store, err := cacheOnly(spec, w, "up lifts the pause kept beside the passes' cache")
+	if err != nil {
+		return err
+	}
+	p, was, err := reconcile.LiftPause(c.Context, store.Shared(reconcile.PauseRecord))
+	if err != nil {
+		return fmt.Errorf("--cache %s: %w", spec, err)
+	}
+	if !was {
+		fmt.Fprintf(stdout, "up: the passes that share --cache %s were not paused\n", spec)
+		return nil
+	}
+	fmt.Fprintf(stdout, "up: lifted the pause %s set at %s; the passes that share --cache %s create runners again\n",
+		p.By, p.Since.UTC().Format(time.RFC3339), spec)
+	return nil
 }

@@ -56,7 +56,9 @@ func build(ctx context.Context, s settings, w Wiring) (*setup, error) {
 	if err := gh.KeepIn(notes); err != nil {
 		s.log.Warn().Err(err).Msg("ignoring the GitHub request cache; starting cold")
 	}
+	var pause reconcile.Shared
 	if store != nil {
+		pause = notes.Shared(reconcile.PauseRecord)
 		if err := gh.SharePoints(ctx, notes.Shared("points")); err != nil {
 			s.log.Warn().Err(err).Msg("not sharing GitHub's points with passes that overlap this one; it keeps within --points-per-minute alone")
 		}
@@ -68,6 +70,7 @@ func build(ctx context.Context, s settings, w Wiring) (*setup, error) {
 		Memo:               notes,
 		DryRun:             s.dryRun,
 		CheckCreates:       s.check,
+		Pause:              pause,
 		Concurrency:        s.concurrency,
 		BackendConcurrency: s.backendConc,
 		ConflictWait:       5 * time.Second,
@@ -253,20 +256,30 @@ func status(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 	return nil
 }
 
+// cacheOnly opens the store --cache names, for a command that reads or writes it and
+// nothing else; why says what it needs the cache for when none is given.
+func cacheOnly(spec string, w Wiring, why string) (reconcile.Store, error) {
+	if spec == "" {
+		return nil, usagef("%s: give it as --cache (a FILE, or configmap:NAMESPACE/NAME)", why)
+	}
+	open, err := w.Store(spec)
+	if err != nil {
+		return nil, usagef("--cache: %v", err)
+	}
+	store, err := open(zerolog.Nop())
+	if err != nil {
+		return nil, usagef("--cache: %v", err)
+	}
+	return store, nil
+}
+
 // usage shows the runner time the counters in --cache hold. It reads the cache and
 // nothing else: no configuration, no credentials, no call to GitHub or a platform.
 func usage(c *cli.Context, stdout io.Writer, w Wiring, asJSON bool) error {
 	spec := c.String("cache")
-	if spec == "" {
-		return usagef("--usage reads the counters the passes keep in their cache: give it as --cache (a FILE, or configmap:NAMESPACE/NAME)")
-	}
-	open, err := w.Store(spec)
+	store, err := cacheOnly(spec, w, "--usage reads the counters the passes keep in their cache")
 	if err != nil {
-		return usagef("--cache: %v", err)
-	}
-	store, err := open(zerolog.Nop())
-	if err != nil {
-		return usagef("--cache: %v", err)
+		return err
 	}
 	notes, err := reconcile.OpenNotes(c.Context, store)
 	if err != nil {

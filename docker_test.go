@@ -242,10 +242,14 @@ func TestDocker_QuickStartConfigurationCreatesARunnerAsShipped(t *testing.T) {
 		t.Fatalf("a pass with %s as shipped: exit %d\n%s%s", config, code, stdout, stderr)
 	}
 	name := reconcile.RunnerName(conf.NamePrefix, conf.Pools[0].Name, job, 0)
-	res, err := cli.ContainerInspect(ctx, name, dockerclient.ContainerInspectOptions{})
-	if err != nil || !res.Container.State.Running || len(gh.Runners()) != 1 {
-		t.Fatalf("runner %s: %v (%+v); registrations %v", name, err, res.Container.State, gh.Runners())
+	regs := gh.Runners()
+	if _, err := cli.ContainerInspect(ctx, name, dockerclient.ContainerInspectOptions{}); err != nil || len(regs) != 1 || regs[0].Name != name {
+		t.Fatalf("runner %s: %v; registrations %v", name, err, regs)
 	}
+	// The runner started with its registration's configuration (the stand-in runs its
+	// job at once and exits).
+	want := fmt.Sprintf("jitconfig-sha256=%x", sha256.Sum256([]byte(regs[0].JITConfig)))
+	waitFor(t, name+"'s runner to start", func() bool { return strings.Contains(dockertest.ContainerLogs(t, cli, name), want) })
 	gh.SetJobStatus(job, "cancelled", "")
 	if code, stdout, stderr := runBinary(t, env, "down", "--config", config, "--interval", "1s", "--log-format", "json"); code != 0 {
 		t.Errorf("down: exit %d\n%s%s", code, stdout, stderr)

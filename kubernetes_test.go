@@ -487,6 +487,24 @@ func TestKubernetes_CacheConfigMapWithTheManifestRole(t *testing.T) {
 	if err := shared.Update(ctx, func(old []byte) []byte { final = string(old); return old }); err != nil || final != "20" {
 		t.Errorf("after 20 updates from 4 goroutines the record is %q, %v; want 20", final, err)
 	}
+	// The pause `reconcile down` sets and `reconcile up` lifts, beside it; reading a
+	// record never set creates nothing.
+	pause := store.Shared(reconcile.PauseRecord)
+	if _, paused, err := reconcile.ReadPause(ctx, pause); err != nil || paused {
+		t.Errorf("ReadPause() before any = %v, %v; want not paused", paused, err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps(tool).Get(ctx, "reconcile-cache.pause", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("reading the pause made its ConfigMap: %v", err)
+	}
+	if err := reconcile.SetPause(ctx, pause, reconcile.Pause{Since: time.Now(), By: "reconcile down"}); err != nil {
+		t.Errorf("SetPause() as the service account: %v", err)
+	}
+	if p, paused, err := reconcile.ReadPause(ctx, pause); err != nil || !paused || p.By != "reconcile down" {
+		t.Errorf("ReadPause() after SetPause = %+v, %v, %v", p, paused, err)
+	}
+	if _, lifted, err := reconcile.LiftPause(ctx, pause); err != nil || !lifted {
+		t.Errorf("LiftPause() as the service account: %v, %v", lifted, err)
+	}
 	other := k8s.ConfigMapStore{Client: sa, Namespace: tool, Name: "something-else"}
 	if _, err := other.Load(ctx); !apierrors.IsForbidden(err) {
 		t.Errorf("reading another ConfigMap: %v, want Forbidden", err)

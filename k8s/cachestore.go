@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -102,16 +103,25 @@ func (c configMapShared) Update(ctx context.Context, f func([]byte) []byte) erro
 	err := retry.OnError(sharedRetry, func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }, func() error {
 		cm, err := cms.Get(ctx, c.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
+			data := f(nil)
+			if data == nil {
+				return nil // nothing to keep: a read of a record never made
+			}
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: c.name, Namespace: c.s.Namespace,
 				Labels: map[string]string{"app.kubernetes.io/managed-by": "reconcile"}},
-				BinaryData: map[string][]byte{sharedKey: f(nil)}}
+				BinaryData: map[string][]byte{sharedKey: data}}
 			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
 			return err
 		}
 		if err != nil {
 			return err
 		}
-		cm.BinaryData = map[string][]byte{sharedKey: f(cm.BinaryData[sharedKey])}
+		old := cm.BinaryData[sharedKey]
+		data := f(old)
+		if bytes.Equal(data, old) {
+			return nil // a read: nothing to write
+		}
+		cm.BinaryData = map[string][]byte{sharedKey: data}
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{}) // cm.ResourceVersion: refused if changed since
 		return err
 	})

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -66,6 +67,9 @@ func (s fileShared) Update(ctx context.Context, f func([]byte) []byte) error {
 		return err
 	}
 	data := f(old)
+	if bytes.Equal(data, old) {
+		return nil // a read: nothing to write
+	}
 	if err := file.Truncate(0); err != nil {
 		return err
 	}

@@ -237,6 +237,10 @@ func TestDown_PausesThePassesThatShareItsCacheUntilUp(t *testing.T) {
 	if code, out := pass(); code != 0 || len(w.compute.Instances()) != 0 || !strings.Contains(out, "the installation is paused by reconcile down since") {
 		t.Fatalf("a pass while paused: exit %d, %d instances:\n%s", code, len(w.compute.Instances()), out)
 	}
+	if code, out := reconcileWith("status", "--config", w.config, "--github-url", w.gh.APIURL, "--cache", cache); code != 0 ||
+		!strings.Contains(out, "paused by reconcile down since ") {
+		t.Errorf("status while paused: exit %d:\n%s", code, out)
+	}
 	if code, out := reconcileWith("up", "--cache", cache); code != 0 || !strings.Contains(out, "up: lifted the pause reconcile down set at") {
 		t.Fatalf("up: exit %d:\n%s", code, out)
 	}

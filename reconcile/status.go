@@ -18,6 +18,8 @@ type Status struct {
 	Errors []string `json:"errors,omitempty"`
 	// Backoff lists the pools every option of which is in backoff (health.go).
 	Backoff []BackoffStatus `json:"backoff,omitempty"`
+	// Paused is the pause `reconcile down` set, if the passes are paused (pause.go).
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // BackoffStatus is a pool in backoff: its jobs wait for capacity.

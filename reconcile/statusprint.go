@@ -25,6 +25,10 @@ func WriteStatus(w io.Writer, st Status, cfg Config, format string, colour bool)
 		return enc.Encode(st)
 	}
 	wide := format == FormatWide
+	if p := st.Paused; p != nil {
+		fmt.Fprintf(w, "paused by %s since %s: passes create nothing until `reconcile up` with their --cache\n\n", p.By,
+			p.Since.Local().Format(time.DateTime))
+	}
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "not seen: %s\n", e)
 	}

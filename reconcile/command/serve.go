@@ -242,6 +242,11 @@ func status(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 	defer stop()
 	sum, perr := st.rc.RunWithin(s.log.WithContext(ctx), s.timeout)
 	view := reconcile.BuildStatus(*s.cfg, sum.Observed, sum.Plan, sum.Started)
+	if st.rc.Pause != nil {
+		if p, paused, _ := reconcile.ReadPause(ctx, st.rc.Pause); paused {
+			view.Paused = &p
+		}
+	}
 	if perr != nil {
 		view.Errors = strings.Split(perr.Error(), "\n")
 	}

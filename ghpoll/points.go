@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -36,6 +37,16 @@ type pointsRecord struct {
 	Claims []pointsClaim `json:"claims,omitempty"`
 	Held   int64         `json:"held,omitempty"` // Unix ms: GitHub asked for no request until then
 	Slow   int64         `json:"slow,omitempty"` // Unix ms: registrations at the fallback pace until then
+	// Waiting holds the processes that found no points, by process: points that free up
+	// go to the one that has waited longest, so that a process whose requests follow
+	// each other closely cannot take every point another waits for.
+	Waiting map[string]pointsWaiter `json:"waiting,omitempty"`
+}
+
+// pointsWaiter is a process waiting for points: since when, and when it comes back.
+type pointsWaiter struct {
+	Since int64 `json:"since"` // Unix ms
+	Wake  int64 `json:"wake"`  // Unix ms
 }
 
 type pointsClaim struct {
@@ -160,15 +171,50 @@ func (l *ledger) claim(old []byte, cost int, slowUntil time.Time, c *claimed) []
 	if cost == pointsRead {
 		c.want = max(cost, min(l.block, l.cap-rec.total()))
 	}
-	c.wait = rec.room(c.at, l.kept, l.cap, c.want)
+	room := rec.room(c.at, l.kept, l.cap, c.want)
+	c.wait = room
 	write := cost != pointsRead
 	if write && (c.at.Before(slowUntil) || c.at.Before(c.news.slow)) {
 		c.wait = max(c.wait, rec.writeRoom(c.at, l.kept, reconcile.FallbackWritesPerMinute))
 	}
 	if c.wait == 0 {
+		c.wait = rec.yieldTo(l.by, c.at, l.life) // another process has waited longer: its turn first
+	}
+	switch {
+	case c.wait == 0:
 		rec.Claims = append(rec.Claims, pointsClaim{By: l.by, N: l.n + 1, At: c.at.UnixMilli(), Points: c.want, Write: write})
+		delete(rec.Waiting, l.by)
+	case room > 0: // no points: this process queues for them
+		if rec.Waiting == nil {
+			rec.Waiting = map[string]pointsWaiter{}
+		}
+		w := rec.Waiting[l.by]
+		if w.Since == 0 {
+			w.Since = c.at.UnixMilli()
+		}
+		w.Wake = c.at.Add(room).UnixMilli()
+		rec.Waiting[l.by] = w
 	}
 	return encodeRecord(rec)
+}
+
+// yieldMargin is how long after a waiting process's wake others still give way to it.
+const yieldMargin = 5 * time.Millisecond
+
+// yieldTo returns how long by gives way to processes that have waited for points
+// longer than by: until each comes back for them. One that has not come back within
+// grace of its wake has lost its turn.
+func (r *pointsRecord) yieldTo(by string, now time.Time, grace time.Duration) time.Duration {
+	mine, waiting := r.Waiting[by]
+	var wait time.Duration
+	for other, w := range r.Waiting {
+		wake := time.UnixMilli(w.Wake)
+		if other == by || waiting && w.Since >= mine.Since || now.After(wake.Add(grace)) {
+			continue
+		}
+		wait = max(wait, wake.Sub(now)+yieldMargin)
+	}
+	return wait
 }
 
 // learn records what a secondary limit said, for the processes that share the record.
@@ -244,6 +290,9 @@ func decodeRecord(data []byte, now time.Time, kept time.Duration) pointsRecord {
 	if now.UnixMilli() >= rec.Slow {
 		rec.Slow = 0
 	}
+	// A process that has not come back for its points within the time a claim is kept
+	// has ended or given up: it holds no turn.
+	maps.DeleteFunc(rec.Waiting, func(_ string, w pointsWaiter) bool { return now.Sub(time.UnixMilli(w.Since)) >= kept })
 	return rec
 }
 

@@ -55,9 +55,13 @@ func (p *pass) paused(ctx context.Context, plan Plan) Plan {
 	if p.rc.Pause == nil {
 		return plan
 	}
-	h, ok, err := ReadPause(ctx, p.rc.Pause)
+	// Bounded as a backend's call: a store that does not answer costs this read, not
+	// the pass.
+	rctx, cancel := context.WithTimeout(ctx, p.rc.backendTimeout())
+	h, ok, err := ReadPause(rctx, p.rc.Pause)
+	cancel()
 	if err != nil {
-		p.log.Warn().Err(err).Msg("could not read the pause record; creating as if not paused")
+		p.warn("pause-unread", "could not read the pause record; creating as if not paused", p.log.Warn().Err(err))
 	}
 	if !ok {
 		return plan

@@ -84,6 +84,14 @@ func (e *BackendError) Hint() string {
 	return e.Check
 }
 
+// backendTimeout is BackendTimeout, or its default.
+func (rc *Reconciler) backendTimeout() time.Duration {
+	if rc.BackendTimeout <= 0 {
+		return DefaultBackendTimeout
+	}
+	return rc.BackendTimeout
+}
+
 // backendError wraps an error of b's call with where b runs; nil stays nil.
 func backendError(b Backend, err error) error {
 	if err == nil {
@@ -121,10 +129,7 @@ func (rc *Reconciler) listWithin(ctx context.Context, b Backend) ([]Runner, erro
 // answer holds the pass (and the other pools' actions) no longer than that; the error
 // says so, and where b runs.
 func (rc *Reconciler) within(ctx context.Context, b Backend, call func(context.Context) error) error {
-	d := rc.BackendTimeout
-	if d <= 0 {
-		d = DefaultBackendTimeout
-	}
+	d := rc.backendTimeout()
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err := call(cctx)

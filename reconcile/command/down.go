@@ -59,7 +59,10 @@ func down(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 		// Passes that share the cache (the timer's, the CronJob's) create nothing from
 		// now on, until `reconcile up` lifts the pause.
 		pause := reconcile.Pause{Since: time.Now().UTC(), By: "reconcile down"}
-		if err := reconcile.SetPause(ctx, st.notes.Shared(reconcile.PauseRecord), pause); err != nil {
+		pctx, cancel := context.WithTimeout(ctx, s.backendTime) // a store that does not answer stops down here
+		err := reconcile.SetPause(pctx, st.notes.Shared(reconcile.PauseRecord), pause)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("pausing the passes that share --cache %s: %w", s.cache, err)
 		}
 		paused = true

@@ -243,7 +243,10 @@ func status(c *cli.Context, stdout, stderr io.Writer, w Wiring) error {
 	sum, perr := st.rc.RunWithin(s.log.WithContext(ctx), s.timeout)
 	view := reconcile.BuildStatus(*s.cfg, sum.Observed, sum.Plan, sum.Started)
 	if st.rc.Pause != nil {
-		if p, paused, _ := reconcile.ReadPause(ctx, st.rc.Pause); paused {
+		pctx, cancel := context.WithTimeout(ctx, s.backendTime)
+		p, paused, _ := reconcile.ReadPause(pctx, st.rc.Pause)
+		cancel()
+		if paused {
 			view.Paused = &p
 		}
 	}
